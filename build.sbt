@@ -1,0 +1,146 @@
+// Spindle: the JVM library (scala/), its native runtime (native/, built with Cargo), integration suites
+// (tests/), the main example (examples/) and benchmarks (benches/).
+import scala.sys.process._
+
+ThisBuild / organization := "io.spindle"
+ThisBuild / version := "0.1.0-SNAPSHOT"
+ThisBuild / scalaVersion := "2.13.17"
+ThisBuild / scalacOptions ++= Seq("-deprecation", "-feature", "-release", "17")
+ThisBuild / javacOptions ++= Seq("--release", "17")
+
+val sparkVersion = "4.1.0" // the newest release whose spark-mllib Maven Central serves here
+// protoc 36.2 is what protoc-bin-vendored ships to the Rust build: one protoc version for both sides.
+val protobufVersion = "4.36.2"
+val tensorflowJavaVersion = "1.2.0" // TensorFlow Java 1.2.0 pairs with TF 2.21
+
+val spark = Seq(
+  "org.apache.spark" %% "spark-sql" % sparkVersion,
+  "org.apache.spark" %% "spark-mllib" % sparkVersion
+)
+
+val cargoProfile = settingKey[String]("Cargo profile of the native library packaged in the jar")
+// org.tensorflow:tensorflow-core-native names a parent POM (tensorflow-core) that Maven Central lacks, so
+// Coursier refuses it as a dependency; Maven fetches the jar alone (ci/setup-tensorflow.sh) and it joins
+// the class paths as an unmanaged jar.
+val tensorflowJar = taskKey[File]("Fetches tensorflow-core-native and extracts libtensorflow for the Rust build")
+val nativeBuild = taskKey[Seq[File]]("Builds the Rust cdylib and stages it as a jar resource")
+val sparkHome = taskKey[File]("A SPARK_HOME whose jars/ are this build's Spark jars, for local-cluster")
+
+// Spark forks executors that must find the same JDK modules opened as in Spark's own launcher.
+val jvmOpens = Seq(
+  "java.base/java.lang", "java.base/java.lang.invoke", "java.base/java.lang.reflect", "java.base/java.io",
+  "java.base/java.net", "java.base/java.nio", "java.base/java.util", "java.base/java.util.concurrent",
+  "java.base/java.util.concurrent.atomic", "java.base/sun.nio.ch", "java.base/sun.nio.cs",
+  "java.base/sun.security.action", "java.base/sun.util.calendar"
+).map(p => s"--add-opens=$p=ALL-UNNAMED")
+
+lazy val testSettings = Seq(
+  Test / fork := true,
+  Test / parallelExecution := false,
+  Test / javaOptions ++= jvmOpens ++ Seq("-Xmx4g", "-Dspark.ui.enabled=false", "-Dio.netty.tryReflectionSetAccessible=true"),
+  Test / envVars += "TF_CPP_MIN_LOG_LEVEL" -> "2",
+  Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oD")
+)
+
+lazy val core = (project in file("scala"))
+  .settings(
+    name := "spindle",
+    libraryDependencies ++= spark.map(_ % Provided) ++ Seq(
+      "com.google.protobuf" % "protobuf-java" % protobufVersion,
+      "org.scalatest" %% "scalatest" % "3.2.19" % Test
+    ) ++ spark.map(_ % Test),
+    Compile / PB.protoSources := Seq((ThisBuild / baseDirectory).value / "proto" / "spindle"),
+    PB.protocVersion := protobufVersion,
+    Compile / PB.targets := Seq(PB.gens.java(protobufVersion) -> (Compile / sourceManaged).value / "java"),
+    cargoProfile := sys.env.getOrElse("SPINDLE_CARGO_PROFILE", "release"),
+    tensorflowJar := {
+      val root = (ThisBuild / baseDirectory).value
+      if (Process(Seq("bash", (root / "ci" / "setup-tensorflow.sh").getPath), root).! != 0)
+        sys.error("ci/setup-tensorflow.sh failed")
+      file(sys.props("user.home")) / ".m2" / "repository" / "org" / "tensorflow" / "tensorflow-core-native" /
+        tensorflowJavaVersion / s"tensorflow-core-native-$tensorflowJavaVersion-linux-x86_64.jar"
+    },
+    Test / unmanagedJars += tensorflowJar.value,
+    nativeBuild := {
+      val root = (ThisBuild / baseDirectory).value
+      tensorflowJar.value
+      val profile = cargoProfile.value
+      val log = streams.value.log
+      val cmd = Seq("cargo", "build", "--profile", profile, "-p", "spindle-jni")
+      log.info(cmd.mkString(" "))
+      if (Process(cmd, root).! != 0) sys.error("cargo build failed")
+      val dir = if (profile == "dev") "debug" else profile
+      val lib = root / "target" / dir / "libspindle_jni.so"
+      val staged = (Compile / resourceManaged).value / "native" / "linux-x86_64" / "libspindle_jni.so"
+      IO.copyFile(lib, staged)
+      Seq(staged)
+    },
+    Compile / resourceGenerators += nativeBuild.taskValue,
+    testSettings,
+    // The assembly carries the library, protobuf (shaded) and the native cdylib; Spark is provided and
+    // libtensorflow (750 MB) travels as its own jar, tensorflow-core-native, next to it in --jars.
+    assembly / assemblyJarName := s"spindle-assembly-${version.value}.jar",
+    assembly / assemblyOption ~= (_.withIncludeScala(false)),
+    assembly / assemblyShadeRules := Seq(ShadeRule.rename("com.google.protobuf.**" -> "io.spindle.shaded.protobuf.@1").inAll),
+    assembly / assemblyMergeStrategy := {
+      case PathList("META-INF", "versions", _ @_*) => MergeStrategy.discard
+      case PathList("META-INF", xs @ _*) if xs.lastOption.exists(_.endsWith(".MF")) => MergeStrategy.discard
+      case x => (assembly / assemblyMergeStrategy).value(x)
+    },
+    assembly / test := {}
+  )
+
+// Suites that need a Spark with separate executor JVMs and the assembly jar, plus the Python suite's home.
+lazy val tests = (project in file("tests"))
+  .dependsOn(core % "compile->compile;test->test")
+  .settings(
+    name := "spindle-tests",
+    publish / skip := true,
+    libraryDependencies ++= spark ++ Seq("org.scalatest" %% "scalatest" % "3.2.19" % Test),
+    testSettings,
+    sparkHome := {
+      val home = target.value / "spark-home"
+      val jars = home / "jars"
+      IO.delete(home)
+      IO.createDirectory(jars)
+      (Test / dependencyClasspath).value.map(_.data).filter(f => f.isFile && f.getName.endsWith(".jar"))
+        .filterNot(_.getName.startsWith("tensorflow-core-native"))
+        .foreach(f => java.nio.file.Files.createSymbolicLink((jars / f.getName).toPath, f.toPath))
+      home
+    },
+    Test / envVars ++= Map("SPARK_HOME" -> sparkHome.value.getPath, "SPARK_SCALA_VERSION" -> "2.13"),
+    Test / javaOptions ++= Seq(
+      s"-Dspindle.assembly=${(core / assembly).value.getPath}",
+      s"-Dspindle.tensorflowJar=${(core / tensorflowJar).value.getPath}"
+    )
+  )
+
+lazy val examples = (project in file("examples"))
+  .dependsOn(core)
+  .settings(
+    name := "spindle-examples",
+    publish / skip := true,
+    libraryDependencies ++= spark,
+    Compile / unmanagedJars += (core / tensorflowJar).value,
+    run / fork := true,
+    run / javaOptions ++= jvmOpens ++ Seq("-Xmx4g"),
+    run / envVars += "TF_CPP_MIN_LOG_LEVEL" -> "2",
+    run / baseDirectory := (ThisBuild / baseDirectory).value
+  )
+
+lazy val benches = (project in file("benches"))
+  .dependsOn(core)
+  .settings(
+    name := "spindle-benches",
+    publish / skip := true,
+    libraryDependencies ++= spark,
+    Compile / unmanagedJars += (core / tensorflowJar).value,
+    run / fork := true,
+    run / javaOptions ++= jvmOpens ++ Seq("-Xmx8g"),
+    run / envVars += "TF_CPP_MIN_LOG_LEVEL" -> "2",
+    run / baseDirectory := (ThisBuild / baseDirectory).value
+  )
+
+lazy val root = (project in file("."))
+  .aggregate(core, tests, examples, benches)
+  .settings(name := "spindle-root", publish / skip := true)

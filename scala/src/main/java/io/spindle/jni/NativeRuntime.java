@@ -1,0 +1,104 @@
+package io.spindle.jni;
+
+/**
+ * The whole JNI surface of Spindle: every native method lives here and nowhere else.
+ *
+ * <p>Handles are opaque ids issued by the Rust runtime's handle table, never raw pointers, so a stale or
+ * bogus handle yields a {@link io.spindle.SpindleNativeException} instead of a crash. Structured data
+ * crosses as protobuf bytes (messages in {@code proto/spindle/runtime.proto}). Every method throws a
+ * subclass of {@link io.spindle.SpindleException} on failure; a Rust panic becomes a
+ * {@link io.spindle.SpindleNativeException}. Call {@link io.spindle.NativeLoader#ensureLoaded()} before
+ * any of these.
+ */
+public final class NativeRuntime {
+  private NativeRuntime() {}
+
+  /**
+   * Initializes logging and the panic hook; idempotent.
+   *
+   * @param logFilter an env_logger filter such as "info" or "spindle=debug"
+   * @return the runtime version string
+   */
+  public static native String init(String logFilter);
+
+  /**
+   * Loads a SavedModel into a new TensorFlow session.
+   *
+   * @param modelConfig serialized {@code spindle.ModelConfig}
+   * @return a model handle, to be released with {@link #closeModel(long)}
+   */
+  public static native long loadModel(byte[] modelConfig);
+
+  /**
+   * Describes the signatures of a loaded model.
+   *
+   * @param model a handle from {@link #loadModel(byte[])}
+   * @return serialized {@code spindle.ModelInfo}
+   */
+  public static native byte[] modelInfo(long model);
+
+  /**
+   * Releases a model handle; the session closes once no feeder uses it. Idempotent.
+   *
+   * @param model a handle from {@link #loadModel(byte[])}, or 0 (ignored)
+   */
+  public static native void closeModel(long model);
+
+  /**
+   * Opens a ring of memory-mapped input slots that feeds one signature of a model.
+   *
+   * @param model a handle from {@link #loadModel(byte[])}
+   * @param feederConfig serialized {@code spindle.FeederConfig}
+   * @return a feeder handle, to be released with {@link #closeFeeder(long)}
+   */
+  public static native long openFeeder(long model, byte[] feederConfig);
+
+  /**
+   * Tells where the JVM writes rows.
+   *
+   * @param feeder a handle from {@link #openFeeder(long, byte[])}
+   * @return serialized {@code spindle.FeederLayout}
+   */
+  public static native byte[] feederLayout(long feeder);
+
+  /**
+   * Hands a filled slot to TensorFlow; returns at once (the run happens on the feeder's thread).
+   *
+   * @param feeder a feeder handle
+   * @param slot slot index in [0, num_slots), which must be free
+   * @param rows number of rows written, in [1, batch_size]
+   */
+  public static native void submit(long feeder, int slot, int rows);
+
+  /**
+   * Waits for a submitted slot's run to finish.
+   *
+   * @param feeder a feeder handle
+   * @param slot a submitted slot
+   * @return serialized {@code spindle.BatchOutputs}; the output memory stays valid until
+   *     {@link #releaseSlot(long, int)}
+   */
+  public static native byte[] awaitSlot(long feeder, int slot);
+
+  /**
+   * Drops a slot's outputs and makes it free for writing again.
+   *
+   * @param feeder a feeder handle
+   * @param slot a slot whose run finished (or a free slot: no-op)
+   */
+  public static native void releaseSlot(long feeder, int slot);
+
+  /**
+   * Stops the feeder's thread, waits for a running batch, and unmaps its memory. Idempotent.
+   *
+   * @param feeder a feeder handle, or 0 (ignored)
+   */
+  public static native void closeFeeder(long feeder);
+
+  /**
+   * Panics inside the runtime on purpose; used by tests to prove panics become exceptions.
+   *
+   * @param message the panic message
+   */
+  public static native void panicForTest(String message);
+}

@@ -1,0 +1,135 @@
+package io.spindle
+
+import java.io.{File, IOException, InputStream}
+import java.nio.file.{Files, Path, Paths, StandardCopyOption}
+
+import scala.util.control.NonFatal
+
+import io.spindle.jni.NativeRuntime
+
+/** Loads libtensorflow and Spindle's native runtime into this JVM, once.
+  *
+  * Order matters: the cdylib's DT_NEEDED entries (libtensorflow_cc.so.2, libtensorflow_framework.so.2) resolve
+  * by soname only against libraries already loaded, so TensorFlow is loaded first, by absolute path, and no
+  * LD_LIBRARY_PATH is needed on executors.
+  *
+  * Where TensorFlow comes from, first match wins:
+  *   1. the directory in system property `spindle.tensorflow.dir` or environment variable
+  *      `SPINDLE_TENSORFLOW_DIR` (holding both .so.2 files);
+  *   2. the `org.tensorflow:tensorflow-core-native` jar (classifier linux-x86_64) on the class path. Its
+  *      750 MB of libraries are extracted once per machine into a cache directory (property
+  *      `spindle.cache.dir`, default `~/.cache/spindle`), keyed by jar version and size, with an atomic
+  *      rename so that concurrent JVMs never see half a file.
+  *
+  * The runtime itself: `System.loadLibrary("spindle_jni")` (java.library.path) first, else the copy bundled in
+  * the jar under `native/linux-x86_64/`, extracted to a temporary file deleted when the JVM exits. If both
+  * fail, the first error is kept as the cause and the message says what is missing.
+  *
+  * This class must live on the application class path: a native library cannot be loaded by two isolated
+  * class loaders of one JVM.
+  */
+object NativeLoader {
+  private val TfResourceDir = "org/tensorflow/internal/c_api/linux-x86_64/"
+  private val TfLibs = Seq("libtensorflow_framework.so.2", "libtensorflow_cc.so.2")
+  private val RuntimeResource = "/native/linux-x86_64/libspindle_jni.so"
+
+  @volatile private var loaded: Option[Either[Throwable, String]] = None
+
+  /** Loads everything once; later calls return at once, or rethrow the first failure. */
+  def ensureLoaded(): String = {
+    if (loaded.isEmpty) synchronized {
+      if (loaded.isEmpty) loaded = Some(try Right(load()) catch { case NonFatal(e) => Left(e) })
+    }
+    loaded.get match {
+      case Right(version) => version
+      case Left(e: SpindleException) => throw e
+      case Left(e) => throw new SpindleNativeException(s"Spindle's native runtime failed to load: $e", e)
+    }
+  }
+
+  private def load(): String = {
+    val os = System.getProperty("os.name").toLowerCase
+    val arch = System.getProperty("os.arch")
+    if (!os.contains("linux") || !(arch == "amd64" || arch == "x86_64"))
+      throw new SpindleNativeException(s"Spindle ships native code for linux-x86_64 only; this JVM is $os-$arch")
+    val tfDir = tensorflowDir()
+    TfLibs.foreach(lib => System.load(tfDir.resolve(lib).toString))
+    loadRuntime()
+    NativeRuntime.init(sys.env.getOrElse("SPINDLE_LOG", "info"))
+  }
+
+  private def tensorflowDir(): Path = {
+    val configured = sys.props.get("spindle.tensorflow.dir").orElse(sys.env.get("SPINDLE_TENSORFLOW_DIR"))
+    configured match {
+      case Some(dir) =>
+        val path = Paths.get(dir)
+        TfLibs.find(lib => !Files.isRegularFile(path.resolve(lib))).foreach { missing =>
+          throw new SpindleNativeException(s"TensorFlow library $missing not found in $path (from spindle.tensorflow.dir / SPINDLE_TENSORFLOW_DIR)")
+        }
+        path
+      case None => extractTensorflow()
+    }
+  }
+
+  private def extractTensorflow(): Path = {
+    val loader = Option(getClass.getClassLoader).getOrElse(ClassLoader.getSystemClassLoader)
+    val url = Option(loader.getResource(TfResourceDir + TfLibs.last)).getOrElse {
+      throw new SpindleNativeException(
+        "TensorFlow 2.21 native libraries not found: put org.tensorflow:tensorflow-core-native:1.2.0 " +
+          "(classifier linux-x86_64) on the class path (for spark-submit: --jars), or set SPINDLE_TENSORFLOW_DIR " +
+          "to a directory holding libtensorflow_cc.so.2 and libtensorflow_framework.so.2")
+    }
+    // Key the cache by the resource's jar and size so a different TensorFlow never reuses a stale copy.
+    val conn = url.openConnection()
+    val key = s"${new File(url.getPath.takeWhile(_ != '!')).getName.stripSuffix(".jar")}-${conn.getContentLengthLong}"
+    val cacheRoot = Paths.get(sys.props.getOrElse("spindle.cache.dir", sys.props("user.home") + "/.cache/spindle"))
+    val target = cacheRoot.resolve(key)
+    if (!TfLibs.forall(lib => Files.isRegularFile(target.resolve(lib)))) {
+      Files.createDirectories(cacheRoot)
+      val staging = Files.createTempDirectory(cacheRoot, ".extract-")
+      try {
+        TfLibs.foreach(lib => copy(loader.getResourceAsStream(TfResourceDir + lib), staging.resolve(lib)))
+        try Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE)
+        catch { case _: IOException if Files.isDirectory(target) => () } // another JVM won the race
+      } finally deleteTree(staging)
+    }
+    target
+  }
+
+  private def loadRuntime(): Unit = {
+    try System.loadLibrary("spindle_jni")
+    catch {
+      case first: UnsatisfiedLinkError =>
+        val in = getClass.getResourceAsStream(RuntimeResource)
+        if (in == null)
+          throw new SpindleNativeException(
+            s"libspindle_jni.so is neither on java.library.path nor bundled in the Spindle jar ($RuntimeResource)", first)
+        val tmp = Files.createTempFile("libspindle_jni-", ".so")
+        tmp.toFile.deleteOnExit()
+        try {
+          copy(in, tmp)
+          System.load(tmp.toString)
+        } catch {
+          case NonFatal(e) =>
+            val error = new SpindleNativeException(s"loading the bundled libspindle_jni.so failed: $e", first)
+            error.addSuppressed(e)
+            throw error
+          case e: UnsatisfiedLinkError =>
+            val error = new SpindleNativeException(s"loading the bundled libspindle_jni.so failed: ${e.getMessage}", first)
+            error.addSuppressed(e)
+            throw error
+        }
+    }
+  }
+
+  private def copy(in: InputStream, to: Path): Unit =
+    try Files.copy(in, to, StandardCopyOption.REPLACE_EXISTING)
+    finally in.close()
+
+  private def deleteTree(path: Path): Unit =
+    if (Files.exists(path)) {
+      val stream = Files.walk(path)
+      try stream.sorted(java.util.Comparator.reverseOrder[Path]()).forEach(p => Files.deleteIfExists(p))
+      finally stream.close()
+    }
+}

@@ -1,0 +1,143 @@
+package io.spindle
+
+import scala.jdk.CollectionConverters._
+
+import org.apache.hadoop.fs.{FileUtil, Path => HPath}
+import org.apache.spark.TaskContext
+import org.apache.spark.ml.{Model, SpindleMLShim}
+import org.apache.spark.ml.param.ParamMap
+import org.apache.spark.ml.util.{Identifiable, MLReadable, MLReader, MLWritable, MLWriter}
+import org.apache.spark.sql.{DataFrame, Dataset, SparkSession, SpindleSqlShim}
+import org.apache.spark.sql.types.StructType
+
+import io.spindle.internal.{InferenceIterator, ModelCache, Plan, SerializableConfiguration}
+
+/** Batch inference with any TensorFlow SavedModel, as a Spark ML `Model`.
+  *
+  * {{{
+  * val scored = SpindleModel.load("hdfs:///models/ranker")
+  *   .setInputCols(Map("features" -> "feature_vec"))
+  *   .setOutputCols(Map("probabilities" -> "probs"))
+  *   .transform(df)
+  * }}}
+  *
+  * Each executor JVM loads the SavedModel once into one TensorFlow session shared by its tasks. Each task
+  * streams its rows through a ring of memory-mapped slots (`batchSize` rows each) that TensorFlow reads in
+  * place. Unmapped signature inputs read the column of the same name; an empty `outputCols` adds every output
+  * as a column named after it. An output with one value per row becomes a number column; any other shape
+  * becomes a flat array column (row-major).
+  */
+class SpindleModel(override val uid: String) extends Model[SpindleModel] with SpindleParams with MLWritable {
+
+  def this() = this(Identifiable.randomUID("spindle"))
+
+  def setModelPath(value: String): this.type = set(modelPath, value)
+  def setSignature(value: String): this.type = set(signature, value)
+  def setInputCols(value: Map[String, String]): this.type = set(inputCols, value)
+  def setInputCols(value: java.util.Map[String, String]): this.type = set(inputCols, value.asScala.toMap)
+  def setOutputCols(value: Map[String, String]): this.type = set(outputCols, value)
+  def setOutputCols(value: java.util.Map[String, String]): this.type = set(outputCols, value.asScala.toMap)
+  def setBatchSize(value: Int): this.type = set(batchSize, value)
+  def setNumSlots(value: Int): this.type = set(numSlots, value)
+  def setIntraOpThreads(value: Int): this.type = set(intraOpThreads, value)
+  def setInterOpThreads(value: Int): this.type = set(interOpThreads, value)
+  def setTags(value: Array[String]): this.type = set(tags, value)
+
+  override def transformSchema(schema: StructType): StructType = plan(SparkSession.active, schema).schema
+
+  override def transform(dataset: Dataset[_]): DataFrame = {
+    val df = dataset.toDF()
+    val spark = df.sparkSession
+    val thePlan = plan(spark, df.schema)
+    val key = cacheKey(spark, "")
+    val path = getModelPath
+    val hadoopConf = new SerializableConfiguration(spark.sparkContext.hadoopConfiguration)
+    val (sig, batch, slots) = (getSignature, getBatchSize, getNumSlots)
+    val rows = SpindleSqlShim.internalRows(df).mapPartitions { it =>
+      val model = ModelCache.acquire(key.copy(localPath = ModelCache.localize(path, hadoopConf.value)))
+      val scored = new InferenceIterator(it, model, thePlan, sig, batch, slots)
+      Option(TaskContext.get()).foreach(_.addTaskCompletionListener[Unit](_ => scored.close()))
+      scored
+    }
+    SpindleSqlShim.createDataFrame(spark, rows, thePlan.schema)
+  }
+
+  /** The signature's inputs and outputs, as `name: dtype shape` lines (handy in spark-shell). */
+  def describeSignature(): String = {
+    val sig = driverModel(SparkSession.active).signature(getSignature)
+    def fmt(t: io.spindle.proto.TensorSpec) =
+      s"  ${t.getName}: ${t.getDtype.name.toLowerCase} ${t.getShapeList.asScala.map(d => if (d < 0) "?" else d.toString).mkString("[", ", ", "]")}"
+    (Seq(s"signature ${sig.getName}", " inputs:") ++ sig.getInputsList.asScala.map(fmt) ++
+      Seq(" outputs:") ++ sig.getOutputsList.asScala.map(fmt)).mkString("\n")
+  }
+
+  private def plan(spark: SparkSession, schema: StructType): Plan = {
+    if (!isDefined(modelPath)) throw new SpindleModelException("modelPath is not set")
+    Plan.build(schema, driverModel(spark).signature(getSignature), getInputCols, getOutputCols)
+  }
+
+  // The driver reads signatures from the same per-JVM session cache the tasks use, so local mode loads once.
+  private def driverModel(spark: SparkSession) = {
+    val local = ModelCache.localize(getModelPath, spark.sparkContext.hadoopConfiguration)
+    ModelCache.acquire(cacheKey(spark, local))
+  }
+
+  // Threads default to the task's cores (intra-op) and to the number of tasks an executor runs at once
+  // (inter-op), so that concurrent tasks sharing a session do not oversubscribe the executor's cores.
+  private def cacheKey(spark: SparkSession, localPath: String): ModelCache.Key = {
+    val conf = spark.sparkContext.getConf
+    val taskCpus = conf.getInt("spark.task.cpus", 1)
+    val localCores = "local\\[(\\d+).*".r.findFirstMatchIn(conf.get("spark.master", "")).map(_.group(1).toInt)
+    val executorCores = conf.getOption("spark.executor.cores").map(_.toInt)
+      .orElse(localCores).getOrElse(Runtime.getRuntime.availableProcessors)
+    val intra = if (getIntraOpThreads > 0) getIntraOpThreads else taskCpus
+    val inter = if (getInterOpThreads > 0) getInterOpThreads else math.max(1, executorCores / taskCpus)
+    ModelCache.Key(localPath, getTags.toSeq, intra, inter)
+  }
+
+  override def copy(extra: ParamMap): SpindleModel = defaultCopy(extra)
+
+  override def write: MLWriter = new SpindleModel.Writer(this)
+}
+
+object SpindleModel extends MLReadable[SpindleModel] {
+
+  /** Where `write.save` puts a copy of the SavedModel, so that a saved stage is self-contained. */
+  val SavedModelDir = "savedmodel"
+
+  /** A model for the SavedModel at `path` (any Hadoop FileSystem), or a stage saved with `write.save`. */
+  override def load(path: String): SpindleModel = {
+    val spark = SparkSession.active
+    val p = new HPath(path)
+    val fs = p.getFileSystem(spark.sparkContext.hadoopConfiguration)
+    if (fs.exists(new HPath(p, "metadata"))) read.load(path) else fromSavedModel(path)
+  }
+
+  /** A model for the SavedModel at `path`, with default params. */
+  def fromSavedModel(path: String): SpindleModel = new SpindleModel().setModelPath(path)
+
+  /** Releases the TensorFlow sessions this JVM holds (they are otherwise kept until the JVM exits). */
+  def releaseSessions(): Unit = ModelCache.clear()
+
+  override def read: MLReader[SpindleModel] = new Reader
+
+  private class Writer(instance: SpindleModel) extends MLWriter {
+    override protected def saveImpl(path: String): Unit = {
+      val conf = sparkSession.sparkContext.hadoopConfiguration
+      val target = new HPath(path, SavedModelDir)
+      val source = new HPath(instance.getModelPath)
+      val copied = FileUtil.copy(source.getFileSystem(conf), source, target.getFileSystem(conf), target, false, conf)
+      if (!copied) throw new SpindleModelException(s"copying SavedModel ${instance.getModelPath} to $target failed")
+      SpindleMLShim.saveMetadata(instance.copy(ParamMap.empty).setModelPath(target.toString), path, sparkSession)
+    }
+  }
+
+  private class Reader extends MLReader[SpindleModel] {
+    override def load(path: String): SpindleModel = {
+      val model = new SpindleModel()
+      SpindleMLShim.loadParams(model, path, sparkSession, classOf[SpindleModel].getName)
+      // The copy beside the metadata, wherever the saved stage has been moved since.
+      model.setModelPath(new HPath(path, SavedModelDir).toString)
+    }
+  }
+}

@@ -1,0 +1,80 @@
+package io.spindle
+
+import scala.jdk.CollectionConverters._
+
+import org.apache.spark.ml.param.{IntParam, Param, ParamValidators, Params, StringArrayParam}
+import org.json4s.DefaultFormats
+import org.json4s.jackson.JsonMethods.{compact, parse, render}
+import org.json4s.JsonDSL._
+
+/** A `Map[String, String]` param, persisted as a JSON object so that it survives `write.save`. */
+class StringMapParam(parent: Params, name: String, doc: String)
+    extends Param[Map[String, String]](parent, name, doc) {
+  override def jsonEncode(value: Map[String, String]): String = compact(render(value))
+  override def jsonDecode(json: String): Map[String, String] = {
+    implicit val formats: DefaultFormats.type = DefaultFormats
+    parse(json).extract[Map[String, String]]
+  }
+}
+
+/** Params shared by inference ([[SpindleModel]]) and, later, training. */
+trait SpindleParams extends Params {
+
+  final val modelPath = new Param[String](this, "modelPath", "SavedModel directory (any Hadoop FileSystem path)")
+
+  final val signature = new Param[String](this, "signature", "signature to run")
+
+  final val inputCols = new StringMapParam(this, "inputCols", "signature input name -> DataFrame column")
+
+  final val outputCols = new StringMapParam(
+    this,
+    "outputCols",
+    "signature output name -> new column; empty means every output, named after the output")
+
+  final val batchSize =
+    new IntParam(this, "batchSize", "rows per TensorFlow run", ParamValidators.gt(0))
+
+  final val numSlots = new IntParam(
+    this,
+    "numSlots",
+    "memory-mapped batch slots per task; 2 lets the JVM fill one while TensorFlow runs the other",
+    ParamValidators.gt(0))
+
+  final val intraOpThreads = new IntParam(
+    this,
+    "intraOpThreads",
+    "TensorFlow intra-op threads; 0 means spark.task.cpus",
+    ParamValidators.gtEq(0))
+
+  final val interOpThreads = new IntParam(
+    this,
+    "interOpThreads",
+    "TensorFlow inter-op threads; 0 means the number of tasks an executor runs at once",
+    ParamValidators.gtEq(0))
+
+  final val tags = new StringArrayParam(this, "tags", "MetaGraph tags to load")
+
+  setDefault(
+    signature -> "serving_default",
+    inputCols -> Map.empty[String, String],
+    outputCols -> Map.empty[String, String],
+    batchSize -> 256,
+    numSlots -> 2,
+    intraOpThreads -> 0,
+    interOpThreads -> 0,
+    tags -> Array("serve"))
+
+  def getModelPath: String = $(modelPath)
+  def getSignature: String = $(signature)
+  def getInputCols: Map[String, String] = $(inputCols)
+  def getOutputCols: Map[String, String] = $(outputCols)
+  def getBatchSize: Int = $(batchSize)
+  def getNumSlots: Int = $(numSlots)
+  def getIntraOpThreads: Int = $(intraOpThreads)
+  def getInterOpThreads: Int = $(interOpThreads)
+  def getTags: Array[String] = $(tags)
+
+  /** Java-friendly views. */
+  def getInputColsJava: java.util.Map[String, String] = getInputCols.asJava
+  def getOutputColsJava: java.util.Map[String, String] = getOutputCols.asJava
+}

@@ -1,0 +1,150 @@
+package io.spindle.internal
+
+import scala.collection.mutable
+import scala.jdk.CollectionConverters._
+
+import org.apache.spark.sql.catalyst.InternalRow
+import org.apache.spark.sql.catalyst.expressions.{BoundReference, GenericInternalRow, JoinedRow, UnsafeProjection}
+
+import io.spindle.{SpindleInputException, SpindleModelException}
+import io.spindle.jni.NativeRuntime
+import io.spindle.proto.{BatchOutputs, FeederConfig, FeederLayout, InputLayout}
+
+/** Scores one partition: rows go into a ring of memory-mapped slots, TensorFlow runs each full slot on the
+  * feeder's native thread, and output rows are the input rows joined with the output columns.
+  *
+  * Pipelining: every free slot is filled and submitted before the oldest result is awaited, so the JVM fills
+  * slot B while TensorFlow runs slot A; a slot is refilled right after its outputs are read. Memory is bounded
+  * by `numSlots` batches (slots plus the row copies a batch needs to build its output rows).
+  *
+  * Owns its native feeder: `close()` releases it, idempotently, and the task's completion listener calls it.
+  */
+final class InferenceIterator(
+    input: Iterator[InternalRow],
+    model: LoadedModel,
+    plan: Plan,
+    signature: String,
+    batchSize: Int,
+    numSlots: Int)
+    extends Iterator[InternalRow]
+    with AutoCloseable {
+
+  private val rows = input.buffered
+  private var feeder = 0L
+  private var layout: FeederLayout = _
+  private var writers: Array[RowWriter] = _
+  private val free = mutable.Queue.range(0, numSlots)
+  private val inFlight = mutable.Queue.empty[(Int, Array[InternalRow])]
+  private var ready: Iterator[InternalRow] = Iterator.empty
+  private var rowNumber = 0L
+  private var closed = false
+
+  private val projection = UnsafeProjection.create(plan.schema.fields.toSeq.zipWithIndex.map { case (f, i) =>
+    BoundReference(i, f.dataType, f.nullable)
+  })
+
+  override def hasNext: Boolean = ready.hasNext || {
+    advance()
+    val more = ready.hasNext
+    if (!more) close()
+    more
+  }
+
+  override def next(): InternalRow = {
+    if (!hasNext) throw new NoSuchElementException("no more rows")
+    ready.next()
+  }
+
+  private def advance(): Unit = {
+    fillFreeSlots()
+    if (inFlight.nonEmpty) {
+      val (slot, batch) = inFlight.dequeue()
+      val outputs = BatchOutputs.parseFrom(NativeRuntime.awaitSlot(feeder, slot))
+      val produced = joinOutputs(batch, outputs)
+      NativeRuntime.releaseSlot(feeder, slot)
+      free.enqueue(slot)
+      fillFreeSlots()
+      ready = produced.iterator
+    }
+  }
+
+  private def fillFreeSlots(): Unit =
+    while (free.nonEmpty && rows.hasNext) {
+      if (feeder == 0) open(rows.head)
+      val slot = free.dequeue()
+      val base = layout.getBaseAddress + slot * layout.getSlotStride
+      val batch = new mutable.ArrayBuffer[InternalRow](batchSize)
+      while (batch.size < batchSize && rows.hasNext) {
+        val row = rows.next()
+        var i = 0
+        while (i < writers.length) {
+          writers(i).write(row, base + layout.getInputOffsets(i) + batch.size * layout.getRowBytes(i), rowNumber)
+          i += 1
+        }
+        batch += row.copy()
+        rowNumber += 1
+      }
+      NativeRuntime.submit(feeder, slot, batch.size)
+      inFlight.enqueue(slot -> batch.toArray)
+    }
+
+  // Unknown inner dimensions are fixed by the partition's first row; every later row is checked against it.
+  private def open(first: InternalRow): Unit = {
+    val shapes = plan.inputs.map { in =>
+      if (!in.rowShape.contains(-1L)) in.rowShape
+      else if (first.isNullAt(in.ordinal))
+        throw new SpindleInputException(s"column '${in.column}' (input '${in.tensor}'), row 0: value is null")
+      else
+        Seq(in.kind match {
+          case ColumnKind.Vector => first.getStruct(in.ordinal, 4).getInt(1).toLong
+          case _ => first.getArray(in.ordinal).numElements().toLong
+        })
+    }
+    writers = plan.inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt) }.toArray
+    val config = FeederConfig
+      .newBuilder()
+      .setSignature(signature)
+      .setBatchSize(batchSize)
+      .setNumSlots(numSlots)
+      .addAllOutputs(plan.outputs.map(_.output).asJava)
+    plan.inputs.zip(shapes).foreach { case (in, shape) =>
+      config.addInputs(
+        InputLayout.newBuilder().setName(in.tensor).setDtype(in.dtype.proto).addAllRowShape(shape.map(Long.box).asJava))
+    }
+    feeder = NativeRuntime.openFeeder(model.nativeHandle, config.build().toByteArray)
+    layout = FeederLayout.parseFrom(NativeRuntime.feederLayout(feeder))
+  }
+
+  private def joinOutputs(batch: Array[InternalRow], outputs: BatchOutputs): Array[InternalRow] = {
+    val tensors = outputs.getOutputsList.asScala.toArray
+    val perRow = plan.outputs.zip(tensors).map { case (out, t) =>
+      val shape = t.getShapeList.asScala.map(_.longValue)
+      if (shape.isEmpty || shape.head != batch.length)
+        throw new SpindleModelException(
+          s"output '${out.output}' has shape ${shape.mkString("[", ", ", "]")}, expected ${batch.length} rows first")
+      val n = shape.tail.product
+      if (out.scalar && n != 1)
+        throw new SpindleModelException(s"output '${out.output}' has $n values per row, expected one")
+      n.toInt
+    }.toArray
+    val values = new GenericInternalRow(tensors.length)
+    val joined = new JoinedRow()
+    batch.indices.map { r =>
+      var o = 0
+      while (o < tensors.length) {
+        val out = plan.outputs(o)
+        values.update(o, OutputReader.read(out.dtype, out.scalar, tensors(o).getAddress, perRow(o), r))
+        o += 1
+      }
+      projection(joined(batch(r), values)).copy(): InternalRow
+    }.toArray
+  }
+
+  override def close(): Unit = if (!closed) {
+    closed = true
+    val f = feeder
+    feeder = 0
+    if (f != 0) NativeRuntime.closeFeeder(f)
+  }
+}
+

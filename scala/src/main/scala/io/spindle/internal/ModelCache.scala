@@ -1,0 +1,107 @@
+package io.spindle.internal
+
+import java.nio.file.{Files, Path, Paths}
+import java.security.MessageDigest
+import java.util.concurrent.atomic.AtomicLong
+
+import scala.collection.mutable
+import scala.jdk.CollectionConverters._
+
+import org.apache.hadoop.conf.Configuration
+import org.apache.hadoop.fs.{FileUtil, Path => HPath}
+
+import io.spindle.{NativeLoader, SpindleModelException}
+import io.spindle.jni.NativeRuntime
+import io.spindle.proto.{ModelConfig, ModelInfo, SignatureInfo}
+
+/** One SavedModel loaded into one TensorFlow session. Owned by [[ModelCache]]; `close` is idempotent. */
+final class LoadedModel private[internal] (handle0: Long, val path: String) extends AutoCloseable {
+  private val handle = new AtomicLong(handle0)
+
+  /** The native handle; fails if the model was closed. */
+  def nativeHandle: Long = {
+    val h = handle.get()
+    if (h == 0) throw new SpindleModelException(s"model $path was closed")
+    h
+  }
+
+  /** Signatures of the model, read once. */
+  lazy val info: ModelInfo = ModelInfo.parseFrom(NativeRuntime.modelInfo(nativeHandle))
+
+  /** The signature `name`, or an error listing the ones that exist. */
+  def signature(name: String): SignatureInfo =
+    info.getSignaturesList.asScala.find(_.getName == name).getOrElse {
+      val known = info.getSignaturesList.asScala.map(_.getName).mkString(", ")
+      throw new SpindleModelException(s"SavedModel $path has no signature '$name' (it has: $known)")
+    }
+
+  override def close(): Unit = {
+    val h = handle.getAndSet(0)
+    if (h != 0) NativeRuntime.closeModel(h)
+  }
+}
+
+/** Loaded sessions of this JVM, one per (model, tags, threads), shared by every task of the executor.
+  *
+  * Loading a SavedModel is costly (graph, variables, thread pools), so sessions live as long as the JVM; a
+  * shutdown hook closes them, and [[ModelCache.clear]] releases them early. Remote models (any Hadoop
+  * FileSystem other than the local one) are copied once per JVM to local disk, because TensorFlow's C API
+  * reads local files only.
+  */
+object ModelCache {
+  final case class Key(localPath: String, tags: Seq[String], intraOpThreads: Int, interOpThreads: Int)
+
+  private val models = mutable.Map.empty[Key, LoadedModel]
+  private val localized = mutable.Map.empty[String, Path]
+
+  sys.addShutdownHook(clear())
+
+  /** The session for `key`, loading it on first use. */
+  def acquire(key: Key): LoadedModel = synchronized {
+    models.getOrElseUpdate(
+      key, {
+        NativeLoader.ensureLoaded()
+        val config = ModelConfig
+          .newBuilder()
+          .setPath(key.localPath)
+          .addAllTags(key.tags.asJava)
+          .setIntraOpThreads(key.intraOpThreads)
+          .setInterOpThreads(key.interOpThreads)
+          .build()
+        new LoadedModel(NativeRuntime.loadModel(config.toByteArray), key.localPath)
+      }
+    )
+  }
+
+  /** Closes every cached session (tasks holding feeders keep theirs alive until they finish). */
+  def clear(): Unit = synchronized {
+    models.values.foreach(_.close())
+    models.clear()
+  }
+
+  /** A local directory holding the SavedModel at `path` (copied from a remote FileSystem once per JVM). */
+  def localize(path: String, conf: Configuration): String = synchronized {
+    val hpath = new HPath(path)
+    val fs = hpath.getFileSystem(conf)
+    if (fs.getUri.getScheme == "file") {
+      val local = Paths.get(fs.makeQualified(hpath).toUri)
+      if (!Files.isDirectory(local)) throw new SpindleModelException(s"SavedModel directory $path does not exist")
+      local.toString
+    } else {
+      localized
+        .getOrElseUpdate(
+          path, {
+            if (!fs.exists(hpath)) throw new SpindleModelException(s"SavedModel directory $path does not exist")
+            val digest = MessageDigest.getInstance("SHA-1").digest(fs.makeQualified(hpath).toString.getBytes("UTF-8"))
+            val dir = Files.createTempDirectory("spindle-model-" + digest.take(6).map("%02x".format(_)).mkString)
+            dir.toFile.deleteOnExit()
+            val target = new HPath(dir.toUri.toString, "model")
+            if (!FileUtil.copy(fs, hpath, target.getFileSystem(conf), target, false, conf))
+              throw new SpindleModelException(s"copying SavedModel $path to local disk failed")
+            dir.resolve("model")
+          }
+        )
+        .toString
+    }
+  }
+}

@@ -1,0 +1,142 @@
+package io.spindle.internal
+
+import org.apache.spark.sql.catalyst.InternalRow
+import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData
+import org.apache.spark.sql.catalyst.util.ArrayData
+import org.apache.spark.sql.types._
+import org.apache.spark.unsafe.Platform
+
+import io.spindle.SpindleInputException
+
+/** Writes one input column of a row straight into slot memory at an absolute address.
+  *
+  * Arrays whose Spark element type equals the tensor dtype are copied in one `Platform.copyMemory` from the
+  * row's own bytes; other numeric types convert value by value in a tight loop. Either way no JVM heap array
+  * is made and no JNI call happens per value.
+  */
+final class RowWriter(plan: InputPlan, val elements: Int) {
+  private val dtype = plan.dtype
+  private val size = dtype.bytes
+  private val bulk = plan.kind match {
+    case ColumnKind.Array(e) => e == dtype.sparkType
+    case _ => false
+  }
+
+  private def fail(row: Long, why: String): Nothing =
+    throw new SpindleInputException(s"column '${plan.column}' (input '${plan.tensor}', ${dtype.name}), row $row: $why")
+
+  /** Writes `row`'s value for this input at `address`; `rowNumber` only names the row in errors. */
+  def write(row: InternalRow, address: Long, rowNumber: Long): Unit = {
+    if (row.isNullAt(plan.ordinal)) fail(rowNumber, "value is null; every row needs a value")
+    plan.kind match {
+      case ColumnKind.Scalar(t) => putNumber(row, plan.ordinal, t, address)
+      case ColumnKind.Array(e) => writeArray(row.getArray(plan.ordinal), e, address, rowNumber)
+      case ColumnKind.Vector => writeVector(row.getStruct(plan.ordinal, 4), address, rowNumber)
+    }
+  }
+
+  private def writeArray(array: ArrayData, elementType: DataType, address: Long, rowNumber: Long): Unit = {
+    val n = array.numElements()
+    if (n != elements) fail(rowNumber, s"array has $n elements, expected $elements")
+    array match {
+      case u: UnsafeArrayData if bulk =>
+        if (hasNull(u)) fail(rowNumber, "array holds a null element")
+        val header = UnsafeArrayData.calculateHeaderPortionInBytes(n)
+        Platform.copyMemory(u.getBaseObject, u.getBaseOffset + header, null, address, n.toLong * size)
+      case _ =>
+        var i = 0
+        while (i < n) {
+          if (array.isNullAt(i)) fail(rowNumber, s"array element $i is null")
+          putElement(array, i, elementType, address + i.toLong * size)
+          i += 1
+        }
+    }
+  }
+
+  // The null bits of an UnsafeArrayData sit in whole words after its 8-byte length: check a word at a time.
+  private def hasNull(u: UnsafeArrayData): Boolean = {
+    val words = (u.numElements() + 63) / 64
+    var w = 0
+    while (w < words) {
+      if (Platform.getLong(u.getBaseObject, u.getBaseOffset + 8 + 8L * w) != 0) return true
+      w += 1
+    }
+    false
+  }
+
+  // Spark ML vectors are a struct (type: 0 sparse / 1 dense, size, indices, values) of doubles.
+  private def writeVector(v: InternalRow, address: Long, rowNumber: Long): Unit = {
+    val values = v.getArray(3)
+    if (v.getByte(0) == 1) writeArray(values, DoubleType, address, rowNumber)
+    else {
+      val n = v.getInt(1)
+      if (n != elements) fail(rowNumber, s"vector has size $n, expected $elements")
+      Platform.setMemory(address, 0.toByte, n.toLong * size)
+      val indices = v.getArray(2)
+      var i = 0
+      while (i < indices.numElements()) {
+        putDouble(values.getDouble(i), address + indices.getInt(i).toLong * size)
+        i += 1
+      }
+    }
+  }
+
+  private def putElement(a: ArrayData, i: Int, t: DataType, address: Long): Unit = t match {
+    case FloatType | DoubleType => putDouble(if (t == FloatType) a.getFloat(i) else a.getDouble(i), address)
+    case ByteType => putLong(a.getByte(i), address)
+    case ShortType => putLong(a.getShort(i), address)
+    case IntegerType => putLong(a.getInt(i), address)
+    case LongType => putLong(a.getLong(i), address)
+    case other => throw new IllegalStateException(s"unplanned element type $other")
+  }
+
+  private def putNumber(r: InternalRow, o: Int, t: DataType, address: Long): Unit = t match {
+    case FloatType => putDouble(r.getFloat(o), address)
+    case DoubleType => putDouble(r.getDouble(o), address)
+    case ByteType => putLong(r.getByte(o), address)
+    case ShortType => putLong(r.getShort(o), address)
+    case IntegerType => putLong(r.getInt(o), address)
+    case LongType => putLong(r.getLong(o), address)
+    case other => throw new IllegalStateException(s"unplanned column type $other")
+  }
+
+  private def putDouble(v: Double, address: Long): Unit = dtype match {
+    case TensorType.Float32 => Platform.putFloat(null, address, v.toFloat)
+    case TensorType.Float64 => Platform.putDouble(null, address, v)
+    case _ => throw new IllegalStateException("float value planned into an integer tensor")
+  }
+
+  private def putLong(v: Long, address: Long): Unit = dtype match {
+    case TensorType.Float32 => Platform.putFloat(null, address, v.toFloat)
+    case TensorType.Float64 => Platform.putDouble(null, address, v.toDouble)
+    case TensorType.Int32 => Platform.putInt(null, address, v.toInt)
+    case TensorType.Int64 => Platform.putLong(null, address, v)
+  }
+}
+
+/** Reads output tensors from TensorFlow's memory into Spark values. */
+object OutputReader {
+
+  /** The value of row `row` of an output at `address` with `perRow` elements per row. */
+  def read(dtype: TensorType, scalar: Boolean, address: Long, perRow: Int, row: Int): Any = {
+    val at = address + row.toLong * perRow * dtype.bytes
+    if (scalar) dtype match {
+      case TensorType.Float32 => Platform.getFloat(null, at)
+      case TensorType.Float64 => Platform.getDouble(null, at)
+      case TensorType.Int32 => Platform.getInt(null, at)
+      case TensorType.Int64 => Platform.getLong(null, at)
+    }
+    else {
+      // Build the UnsafeArrayData bytes directly: 8-byte length, null bits (all clear), then the values.
+      val header = UnsafeArrayData.calculateHeaderPortionInBytes(perRow)
+      val valueBytes = perRow.toLong * dtype.bytes
+      val total = header + ((valueBytes + 7) / 8) * 8
+      val words = new Array[Long]((total / 8).toInt)
+      words(0) = perRow
+      Platform.copyMemory(null, at, words, Platform.LONG_ARRAY_OFFSET + header, valueBytes)
+      val result = new UnsafeArrayData()
+      result.pointTo(words, Platform.LONG_ARRAY_OFFSET, total.toInt)
+      result
+    }
+  }
+}
