@@ -111,7 +111,8 @@ lazy val tests = (project in file("tests"))
     Test / envVars ++= Map("SPARK_HOME" -> sparkHome.value.getPath, "SPARK_SCALA_VERSION" -> "2.13"),
     Test / javaOptions ++= Seq(
       s"-Dspindle.assembly=${(core / assembly).value.getPath}",
-      s"-Dspindle.tensorflowJar=${(core / tensorflowJar).value.getPath}"
+      s"-Dspindle.tensorflowJar=${(core / tensorflowJar).value.getPath}",
+      s"-Dspindle.testClasses=${(Test / classDirectory).value.getPath}"
     )
   )
 

@@ -73,6 +73,9 @@ object ModelCache {
     )
   }
 
+  /** Number of sessions loaded in this JVM. */
+  private[spindle] def size: Int = synchronized(models.size)
+
   /** Closes every cached session (tasks holding feeders keep theirs alive until they finish). */
   def clear(): Unit = synchronized {
     models.values.foreach(_.close())

@@ -1,0 +1,64 @@
+package io.spindle.benches
+
+import scala.util.Random
+
+import org.apache.spark.sql.{SparkSession, SpindleSqlShim}
+
+import io.spindle.SpindleModel
+
+/** Rows/s of `SpindleModel.transform` over rows x 784 float32 through the MLP 784-128-10, against Spark's own
+  * scan of the same cached DataFrame touching every value. benches/inference.sh runs it beside the Rust-only
+  * figure and prints the ratios.
+  *
+  * Usage: InferenceBench [rows=60000] [batchSize=512] [repeats=3]
+  */
+object InferenceBench {
+  def main(args: Array[String]): Unit = {
+    val rows = args.lift(0).map(_.toInt).getOrElse(60000)
+    val batch = args.lift(1).map(_.toInt).getOrElse(512)
+    val repeats = args.lift(2).map(_.toInt).getOrElse(3)
+    val spark = SparkSession.builder().master("local[2]").appName("spindle-bench")
+      .config("spark.ui.enabled", "false").getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    import spark.implicits._
+    val df = spark.sparkContext
+      .parallelize(0 until rows, 2)
+      .mapPartitionsWithIndex { (p, it) =>
+        val rnd = new Random(p); it.map(i => (i, Array.fill(784)(rnd.nextFloat())))
+      }
+      .toDF("id", "features")
+      .cache()
+    df.count()
+
+    val model = SpindleModel.fromSavedModel("tests/fixtures/mnist_mlp").setBatchSize(batch)
+      .setOutputCols(Map("probabilities" -> "probabilities"))
+
+    def best(label: String)(run: => Double): Double = {
+      val times = (0 until repeats).map { _ =>
+        val t0 = System.nanoTime(); val check = run; val s = (System.nanoTime() - t0) / 1e9
+        require(!check.isNaN, s"$label produced NaN"); s
+      }
+      val rate = rows / times.min
+      println(f"BENCH $label%-14s ${rate}%12.0f rows/s (best of $repeats: ${times.min}%.3f s)")
+      rate
+    }
+
+    // Every float of every row is read, as transform must read them.
+    val scan = best("spark-scan") {
+      SpindleSqlShim.internalRows(df).mapPartitions { it =>
+        var s = 0.0
+        it.foreach { r =>
+          val a = r.getArray(1); var i = 0
+          while (i < a.numElements()) { s += a.getFloat(i); i += 1 }
+        }
+        Iterator(s)
+      }.sum()
+    }
+    SpindleSqlShim.internalRows(model.transform(df)).count() // warm-up: loads the session on the executor
+    val transform = best("transform") {
+      SpindleSqlShim.internalRows(model.transform(df)).map(_.getArray(2).getFloat(0).toDouble).sum()
+    }
+    println(f"BENCH ratio transform/spark-scan ${transform / scan}%.3f")
+    spark.stop()
+  }
+}

@@ -1,0 +1,59 @@
+"""Sums every suite's results into the closing line 'N passed, N failed'.
+
+Reads cargo test's text output (its 'test result:' lines) and the JUnit XML reports that pytest
+(--junitxml) and sbt (target/test-reports) write. A suite that wrote no result counts as one failure,
+so a run can never pass by testing nothing.
+"""
+import glob
+import re
+import sys
+import xml.etree.ElementTree as ET
+
+
+def cargo(log):
+    passed = failed = 0
+    try:
+        text = open(log, encoding="utf-8", errors="replace").read()
+    except OSError:
+        return None
+    for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
+        passed += int(m.group(1))
+        failed += int(m.group(2))
+    return (passed, failed) if passed + failed else None
+
+
+def junit(pattern):
+    passed = failed = 0
+    for path in glob.glob(pattern, recursive=True):
+        root = ET.parse(path).getroot()
+        suites = [root] if root.tag == "testsuite" else root.iter("testsuite")
+        for s in suites:
+            tests = int(s.get("tests", 0))
+            bad = int(s.get("failures", 0)) + int(s.get("errors", 0))
+            skipped = int(s.get("skipped", 0))
+            passed += tests - bad - skipped
+            failed += bad
+    return (passed, failed) if passed + failed else None
+
+
+def main(root):
+    results = {
+        "rust": cargo(f"{root}/target/ci/cargo-test.log"),
+        "python": junit(f"{root}/target/ci/pytest.xml"),
+        "jvm": junit(f"{root}/**/target/test-reports/*.xml"),
+    }
+    total_p = total_f = 0
+    for name, r in results.items():
+        if r is None:
+            print(f"{name}: no test results found (counted as 1 failure)")
+            r = (0, 1)
+        else:
+            print(f"{name}: {r[0]} passed, {r[1]} failed")
+        total_p += r[0]
+        total_f += r[1]
+    print(f"{total_p} passed, {total_f} failed")
+    return 1 if total_f else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "."))

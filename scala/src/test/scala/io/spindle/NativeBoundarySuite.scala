@@ -1,0 +1,53 @@
+package io.spindle
+
+import io.spindle.jni.NativeRuntime
+
+/** No input to the JNI surface may crash the JVM: each misuse is a typed exception, and the JVM goes on. */
+class NativeBoundarySuite extends SpindleTestBase {
+
+  override protected def beforeAll(): Unit = {
+    super.beforeAll()
+    NativeLoader.ensureLoaded()
+  }
+
+  test("a Rust panic becomes a SpindleNativeException carrying its message") {
+    val e = intercept[SpindleNativeException](NativeRuntime.panicForTest("boom 42"))
+    assert(e.getMessage.contains("boom 42"))
+    // The runtime keeps working after a caught panic.
+    intercept[SpindleNativeException](NativeRuntime.panicForTest("again"))
+  }
+
+  test("unknown and stale handles are errors, closing them is a no-op") {
+    intercept[SpindleNativeException](NativeRuntime.modelInfo(123456L))
+    intercept[SpindleNativeException](NativeRuntime.submit(987654L, 0, 1))
+    intercept[SpindleNativeException](NativeRuntime.awaitSlot(987654L, 0))
+    intercept[SpindleNativeException](NativeRuntime.feederLayout(-1L))
+    NativeRuntime.closeFeeder(0L)
+    NativeRuntime.closeFeeder(987654L)
+    NativeRuntime.closeModel(123456L)
+  }
+
+  test("malformed protobuf bytes and nulls are errors") {
+    intercept[SpindleException](NativeRuntime.loadModel(Array[Byte](1, 2, 3, -1)))
+    intercept[SpindleException](NativeRuntime.loadModel(null))
+    intercept[SpindleException](NativeRuntime.init(null))
+  }
+
+  test("a feeder rejects bad slots and row counts, and closes idempotently") {
+    val model = NativeRuntime.loadModel(
+      io.spindle.proto.ModelConfig.newBuilder().setPath(fixture("dtypes_model")).build().toByteArray)
+    try {
+      val config = io.spindle.proto.FeederConfig.newBuilder().setSignature("double_only").setBatchSize(4).setNumSlots(2)
+        .addInputs(io.spindle.proto.InputLayout.newBuilder().setName("x_f32").setDtype(io.spindle.proto.DType.FLOAT32).addRowShape(4L))
+        .build()
+      val feeder = NativeRuntime.openFeeder(model, config.toByteArray)
+      intercept[SpindleInputException](NativeRuntime.submit(feeder, 5, 1))
+      intercept[SpindleInputException](NativeRuntime.submit(feeder, 0, 0))
+      intercept[SpindleInputException](NativeRuntime.submit(feeder, 0, 5))
+      NativeRuntime.closeFeeder(feeder)
+      NativeRuntime.closeFeeder(feeder)
+      intercept[SpindleNativeException](NativeRuntime.submit(feeder, 0, 1))
+    } finally NativeRuntime.closeModel(model)
+    NativeRuntime.closeModel(model)
+  }
+}

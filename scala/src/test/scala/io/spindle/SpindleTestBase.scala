@@ -1,0 +1,59 @@
+package io.spindle
+
+import java.nio.file.{Files, Path, Paths}
+
+import scala.reflect.ClassTag
+
+import org.apache.spark.sql.SparkSession
+import org.scalatest.BeforeAndAfterAll
+import org.scalatest.funsuite.AnyFunSuite
+
+/** Base of every Spark suite: one local SparkSession per suite, the checked-in fixtures, temp dirs, and a
+  * helper that digs a typed Spindle exception out of Spark's task-failure wrapping.
+  */
+trait SpindleTestBase extends AnyFunSuite with BeforeAndAfterAll {
+
+  /** The master this suite runs on; `local[2]` unless a suite needs separate executor JVMs. */
+  protected def master: String = "local[2]"
+
+  /** Extra Spark settings for this suite. */
+  protected def sparkConf: Map[String, String] = Map.empty
+
+  @transient protected var spark: SparkSession = _
+
+  override protected def beforeAll(): Unit = {
+    super.beforeAll()
+    val builder = SparkSession.builder().master(master).appName(getClass.getSimpleName)
+      .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+    sparkConf.foreach { case (k, v) => builder.config(k, v) }
+    spark = builder.getOrCreate()
+  }
+
+  override protected def afterAll(): Unit = {
+    try if (spark != null) spark.stop()
+    finally super.afterAll()
+  }
+
+  /** The repository's root, found from the working directory sbt forks tests in. */
+  protected lazy val repoRoot: Path = {
+    var dir = Paths.get("").toAbsolutePath
+    while (!Files.isDirectory(dir.resolve("tests/fixtures"))) dir = dir.getParent
+    dir
+  }
+
+  /** A checked-in fixture SavedModel (see tests/fixtures/README.md). */
+  protected def fixture(name: String): String = repoRoot.resolve("tests/fixtures").resolve(name).toString
+
+  protected def tempDir(prefix: String): Path = {
+    val dir = Files.createTempDirectory(prefix)
+    dir.toFile.deleteOnExit()
+    dir
+  }
+
+  /** Runs `body`, expects it to fail, and returns the first `E` in the cause chain (Spark wraps task errors). */
+  protected def failureOf[E <: Throwable: ClassTag](body: => Any): E = {
+    val thrown = intercept[Throwable](body)
+    Iterator.iterate[Throwable](thrown)(_.getCause).takeWhile(_ != null).collectFirst { case e: E => e }
+      .getOrElse(fail(s"expected ${implicitly[ClassTag[E]].runtimeClass.getSimpleName} in the cause chain of $thrown", thrown))
+  }
+}

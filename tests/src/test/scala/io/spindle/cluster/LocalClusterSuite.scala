@@ -1,0 +1,57 @@
+package io.spindle.cluster
+
+import org.apache.spark.sql.functions.col
+
+import io.spindle.{SpindleInputException, SpindleModel, SpindleTestBase}
+
+/** Inference on a Spark with separate executor JVMs (`local-cluster`: a master and two workers in the driver
+  * JVM, each worker forking an executor JVM), with Spindle shipped only as the assembly jar in `spark.jars`,
+  * the way `spark-submit --jars` ships it. `local[N]` cannot test this: its executors are driver threads.
+  */
+class LocalClusterSuite extends SpindleTestBase {
+
+  private def required(name: String) =
+    sys.props.getOrElse(name, throw new IllegalStateException(s"system property $name is set by build.sbt"))
+
+  override protected def master: String = "local-cluster[2,1,1536]"
+
+  override protected def sparkConf: Map[String, String] = Map(
+    "spark.jars" -> Seq(required("spindle.assembly"), required("spindle.tensorflowJar")).mkString(","),
+    // The suite's own closures (not Spindle's classes: those come from the assembly only).
+    "spark.executor.extraClassPath" -> required("spindle.testClasses"),
+    "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL" -> "2",
+    "spark.task.maxFailures" -> "1"
+  )
+
+  private def rows(n: Int) = {
+    val s = spark
+    import s.implicits._
+    (0 until n).map(i => (i, Array.tabulate(4)(j => (i + j).toFloat))).toDF("id", "x_f32").repartition(4)
+  }
+
+  test("scores on two executor JVMs, none of them the driver") {
+    val model = SpindleModel.fromSavedModel(fixture("dtypes_model")).setSignature("double_only").setBatchSize(64)
+    val scored = model.transform(rows(2000))
+    val where = scored.rdd
+      .mapPartitions { it =>
+        var ok = 0
+        it.foreach { r =>
+          val i = r.getInt(0)
+          if (r.getSeq[Float](2) == Seq.tabulate(4)(j => 2f * (i + j))) ok += 1
+        }
+        Iterator(ProcessHandle.current().pid() -> ok)
+      }
+      .collect()
+    assert(where.map(_._2).sum == 2000, "every row scored correctly")
+    val pids = where.map(_._1).toSet
+    assert(!pids.contains(ProcessHandle.current().pid()))
+    assert(pids.size == 2, s"both executors scored (pids: $pids)")
+  }
+
+  test("a bad row on an executor reaches the driver as a typed exception") {
+    val model = SpindleModel.fromSavedModel(fixture("dtypes_model")).setSignature("double_only")
+    val bad = rows(10).withColumn("x_f32", org.apache.spark.sql.functions.slice(col("x_f32"), 1, 3))
+    val e = failureOf[SpindleInputException](model.transform(bad).collect())
+    assert(e.getMessage.contains("3 elements, expected 4"))
+  }
+}
