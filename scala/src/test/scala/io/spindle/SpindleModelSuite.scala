@@ -27,10 +27,10 @@ class SpindleModelSuite extends SpindleTestBase {
 
   private def checkDtypeOutputs(rows: Array[Row]): Unit = rows.foreach { r =>
     val i = r.getAs[Int]("id")
-    assert(r.getAs[Seq[Float]]("y_f32") == Seq.tabulate(4)(j => (i + j * 0.5f) * 2))
+    assert(r.getAs[collection.Seq[Float]]("y_f32") == Seq.tabulate(4)(j => (i + j * 0.5f) * 2))
     assert(r.getAs[Double]("y_f64") == 3.0 * i + 3)
     assert(r.getAs[Int]("y_i32") == i + 1)
-    assert(r.getAs[Seq[Long]]("y_i64") == Seq(3L * i, -3L * i))
+    assert(r.getAs[collection.Seq[Long]]("y_i64") == Seq(3L * i, -3L * i))
   }
 
   test("every dtype round-trips exactly, across partial batches and several partitions") {
@@ -60,7 +60,7 @@ class SpindleModelSuite extends SpindleTestBase {
       .transform(df)
     assert(out.columns.toSeq == Seq("a", "v", "s", "ints", "doubled", "sum"))
     val rows = out.collect()
-    assert(rows.map(_.getAs[Seq[Float]]("doubled")).toSeq == Seq(Seq(2f, 4f, 6f, 8f), Seq(1f, 0f, 0f, 2f)))
+    assert(rows.map(_.getAs[collection.Seq[Float]]("doubled")).toSeq == Seq(Seq(2f, 4f, 6f, 8f), Seq(1f, 0f, 0f, 2f)))
     assert(rows.map(_.getAs[Double]("sum")).toSeq == Seq(6.0, 4.0))
   }
 
@@ -71,7 +71,7 @@ class SpindleModelSuite extends SpindleTestBase {
     val df = Seq(Tuple1(Array(1f, 2f, 3f, 4f))).toDF("x_f32")
     val schema = model.transformSchema(df.schema)
     assert(schema.fieldNames.toSeq == Seq("x_f32", "y_f32"))
-    assert(model.transform(df).head().getAs[Seq[Float]]("y_f32") == Seq(2f, 4f, 6f, 8f))
+    assert(model.transform(df).head().getAs[collection.Seq[Float]]("y_f32") == Seq(2f, 4f, 6f, 8f))
     assert(model.describeSignature().contains("x_f32: float32 [?, 4]"))
   }
 
@@ -93,12 +93,12 @@ class SpindleModelSuite extends SpindleTestBase {
     val s = spark
     import s.implicits._
     val df = Seq(Tuple1(Array(1f, 1f, 1f, 1f))).toDF("x_f32")
-    assert(loaded.transform(df).head().getAs[Seq[Float]]("twice") == Seq(2f, 2f, 2f, 2f))
+    assert(loaded.transform(df).head().getAs[collection.Seq[Float]]("twice") == Seq(2f, 2f, 2f, 2f))
 
     val pipeline = new Pipeline().setStages(Array(model)).fit(df)
     pipeline.write.overwrite().save(dir.resolve("pipeline").toString)
     val again = PipelineModel.load(dir.resolve("pipeline").toString)
-    assert(again.transform(df).head().getAs[Seq[Float]]("twice") == Seq(2f, 2f, 2f, 2f))
+    assert(again.transform(df).head().getAs[collection.Seq[Float]]("twice") == Seq(2f, 2f, 2f, 2f))
   }
 
   // ---- bad input: each a typed exception naming the cause ----
@@ -124,7 +124,7 @@ class SpindleModelSuite extends SpindleTestBase {
     import s.implicits._
     val df = Seq(Array(1f, 2f, 3f, 4f), Array(1f, 2f, 3f)).toDF("x_f32")
     val e = failureOf[SpindleInputException](dtypesModel.setSignature("double_only").transform(df).collect())
-    assert(e.getMessage.contains("column 'x_f32'") && e.getMessage.contains("row 1") &&
+    assert(e.getMessage.contains("column 'x_f32'") && e.getMessage.contains("row 0 of partition 1") &&
       e.getMessage.contains("3 elements, expected 4"))
   }
 

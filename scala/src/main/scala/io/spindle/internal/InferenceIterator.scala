@@ -3,6 +3,8 @@ package io.spindle.internal
 import scala.collection.mutable
 import scala.jdk.CollectionConverters._
 
+import org.apache.spark.TaskContext
+
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.expressions.{BoundReference, GenericInternalRow, JoinedRow, UnsafeProjection}
 
@@ -93,14 +95,15 @@ final class InferenceIterator(
     val shapes = plan.inputs.map { in =>
       if (!in.rowShape.contains(-1L)) in.rowShape
       else if (first.isNullAt(in.ordinal))
-        throw new SpindleInputException(s"column '${in.column}' (input '${in.tensor}'), row 0: value is null")
+        throw new SpindleInputException(s"column '${in.column}' (input '${in.tensor}'), first row of the partition: value is null")
       else
         Seq(in.kind match {
           case ColumnKind.Vector => first.getStruct(in.ordinal, 4).getInt(1).toLong
           case _ => first.getArray(in.ordinal).numElements().toLong
         })
     }
-    writers = plan.inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt) }.toArray
+    val partition = Option(TaskContext.get()).map(_.partitionId()).getOrElse(0)
+    writers = plan.inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt, partition) }.toArray
     val config = FeederConfig
       .newBuilder()
       .setSignature(signature)

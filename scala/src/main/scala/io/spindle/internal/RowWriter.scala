@@ -14,7 +14,7 @@ import io.spindle.SpindleInputException
   * row's own bytes; other numeric types convert value by value in a tight loop. Either way no JVM heap array
   * is made and no JNI call happens per value.
   */
-final class RowWriter(plan: InputPlan, val elements: Int) {
+final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
   private val dtype = plan.dtype
   private val size = dtype.bytes
   private val bulk = plan.kind match {
@@ -23,9 +23,10 @@ final class RowWriter(plan: InputPlan, val elements: Int) {
   }
 
   private def fail(row: Long, why: String): Nothing =
-    throw new SpindleInputException(s"column '${plan.column}' (input '${plan.tensor}', ${dtype.name}), row $row: $why")
+    throw new SpindleInputException(
+      s"column '${plan.column}' (input '${plan.tensor}', ${dtype.name}), row $row of partition $partition: $why")
 
-  /** Writes `row`'s value for this input at `address`; `rowNumber` only names the row in errors. */
+  /** Writes `row`'s value for this input at `address`; `rowNumber` (within the partition) only names the row in errors. */
   def write(row: InternalRow, address: Long, rowNumber: Long): Unit = {
     if (row.isNullAt(plan.ordinal)) fail(rowNumber, "value is null; every row needs a value")
     plan.kind match {

@@ -1,0 +1,178 @@
+//! Natives of `io.spindle.jni.NativeRuntime`. Each entry is a shell over an `inner_*` function.
+
+use std::sync::{LazyLock, Once};
+
+use jni::objects::{JByteArray, JClass, JString};
+use jni::sys::{jbyteArray, jint, jlong, jstring};
+use jni::JNIEnv;
+use prost::Message;
+use spindle_proto::spindle::{FeederConfig, ModelConfig};
+use spindle_runtime::{Feeder, Model};
+
+use crate::errors::{guard, JniError, Result};
+use crate::handles::Handles;
+
+static MODELS: LazyLock<Handles<Model>> = LazyLock::new(|| Handles::new("model"));
+static FEEDERS: LazyLock<Handles<Feeder>> = LazyLock::new(|| Handles::new("feeder"));
+static INIT: Once = Once::new();
+
+fn decode<M: Message + Default>(env: &JNIEnv, bytes: &JByteArray, what: &str) -> Result<M> {
+    let raw = env.convert_byte_array(bytes)?;
+    M::decode(raw.as_slice()).map_err(|e| JniError::Decode(format!("malformed {what} bytes: {e}")))
+}
+
+fn bytes_out(env: &mut JNIEnv, message: &impl Message) -> Result<jbyteArray> {
+    Ok(env.byte_array_from_slice(&message.encode_to_vec())?.into_raw())
+}
+
+fn inner_init(env: &mut JNIEnv, filter: &JString) -> Result<jstring> {
+    let filter: String = env.get_string(filter)?.into();
+    INIT.call_once(|| {
+        let _ = env_logger::Builder::new().parse_filters(&filter).try_init();
+        std::panic::set_hook(Box::new(|info| {
+            let trace = std::backtrace::Backtrace::force_capture();
+            log::error!("{info}\n{trace}");
+        }));
+    });
+    Ok(env.new_string(env!("CARGO_PKG_VERSION"))?.into_raw())
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_init<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    filter: JString<'l>,
+) -> jstring {
+    guard(&mut env, std::ptr::null_mut(), |env| inner_init(env, &filter))
+}
+
+fn inner_load_model(env: &mut JNIEnv, config: &JByteArray) -> Result<jlong> {
+    let config: ModelConfig = decode(env, config, "ModelConfig")?;
+    let model = Model::load(&config)?;
+    Ok(MODELS.insert(model))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_loadModel<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    config: JByteArray<'l>,
+) -> jlong {
+    guard(&mut env, 0, |env| inner_load_model(env, &config))
+}
+
+fn inner_model_info(env: &mut JNIEnv, model: jlong) -> Result<jbyteArray> {
+    let model = MODELS.get(model)?;
+    bytes_out(env, model.info())
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_modelInfo<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    model: jlong,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| inner_model_info(env, model))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_closeModel<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    model: jlong,
+) {
+    guard(&mut env, (), |_| {
+        MODELS.remove(model);
+        Ok(())
+    })
+}
+
+fn inner_open_feeder(env: &mut JNIEnv, model: jlong, config: &JByteArray) -> Result<jlong> {
+    let config: FeederConfig = decode(env, config, "FeederConfig")?;
+    let model = MODELS.get(model)?;
+    // Ids are only for thread names here; the table issues the handle.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(FEEDERS.insert(Feeder::open(model, &config, id)?))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_openFeeder<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    model: jlong,
+    config: JByteArray<'l>,
+) -> jlong {
+    guard(&mut env, 0, |env| inner_open_feeder(env, model, &config))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_feederLayout<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    feeder: jlong,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let layout = FEEDERS.get(feeder)?.layout();
+        bytes_out(env, &layout)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_submit<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    feeder: jlong,
+    slot: jint,
+    rows: jint,
+) {
+    guard(&mut env, (), |_| Ok(FEEDERS.get(feeder)?.submit(slot, rows)?))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_awaitSlot<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    feeder: jlong,
+    slot: jint,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let outputs = FEEDERS.get(feeder)?.await_slot(slot)?;
+        bytes_out(env, &outputs)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_releaseSlot<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    feeder: jlong,
+    slot: jint,
+) {
+    guard(&mut env, (), |_| Ok(FEEDERS.get(feeder)?.release_slot(slot)?))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_closeFeeder<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    feeder: jlong,
+) {
+    // Dropping the table's reference closes the feeder (joins its thread) unless a call still uses it.
+    guard(&mut env, (), |_| {
+        FEEDERS.remove(feeder);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_panicForTest<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    message: JString<'l>,
+) {
+    guard(&mut env, (), |env| {
+        let message: String = env.get_string(&message)?.into();
+        panic!("{message}");
+    })
+}

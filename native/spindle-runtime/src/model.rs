@@ -1,0 +1,128 @@
+//! A loaded SavedModel and the signatures it offers.
+
+use std::path::Path;
+
+use spindle_proto::spindle::{DType, ModelConfig, ModelInfo, SignatureInfo, TensorSpec};
+use spindle_proto::tensorflow::{SaverDef, TensorInfo};
+
+use crate::error::{Error, Result};
+use crate::tf::{tf_type_name, DataType, Port, SavedModel, Tensor};
+
+/// One SavedModel in one TensorFlow session, shared (behind an `Arc`) by every feeder and thread that
+/// runs it; the session closes when the last holder drops it.
+pub struct Model {
+    saved: SavedModel,
+    path: String,
+    info: ModelInfo,
+}
+
+impl Model {
+    /// Loads the model `config` describes.
+    pub fn load(config: &ModelConfig) -> Result<Model> {
+        let tags = if config.tags.is_empty() { vec!["serve".to_string()] } else { config.tags.clone() };
+        let saved = SavedModel::load(
+            Path::new(&config.path),
+            &tags,
+            config.intra_op_threads,
+            config.inter_op_threads,
+        )?;
+        let info = describe(&saved);
+        log::info!("loaded SavedModel {} ({} signatures)", config.path, info.signatures.len());
+        Ok(Model { saved, path: config.path.clone(), info })
+    }
+
+    /// Where the model was loaded from.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Every signature, inputs and outputs sorted by name.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The signature `name`, or an error listing the ones that exist.
+    pub fn signature(&self, name: &str) -> Result<&SignatureInfo> {
+        self.info.signatures.iter().find(|s| s.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.info.signatures.iter().map(|s| s.name.as_str()).collect();
+            Error::Model(format!(
+                "SavedModel {} has no signature '{name}' (it has: {})",
+                self.path,
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// The checkpoint ops of the model's saver (names differ per model, so they are always read).
+    pub fn saver_def(&self) -> Option<&SaverDef> {
+        self.saved.meta_graph().saver_def.as_ref()
+    }
+
+    /// Resolves a graph tensor name.
+    pub fn port(&self, tensor: &str) -> Result<Port> {
+        self.saved.port(tensor)
+    }
+
+    /// Runs the session; `what` names the run in errors.
+    pub fn run(&self, inputs: &[(Port, &Tensor)], outputs: &[Port], what: &str) -> Result<Vec<Tensor>> {
+        self.saved.run(inputs, outputs, what).map_err(|e| match e {
+            Error::Model(m) => Error::Model(format!("{m} (model {})", self.path)),
+            other => other,
+        })
+    }
+}
+
+fn describe(saved: &SavedModel) -> ModelInfo {
+    let mut signatures: Vec<SignatureInfo> = saved
+        .meta_graph()
+        .signature_def
+        .iter()
+        .map(|(name, sig)| SignatureInfo {
+            name: name.clone(),
+            inputs: specs(&sig.inputs),
+            outputs: specs(&sig.outputs),
+        })
+        .collect();
+    signatures.sort_by(|a, b| a.name.cmp(&b.name));
+    ModelInfo { signatures }
+}
+
+fn specs(map: &std::collections::HashMap<String, TensorInfo>) -> Vec<TensorSpec> {
+    let mut out: Vec<TensorSpec> = map
+        .iter()
+        .map(|(key, info)| {
+            let shape = info.tensor_shape.clone().unwrap_or_default();
+            TensorSpec {
+                name: key.clone(),
+                tensor: info.name.clone(),
+                dtype: DataType::from_tf(info.dtype).map_or(DType::DtypeUnspecified, to_proto) as i32,
+                tf_dtype: tf_type_name(info.dtype),
+                shape: shape.dim.iter().map(|d| d.size).collect(),
+                unknown_rank: shape.unknown_rank,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Our wire dtype for a TensorFlow type.
+pub fn to_proto(d: DataType) -> DType {
+    match d {
+        DataType::Float32 => DType::Float32,
+        DataType::Float64 => DType::Float64,
+        DataType::Int32 => DType::Int32,
+        DataType::Int64 => DType::Int64,
+    }
+}
+
+/// The TensorFlow type for our wire dtype, or `None` for `DTYPE_UNSPECIFIED`.
+pub fn from_proto(d: DType) -> Option<DataType> {
+    match d {
+        DType::Float32 => Some(DataType::Float32),
+        DType::Float64 => Some(DataType::Float64),
+        DType::Int32 => Some(DataType::Int32),
+        DType::Int64 => Some(DataType::Int64),
+        DType::DtypeUnspecified => None,
+    }
+}

@@ -1,0 +1,388 @@
+//! A small safe wrapper over TensorFlow's C API (`tensorflow-sys`).
+//!
+//! Why not the `tensorflow` crate: its `Tensor` owns its buffer and its `Session` hides the raw session, so a
+//! tensor cannot alias memory we own. Here [`Tensor::from_external`] wraps a caller's 64-byte-aligned buffer
+//! without a copy, and [`SavedModel::run`] runs the raw session.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::path::Path;
+use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+
+use prost::Message;
+use spindle_proto::tensorflow::{ConfigProto, MetaGraphDef};
+use tensorflow_sys as tf;
+
+use crate::error::{Error, Result};
+
+/// Alignment TensorFlow needs to use external memory in place; with less it silently copies.
+pub const ALIGNMENT: usize = 64;
+
+static QUIET: Once = Once::new();
+
+/// Quiets TensorFlow's start-up log unless the user chose a level; it reads the variable once, at load.
+fn quiet_tensorflow() {
+    QUIET.call_once(|| {
+        if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
+            std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "2");
+        }
+    });
+}
+
+/// Owned `TF_Status`.
+struct Status(*mut tf::TF_Status);
+
+impl Status {
+    fn new() -> Self {
+        // SAFETY: TF_NewStatus has no preconditions.
+        Status(unsafe { tf::TF_NewStatus() })
+    }
+
+    /// `Ok` if TensorFlow reported success, else its message passed through `wrap`.
+    fn check(&self, wrap: impl FnOnce(String) -> Error) -> Result<()> {
+        // SAFETY: self.0 is a live status; TF_Message returns a NUL-terminated string it owns.
+        unsafe {
+            if tf::TF_GetCode(self.0) == tf::TF_OK {
+                return Ok(());
+            }
+            let msg = CStr::from_ptr(tf::TF_Message(self.0)).to_string_lossy().into_owned();
+            Err(wrap(msg))
+        }
+    }
+}
+
+impl Drop for Status {
+    fn drop(&mut self) {
+        // SAFETY: owned, deleted once.
+        unsafe { tf::TF_DeleteStatus(self.0) }
+    }
+}
+
+/// A counter of live tensors aliasing one buffer; the buffer may be reused only when it reads zero.
+#[derive(Debug, Default)]
+pub struct AliasGuard(AtomicUsize);
+
+impl AliasGuard {
+    /// Number of tensors TensorFlow still holds over the buffer.
+    pub fn live(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+unsafe extern "C" fn release_alias(_data: *mut c_void, _len: usize, arg: *mut c_void) {
+    // SAFETY: arg is the Arc<AliasGuard> leaked by Tensor::from_external; TensorFlow calls this once.
+    let guard = unsafe { Arc::from_raw(arg as *const AliasGuard) };
+    guard.0.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// The element types Spindle moves, as TensorFlow names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataType {
+    Float32,
+    Float64,
+    Int32,
+    Int64,
+}
+
+impl DataType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DataType::Float32 | DataType::Int32 => 4,
+            DataType::Float64 | DataType::Int64 => 8,
+        }
+    }
+
+    fn to_c(self) -> tf::TF_DataType {
+        match self {
+            DataType::Float32 => tf::TF_FLOAT,
+            DataType::Float64 => tf::TF_DOUBLE,
+            DataType::Int32 => tf::TF_INT32,
+            DataType::Int64 => tf::TF_INT64,
+        }
+    }
+
+    /// From TensorFlow's DataType enum value, or `None` for the types Spindle does not move.
+    pub fn from_tf(value: i32) -> Option<Self> {
+        match value {
+            1 => Some(DataType::Float32),
+            2 => Some(DataType::Float64),
+            3 => Some(DataType::Int32),
+            9 => Some(DataType::Int64),
+            _ => None,
+        }
+    }
+}
+
+/// TensorFlow's name for a DataType enum value, for error messages.
+pub fn tf_type_name(value: i32) -> String {
+    const NAMES: [&str; 24] = [
+        "DT_INVALID", "DT_FLOAT", "DT_DOUBLE", "DT_INT32", "DT_UINT8", "DT_INT16", "DT_INT8",
+        "DT_STRING", "DT_COMPLEX64", "DT_INT64", "DT_BOOL", "DT_QINT8", "DT_QUINT8", "DT_QINT32",
+        "DT_BFLOAT16", "DT_QINT16", "DT_QUINT16", "DT_UINT16", "DT_COMPLEX128", "DT_HALF",
+        "DT_RESOURCE", "DT_VARIANT", "DT_UINT32", "DT_UINT64",
+    ];
+    usize::try_from(value)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .map_or_else(|| format!("DT_{value}"), |n| n.to_string())
+}
+
+/// An owned `TF_Tensor`, deleted on drop.
+#[derive(Debug)]
+pub struct Tensor(*mut tf::TF_Tensor);
+
+// SAFETY: a TF_Tensor is immutable once built and TensorFlow refcounts its buffer thread-safely.
+unsafe impl Send for Tensor {}
+unsafe impl Sync for Tensor {}
+
+impl Tensor {
+    /// A tensor over `len` bytes at `data`, without a copy. `guard` counts it until TensorFlow frees it.
+    ///
+    /// # Safety
+    /// `data` must stay valid and unwritten for `len` bytes until `guard.live()` drops back, and `len` must
+    /// equal the product of `dims` times the element size.
+    pub unsafe fn from_external(
+        dtype: DataType,
+        dims: &[i64],
+        data: *mut u8,
+        len: usize,
+        guard: &Arc<AliasGuard>,
+    ) -> Result<Tensor> {
+        guard.0.fetch_add(1, Ordering::AcqRel);
+        let arg = Arc::into_raw(Arc::clone(guard)) as *mut c_void;
+        // SAFETY: dims outlives the call; TensorFlow calls release_alias exactly once, also on failure.
+        let t = unsafe {
+            tf::TF_NewTensor(
+                dtype.to_c(),
+                dims.as_ptr(),
+                dims.len() as c_int,
+                data as *mut c_void,
+                len,
+                Some(release_alias),
+                arg,
+            )
+        };
+        if t.is_null() {
+            return Err(Error::Native(format!("TF_NewTensor failed for {dtype:?} {dims:?}")));
+        }
+        Ok(Tensor(t))
+    }
+
+    /// A TensorFlow-allocated tensor holding a copy of `data` (for tests and scalars).
+    pub fn copy_from<T: Copy>(dtype: DataType, dims: &[i64], data: &[T]) -> Result<Tensor> {
+        let len = std::mem::size_of_val(data);
+        if dims.iter().product::<i64>() as usize * dtype.size() != len {
+            return Err(Error::Input(format!("{len} bytes do not fill a {dtype:?} tensor of {dims:?}")));
+        }
+        // SAFETY: TF allocates len bytes, which we fill from data.
+        unsafe {
+            let t = tf::TF_AllocateTensor(dtype.to_c(), dims.as_ptr(), dims.len() as c_int, len);
+            if t.is_null() {
+                return Err(Error::Native("TF_AllocateTensor failed".into()));
+            }
+            ptr::copy_nonoverlapping(data.as_ptr() as *const u8, tf::TF_TensorData(t) as *mut u8, len);
+            Ok(Tensor(t))
+        }
+    }
+
+    /// Address of the first element.
+    pub fn data(&self) -> *mut u8 {
+        // SAFETY: live tensor.
+        unsafe { tf::TF_TensorData(self.0) as *mut u8 }
+    }
+
+    /// Dimensions.
+    pub fn dims(&self) -> Vec<i64> {
+        // SAFETY: live tensor; indices below TF_NumDims.
+        unsafe { (0..tf::TF_NumDims(self.0)).map(|i| tf::TF_Dim(self.0, i)).collect() }
+    }
+
+    /// TensorFlow's DataType enum value.
+    pub fn tf_type(&self) -> i32 {
+        // SAFETY: live tensor.
+        unsafe { tf::TF_TensorType(self.0) as i32 }
+    }
+
+    /// Size of the data in bytes.
+    pub fn byte_size(&self) -> usize {
+        // SAFETY: live tensor.
+        unsafe { tf::TF_TensorByteSize(self.0) }
+    }
+
+    /// The elements, when `T` matches the tensor's element size (for tests and checks).
+    pub fn to_vec<T: Copy>(&self) -> Vec<T> {
+        let n = self.byte_size() / std::mem::size_of::<T>();
+        // SAFETY: the buffer holds byte_size bytes, aligned for any of our element types.
+        unsafe { std::slice::from_raw_parts(self.data() as *const T, n).to_vec() }
+    }
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        // SAFETY: owned, deleted once.
+        unsafe { tf::TF_DeleteTensor(self.0) }
+    }
+}
+
+/// A graph tensor ("op:index") resolved in a loaded graph.
+#[derive(Debug, Clone, Copy)]
+pub struct Port(tf::TF_Output);
+
+// SAFETY: a TF_Operation pointer is an immutable handle into a graph that outlives the port's use.
+unsafe impl Send for Port {}
+unsafe impl Sync for Port {}
+
+/// A SavedModel loaded into one session: graph, session, and its MetaGraphDef.
+pub struct SavedModel {
+    graph: *mut tf::TF_Graph,
+    session: *mut tf::TF_Session,
+    meta: MetaGraphDef,
+}
+
+// SAFETY: TF_SessionRun is thread-safe; the graph is read-only after loading.
+unsafe impl Send for SavedModel {}
+unsafe impl Sync for SavedModel {}
+
+impl SavedModel {
+    /// Loads the SavedModel in `dir` with `tags`, and intra/inter-op thread pools of the given sizes
+    /// (0: TensorFlow's default).
+    pub fn load(dir: &Path, tags: &[String], intra: i32, inter: i32) -> Result<SavedModel> {
+        quiet_tensorflow();
+        let shown = dir.display();
+        if !dir.join("saved_model.pb").is_file() && !dir.join("saved_model.pbtxt").is_file() {
+            let why = if dir.is_dir() { "has no saved_model.pb" } else { "does not exist" };
+            return Err(Error::Model(format!("SavedModel directory {shown} {why}")));
+        }
+        let c_dir = CString::new(dir.to_string_lossy().as_bytes())
+            .map_err(|_| Error::Input(format!("model path {shown} contains a NUL byte")))?;
+        let c_tags = tags
+            .iter()
+            .map(|t| CString::new(t.as_str()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| Error::Input("a tag contains a NUL byte".into()))?;
+        let tag_ptrs: Vec<*const c_char> = c_tags.iter().map(|t| t.as_ptr()).collect();
+        let config = ConfigProto {
+            intra_op_parallelism_threads: intra,
+            inter_op_parallelism_threads: inter,
+            allow_soft_placement: true,
+        }
+        .encode_to_vec();
+        let status = Status::new();
+        // SAFETY: every pointer handed to TensorFlow is live for the call; we own what it returns.
+        unsafe {
+            let opts = tf::TF_NewSessionOptions();
+            tf::TF_SetConfig(opts, config.as_ptr() as *const c_void, config.len(), status.0);
+            if let Err(e) = status.check(|m| Error::Native(format!("session config rejected: {m}"))) {
+                tf::TF_DeleteSessionOptions(opts);
+                return Err(e);
+            }
+            let graph = tf::TF_NewGraph();
+            let meta_buf = tf::TF_NewBuffer();
+            let session = tf::TF_LoadSessionFromSavedModel(
+                opts,
+                ptr::null(),
+                c_dir.as_ptr(),
+                tag_ptrs.as_ptr(),
+                tag_ptrs.len() as c_int,
+                graph,
+                meta_buf,
+                status.0,
+            );
+            tf::TF_DeleteSessionOptions(opts);
+            let loaded = status.check(|m| {
+                Error::Model(format!("SavedModel {shown} failed to load (tags {tags:?}): {m}"))
+            });
+            let meta = loaded.and_then(|_| {
+                let bytes = std::slice::from_raw_parts((*meta_buf).data as *const u8, (*meta_buf).length);
+                MetaGraphDef::decode(bytes)
+                    .map_err(|e| Error::Model(format!("SavedModel {shown}: bad MetaGraphDef: {e}")))
+            });
+            tf::TF_DeleteBuffer(meta_buf);
+            match meta {
+                Ok(meta) => Ok(SavedModel { graph, session, meta }),
+                Err(e) => {
+                    if !session.is_null() {
+                        tf::TF_CloseSession(session, status.0);
+                        tf::TF_DeleteSession(session, status.0);
+                    }
+                    tf::TF_DeleteGraph(graph);
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// The MetaGraphDef the model was loaded with (signatures, saver_def).
+    pub fn meta_graph(&self) -> &MetaGraphDef {
+        &self.meta
+    }
+
+    /// Resolves a graph tensor name such as "serving_default_x:0".
+    pub fn port(&self, tensor: &str) -> Result<Port> {
+        let (op, index) = match tensor.rsplit_once(':') {
+            Some((op, i)) => (op, i.parse::<c_int>().map_err(|_| bad_tensor(tensor))?),
+            None => (tensor, 0),
+        };
+        let c_op = CString::new(op).map_err(|_| bad_tensor(tensor))?;
+        // SAFETY: live graph and a NUL-terminated name.
+        let oper = unsafe { tf::TF_GraphOperationByName(self.graph, c_op.as_ptr()) };
+        if oper.is_null() {
+            return Err(Error::Model(format!("graph has no operation for tensor '{tensor}'")));
+        }
+        Ok(Port(tf::TF_Output { oper, index }))
+    }
+
+    /// Runs the session: feeds `inputs`, fetches `outputs`. `what` names the run in errors.
+    pub fn run(&self, inputs: &[(Port, &Tensor)], outputs: &[Port], what: &str) -> Result<Vec<Tensor>> {
+        let in_ports: Vec<tf::TF_Output> = inputs.iter().map(|(p, _)| p.0).collect();
+        let in_values: Vec<*mut tf::TF_Tensor> = inputs.iter().map(|(_, t)| t.0).collect();
+        let out_ports: Vec<tf::TF_Output> = outputs.iter().map(|p| p.0).collect();
+        let mut out_values: Vec<*mut tf::TF_Tensor> = vec![ptr::null_mut(); outputs.len()];
+        let status = Status::new();
+        // SAFETY: the arrays are live and sized as declared; inputs stay owned by the caller.
+        unsafe {
+            tf::TF_SessionRun(
+                self.session,
+                ptr::null(),
+                in_ports.as_ptr(),
+                in_values.as_ptr(),
+                in_ports.len() as c_int,
+                out_ports.as_ptr(),
+                out_values.as_mut_ptr(),
+                out_ports.len() as c_int,
+                ptr::null(),
+                0,
+                ptr::null_mut(),
+                status.0,
+            );
+        }
+        // Take ownership of whatever TensorFlow returned, even on failure, so nothing leaks.
+        let owned: Vec<Tensor> = out_values.into_iter().filter(|t| !t.is_null()).map(Tensor).collect();
+        status.check(|m| Error::Model(format!("TensorFlow failed running {what}: {m}")))?;
+        if owned.len() != outputs.len() {
+            return Err(Error::Native(format!("{what}: TensorFlow returned too few outputs")));
+        }
+        Ok(owned)
+    }
+}
+
+fn bad_tensor(name: &str) -> Error {
+    Error::Model(format!("'{name}' is not a tensor name of the form op:index"))
+}
+
+impl Drop for SavedModel {
+    fn drop(&mut self) {
+        let status = Status::new();
+        // SAFETY: owned; closed and deleted once. A close error leaves nothing to do but log.
+        unsafe {
+            tf::TF_CloseSession(self.session, status.0);
+            if let Err(e) = status.check(Error::Native) {
+                log::warn!("closing a TensorFlow session: {e}");
+            }
+            tf::TF_DeleteSession(self.session, status.0);
+            tf::TF_DeleteGraph(self.graph);
+        }
+    }
+}
