@@ -134,8 +134,7 @@ object SpindleModel extends MLReadable[SpindleModel] {
 
   private class Reader extends MLReader[SpindleModel] {
     override def load(path: String): SpindleModel = {
-      val model = new SpindleModel()
-      SpindleMLShim.loadParams(model, path, sparkSession, classOf[SpindleModel].getName)
+      val model = SpindleMLShim.load(path, sparkSession, classOf[SpindleModel].getName)(new SpindleModel(_))
       // The copy beside the metadata, wherever the saved stage has been moved since.
       model.setModelPath(new HPath(path, SavedModelDir).toString)
     }

@@ -32,16 +32,7 @@ class LocalClusterSuite extends SpindleTestBase {
   test("scores on two executor JVMs, none of them the driver") {
     val model = SpindleModel.fromSavedModel(fixture("dtypes_model")).setSignature("double_only").setBatchSize(64)
     val scored = model.transform(rows(2000))
-    val where = scored.rdd
-      .mapPartitions { it =>
-        var ok = 0
-        it.foreach { r =>
-          val i = r.getInt(0)
-          if (r.getSeq[Float](2) == Seq.tabulate(4)(j => 2f * (i + j))) ok += 1
-        }
-        Iterator(ProcessHandle.current().pid() -> ok)
-      }
-      .collect()
+    val where = scored.rdd.mapPartitions(new CountCorrectRows).collect()
     assert(where.map(_._2).sum == 2000, "every row scored correctly")
     val pids = where.map(_._1).toSet
     assert(!pids.contains(ProcessHandle.current().pid()))
@@ -53,5 +44,19 @@ class LocalClusterSuite extends SpindleTestBase {
     val bad = rows(10).withColumn("x_f32", org.apache.spark.sql.functions.slice(col("x_f32"), 1, 3))
     val e = failureOf[SpindleInputException](model.transform(bad).collect())
     assert(e.getMessage.contains("3 elements, expected 4"))
+  }
+}
+
+/** Runs on executors, so it is a top-level class: a lambda in the suite would drag the suite (and
+  * ScalaTest) onto the executors' class path. Returns the executor's pid and how many rows it scored right.
+  */
+class CountCorrectRows extends (Iterator[org.apache.spark.sql.Row] => Iterator[(Long, Int)]) with Serializable {
+  override def apply(rows: Iterator[org.apache.spark.sql.Row]): Iterator[(Long, Int)] = {
+    var ok = 0
+    rows.foreach { r =>
+      val i = r.getInt(0)
+      if (r.getSeq[Float](2) == Seq.tabulate(4)(j => 2f * (i + j))) ok += 1
+    }
+    Iterator(ProcessHandle.current().pid() -> ok)
   }
 }

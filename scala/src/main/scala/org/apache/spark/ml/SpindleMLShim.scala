@@ -11,7 +11,11 @@ object SpindleMLShim {
   def saveMetadata(instance: Params, path: String, spark: SparkSession): Unit =
     DefaultParamsWriter.saveMetadata(instance, path, spark)
 
-  /** Reads the metadata at `path`, checks its class, and sets its params on `instance`. */
-  def loadParams(instance: Params, path: String, spark: SparkSession, expectedClass: String): Unit =
-    DefaultParamsReader.loadMetadata(path, spark, expectedClass).getAndSetParams(instance)
+  /** Reads the metadata at `path`, checks its class, makes the stage with its uid and sets its params. */
+  def load[T <: Params](path: String, spark: SparkSession, expectedClass: String)(make: String => T): T = {
+    val metadata = DefaultParamsReader.loadMetadata(path, spark, expectedClass)
+    val instance = make(metadata.uid)
+    metadata.getAndSetParams(instance)
+    instance
+  }
 }
