@@ -1,0 +1,301 @@
+//! The runtime against real TensorFlow and the checked-in SavedModels in tests/fixtures.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use spindle_proto::spindle::{DType, FeederConfig, InputLayout, ModelConfig};
+use spindle_runtime::tf::{AliasGuard, DataType, Tensor, ALIGNMENT};
+use spindle_runtime::{Error, Feeder, Model};
+
+fn fixture(name: &str) -> String {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name);
+    dir.to_string_lossy().into_owned()
+}
+
+fn load(name: &str) -> Arc<Model> {
+    let config = ModelConfig { path: fixture(name), intra_op_threads: 1, inter_op_threads: 1, ..Default::default() };
+    Arc::new(Model::load(&config).expect("fixture loads"))
+}
+
+fn input(name: &str, dtype: DType, row_shape: &[i64]) -> InputLayout {
+    InputLayout { name: name.into(), dtype: dtype as i32, row_shape: row_shape.to_vec() }
+}
+
+fn dtypes_config(batch: i32, slots: i32) -> FeederConfig {
+    FeederConfig {
+        signature: "serving_default".into(),
+        inputs: vec![
+            input("x_f32", DType::Float32, &[4]),
+            input("x_f64", DType::Float64, &[3]),
+            input("x_i32", DType::Int32, &[]),
+            input("x_i64", DType::Int64, &[2]),
+        ],
+        outputs: vec![],
+        batch_size: batch,
+        num_slots: slots,
+    }
+}
+
+/// Writes `rows` rows starting at value `first` into a slot of a dtypes_model feeder.
+fn fill(feeder: &Feeder, slot: usize, first: i64, rows: usize) {
+    for r in 0..rows {
+        let i = first + r as i64;
+        // SAFETY: rows < batch_size and every array lies inside the slot; the slot is free.
+        unsafe {
+            let f32s = feeder.input_ptr(slot, 0) as *mut f32;
+            for j in 0..4 {
+                *f32s.add(r * 4 + j) = i as f32 + j as f32 * 0.5;
+            }
+            let f64s = feeder.input_ptr(slot, 1) as *mut f64;
+            for j in 0..3 {
+                *f64s.add(r * 3 + j) = i as f64 + j as f64;
+            }
+            *(feeder.input_ptr(slot, 2) as *mut i32).add(r) = i as i32;
+            let i64s = feeder.input_ptr(slot, 3) as *mut i64;
+            *i64s.add(r * 2) = i;
+            *i64s.add(r * 2 + 1) = -i;
+        }
+    }
+}
+
+/// Checks a dtypes_model batch: outputs sorted by name are y_f32, y_f64, y_i32, y_i64.
+fn check(feeder: &Feeder, slot: i32, first: i64, rows: usize) {
+    let out = feeder.await_slot(slot).expect("run succeeds");
+    let names: Vec<&str> = out.outputs.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["y_f32", "y_f64", "y_i32", "y_i64"]);
+    assert_eq!(out.outputs[0].shape, [rows as i64, 4]);
+    assert_eq!(out.outputs[1].shape, [rows as i64]);
+    // SAFETY: addresses stay valid until release_slot, and hold `rows` rows of the reported shape.
+    unsafe {
+        for r in 0..rows {
+            let i = first + r as i64;
+            let y_f32 = out.outputs[0].address as *const f32;
+            for j in 0..4 {
+                assert_eq!(*y_f32.add(r * 4 + j), (i as f32 + j as f32 * 0.5) * 2.0);
+            }
+            assert_eq!(*(out.outputs[1].address as *const f64).add(r), 3.0 * i as f64 + 3.0);
+            assert_eq!(*(out.outputs[2].address as *const i32).add(r), i as i32 + 1);
+            let y_i64 = out.outputs[3].address as *const i64;
+            assert_eq!((*y_i64.add(r * 2), *y_i64.add(r * 2 + 1)), (3 * i, -3 * i));
+        }
+    }
+    feeder.release_slot(slot).expect("release");
+}
+
+#[test]
+fn describes_signatures_sorted_with_dtypes_and_shapes() {
+    let model = load("dtypes_model");
+    let names: Vec<&str> = model.info().signatures.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"serving_default") && names.contains(&"double_only"));
+    let sig = model.signature("serving_default").unwrap();
+    let inputs: Vec<(&str, i32, &[i64])> =
+        sig.inputs.iter().map(|s| (s.name.as_str(), s.dtype, s.shape.as_slice())).collect();
+    assert_eq!(
+        inputs,
+        [
+            ("x_f32", DType::Float32 as i32, &[-1, 4][..]),
+            ("x_f64", DType::Float64 as i32, &[-1, 3][..]),
+            ("x_i32", DType::Int32 as i32, &[-1][..]),
+            ("x_i64", DType::Int64 as i32, &[-1, 2][..]),
+        ]
+    );
+    let trainable = load("digits_mlp_init");
+    for s in ["train", "gradients", "apply_gradients", "predict", "serving_default"] {
+        trainable.signature(s).unwrap();
+    }
+    assert!(trainable.saver_def().is_some_and(|s| !s.restore_op_name.is_empty()));
+}
+
+#[test]
+fn every_dtype_round_trips_through_two_slots_with_partial_batches() {
+    let model = load("dtypes_model");
+    let feeder = Feeder::open(model, &dtypes_config(8, 2), 1).unwrap();
+    let layout = feeder.layout();
+    assert!(layout.input_offsets.iter().all(|o| *o as usize % ALIGNMENT == 0));
+    assert_eq!(layout.slot_stride as usize % ALIGNMENT, 0);
+    // 10 batches through 2 slots: fill both, then refill each as soon as it is released.
+    let sizes = [8usize, 8, 3, 8, 1, 8, 8, 5, 8, 2];
+    let mut first = 0i64;
+    let mut pending = std::collections::VecDeque::new();
+    for (n, rows) in sizes.iter().enumerate() {
+        let slot = n % 2;
+        if pending.len() == 2 {
+            let (s, f, r) = pending.pop_front().unwrap();
+            check(&feeder, s, f, r);
+        }
+        fill(&feeder, slot, first, *rows);
+        feeder.submit(slot as i32, *rows as i32).unwrap();
+        pending.push_back((slot as i32, first, *rows));
+        first += *rows as i64;
+    }
+    for (s, f, r) in pending {
+        check(&feeder, s, f, r);
+    }
+}
+
+#[test]
+fn external_tensors_alias_aligned_memory_and_release_it_once() {
+    let guard = Arc::new(AliasGuard::default());
+    let mut buffer = vec![0u8; 4 * 16 + ALIGNMENT];
+    let aligned = buffer.as_mut_ptr().wrapping_add(buffer.as_ptr().align_offset(ALIGNMENT));
+    // SAFETY: 64 bytes inside `buffer`, which outlives the tensor.
+    let t = unsafe { Tensor::from_external(DataType::Float32, &[4, 4], aligned, 64, &guard) }.unwrap();
+    assert_eq!(t.data(), aligned, "TensorFlow must use the slot memory in place");
+    assert_eq!(guard.live(), 1);
+    drop(t);
+    assert_eq!(guard.live(), 0);
+    // Misaligned memory is copied by TensorFlow, which is why slots are 64-byte aligned.
+    let odd = aligned.wrapping_add(4);
+    // SAFETY: as above, 64 bytes inside `buffer`.
+    let t = unsafe { Tensor::from_external(DataType::Float32, &[4, 4], odd, 64, &guard) }.unwrap();
+    assert_ne!(t.data(), odd);
+    drop(t);
+    assert_eq!(guard.live(), 0);
+}
+
+#[test]
+fn feeder_inputs_are_not_copied() {
+    // double_only's output is x_f32 * 2: a new buffer. The input tensor's memory is what we check through
+    // the layout: the feeder wraps exactly base + offset, which the alias test shows TF keeps in place.
+    let model = load("dtypes_model");
+    let config = FeederConfig {
+        signature: "double_only".into(),
+        inputs: vec![input("x_f32", DType::Float32, &[4])],
+        batch_size: 4,
+        num_slots: 1,
+        ..Default::default()
+    };
+    let feeder = Feeder::open(model, &config, 2).unwrap();
+    let layout = feeder.layout();
+    assert_eq!(feeder.input_ptr(0, 0) as i64, layout.base_address + layout.input_offsets[0]);
+    assert_eq!(layout.base_address as usize % 4096, 0, "slots start page aligned");
+}
+
+fn open_err(config: FeederConfig) -> Error {
+    match Feeder::open(load("dtypes_model"), &config, 3) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn bad_feeder_configs_name_the_cause() {
+    let mut c = dtypes_config(4, 2);
+    c.inputs[0].dtype = DType::Float64 as i32;
+    let e = open_err(c);
+    assert!(matches!(&e, Error::Input(m) if m.contains("x_f32") && m.contains("float32") && m.contains("float64")), "{e}");
+
+    let mut c = dtypes_config(4, 2);
+    c.inputs[0].row_shape = vec![5];
+    let e = open_err(c);
+    assert!(matches!(&e, Error::Input(m) if m.contains("x_f32") && m.contains("[?, 4]") && m.contains("[5]")), "{e}");
+
+    let mut c = dtypes_config(4, 2);
+    c.inputs.pop();
+    assert!(matches!(open_err(c), Error::Input(m) if m.contains("x_i64") && m.contains("not fed")));
+
+    let mut c = dtypes_config(4, 2);
+    c.signature = "nope".into();
+    assert!(matches!(open_err(c), Error::Model(m) if m.contains("'nope'") && m.contains("double_only")));
+
+    let mut c = dtypes_config(4, 2);
+    c.outputs = vec!["y_zzz".into()];
+    assert!(matches!(open_err(c), Error::Model(m) if m.contains("y_zzz")));
+
+    assert!(matches!(open_err(dtypes_config(0, 2)), Error::Input(_)));
+}
+
+#[test]
+fn bad_slot_use_is_an_input_error() {
+    let feeder = Feeder::open(load("dtypes_model"), &dtypes_config(4, 2), 4).unwrap();
+    assert!(matches!(feeder.submit(2, 1), Err(Error::Input(_))));
+    assert!(matches!(feeder.submit(0, 5), Err(Error::Input(_))));
+    assert!(matches!(feeder.await_slot(1), Err(Error::Input(m)) if m.contains("not submitted")));
+    fill(&feeder, 0, 0, 1);
+    feeder.submit(0, 1).unwrap();
+    assert!(matches!(feeder.submit(0, 1), Err(Error::Input(m)) if m.contains("busy")));
+    check(&feeder, 0, 0, 1);
+    feeder.release_slot(1).unwrap(); // a free slot: no-op
+}
+
+#[test]
+fn missing_and_corrupt_models_are_model_errors_naming_the_path() {
+    let missing = ModelConfig { path: "/no/such/model".into(), ..Default::default() };
+    assert!(matches!(Model::load(&missing), Err(Error::Model(m)) if m.contains("/no/such/model")));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("saved_model.pb"), b"not a protobuf").unwrap();
+    let corrupt = ModelConfig { path: dir.path().to_string_lossy().into_owned(), ..Default::default() };
+    assert!(matches!(Model::load(&corrupt), Err(Error::Model(m)) if m.contains(&corrupt.path)));
+}
+
+#[test]
+fn feeders_on_one_shared_model_run_concurrently_and_outlive_other_holders() {
+    let model = load("dtypes_model");
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let model = Arc::clone(&model);
+            std::thread::spawn(move || {
+                let mut feeder = Feeder::open(model, &dtypes_config(16, 2), 10 + t).unwrap();
+                for b in 0..20 {
+                    let first = (t * 1000 + b * 16) as i64;
+                    fill(&feeder, 0, first, 16);
+                    feeder.submit(0, 16).unwrap();
+                    check(&feeder, 0, first, 16);
+                }
+                feeder.close();
+                feeder.close();
+            })
+        })
+        .collect();
+    drop(model); // the feeders keep the session alive
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// The model contract: a Keras model exported by python/spindle_keras trains through the C API, and
+/// `gradients` + `apply_gradients` match `train` bit for bit.
+#[test]
+fn exported_keras_model_trains_and_split_step_matches_train() {
+    let (a, b) = (load("digits_mlp_init"), load("digits_mlp_init"));
+    let rows = 32usize;
+    let x: Vec<f32> = (0..rows * 64).map(|i| ((i * 7919) % 17) as f32 / 16.0).collect();
+    let y: Vec<i64> = (0..rows).map(|r| (r % 10) as i64).collect();
+    let run = |m: &Model, sig: &str, feeds: Vec<(&str, Tensor)>| -> Vec<(String, Tensor)> {
+        let s = m.signature(sig).unwrap();
+        let ports: Vec<_> = feeds
+            .iter()
+            .map(|(n, _)| m.port(&s.inputs.iter().find(|i| i.name == *n).unwrap().tensor).unwrap())
+            .collect();
+        let inputs: Vec<_> = ports.into_iter().zip(feeds.iter().map(|(_, t)| t)).collect();
+        let outs: Vec<_> = s.outputs.iter().map(|o| m.port(&o.tensor).unwrap()).collect();
+        let got = m.run(&inputs, &outs, sig).unwrap();
+        s.outputs.iter().map(|o| o.name.clone()).zip(got).collect()
+    };
+    let batch = || {
+        vec![
+            ("features", Tensor::copy_from(DataType::Float32, &[rows as i64, 64], &x).unwrap()),
+            ("labels", Tensor::copy_from(DataType::Int64, &[rows as i64], &y).unwrap()),
+        ]
+    };
+    let mut losses = Vec::new();
+    for _ in 0..60 {
+        let out = run(&a, "train", batch());
+        losses.push(out[0].1.to_vec::<f32>()[0]);
+        let grads = run(&b, "gradients", batch());
+        assert_eq!(grads[grads.len() - 1].0, "loss");
+        assert_eq!(grads[grads.len() - 1].1.to_vec::<f32>(), [*losses.last().unwrap()]);
+        let feeds: Vec<(&str, Tensor)> =
+            grads.into_iter().filter(|(n, _)| n != "loss").map(|(n, t)| (leak(n), t)).collect();
+        run(&b, "apply_gradients", feeds);
+    }
+    assert!(losses[59] < losses[0] * 0.5, "loss falls: {} -> {}", losses[0], losses[59]);
+    let pa = run(&a, "predict", batch().into_iter().take(1).collect());
+    let pb = run(&b, "predict", batch().into_iter().take(1).collect());
+    let (va, vb) = (pa[0].1.to_vec::<u32>(), pb[0].1.to_vec::<u32>());
+    assert_eq!(va, vb, "weights after split steps equal weights after train, bit for bit");
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
