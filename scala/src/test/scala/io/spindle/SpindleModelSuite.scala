@@ -160,3 +160,28 @@ class SpindleModelSuite extends SpindleTestBase {
     assert(e.getMessage.contains(dir.toString))
   }
 }
+
+/** A Keras model exported by python/spindle_keras scores like Keras itself, on real digits. */
+class DigitsAgreementSuite extends SpindleTestBase {
+  test("probabilities agree with the Python model to 1e-5 and held-out accuracy is >= 0.95") {
+    val lines = scala.io.Source.fromFile(fixture("digits_expected.csv")).getLines().drop(1).toVector
+    val rows = lines.map(_.split(',').map(_.toDouble)).map { v =>
+      (v(0).toInt, v(1).toLong, v.slice(2, 66).map(_.toFloat), v.slice(66, 76))
+    }
+    val s = spark
+    import s.implicits._
+    val df = rows.map { case (i, label, f, _) => (i, label, f) }.toDF("index", "label", "pixels").repartition(3)
+    val scored = SpindleModel.fromSavedModel(fixture("digits_mlp_trained"))
+      .setInputCols(Map("features" -> "pixels")).setBatchSize(16).transform(df)
+      .select("index", "label", "probabilities").collect()
+    val expected = rows.map(r => r._1 -> r._4).toMap
+    var correct = 0
+    scored.foreach { r =>
+      val p = r.getAs[collection.Seq[Float]]("probabilities")
+      p.zip(expected(r.getInt(0))).foreach { case (got, want) => assert(math.abs(got - want) <= 1e-5, s"$got vs $want") }
+      if (p.indices.maxBy(p) == r.getLong(1)) correct += 1
+    }
+    assert(scored.length == 100)
+    assert(correct >= 95, s"$correct of 100 held-out digits right")
+  }
+}

@@ -1,0 +1,126 @@
+"""The Keras export helper, against real TensorFlow: signatures, the split training step, learning."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+
+from spindle_keras import export_inference, export_trainable
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")
+
+
+def mlp(seed=3, inputs=8):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input((inputs,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3, activation="softmax")]
+    )
+
+
+def batch(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0).astype("int64")  # learnable: 3 classes
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("export") / "mlp")
+    model = mlp()
+    export_trainable(model, keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(), path)
+    return path, model
+
+
+def test_signatures_names_dtypes_and_shapes(exported):
+    path, _ = exported
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"train", "gradients", "apply_gradients", "predict", "serving_default"}
+    _, inputs = loaded.signatures["train"].structured_input_signature
+    assert inputs["features"].dtype == tf.float32 and inputs["features"].shape.as_list() == [None, 8]
+    assert inputs["labels"].dtype == tf.int64 and inputs["labels"].shape.as_list() == [None]
+    grads = loaded.signatures["gradients"].structured_outputs
+    assert sorted(grads) == ["grad_000", "grad_001", "grad_002", "grad_003", "loss"]
+    assert loaded.signatures["apply_gradients"].structured_outputs["step"].dtype == tf.int64
+    assert list(loaded.signatures["serving_default"].structured_outputs) == ["probabilities"]
+
+
+def test_split_step_equals_train_bit_for_bit(exported):
+    path, _ = exported
+    a, b = tf.saved_model.load(path), tf.saved_model.load(path)
+    for step in range(5):
+        x, y = batch(seed=step)
+        loss_a = a.signatures["train"](features=x, labels=y)["loss"].numpy()
+        grads = b.signatures["gradients"](features=x, labels=y)
+        loss_b = grads.pop("loss").numpy()
+        assert loss_a.tobytes() == loss_b.tobytes()
+        out = b.signatures["apply_gradients"](**grads)
+        assert int(out["step"]) == step + 1
+    x, _ = batch(seed=99)
+    pa = a.signatures["predict"](features=x)["probabilities"].numpy()
+    pb = b.signatures["predict"](features=x)["probabilities"].numpy()
+    assert pa.tobytes() == pb.tobytes()
+
+
+def test_train_learns(exported):
+    path, _ = exported
+    loaded = tf.saved_model.load(path)
+    x, y = batch(n=256, seed=1)
+    losses = [float(loaded.signatures["train"](features=x, labels=y)["loss"]) for _ in range(60)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_predict_equals_the_keras_model(exported):
+    path, model = exported
+    x, _ = batch(seed=5)
+    got = tf.saved_model.load(path).signatures["predict"](features=x)["probabilities"].numpy()
+    np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_multi_input_names_and_output_override(tmp_path):
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((2,), name="left"), keras.Input((3,), name="right")
+    out = keras.layers.Dense(1)(keras.layers.Concatenate()([a, b]))
+    model = keras.Model([a, b], out)
+    export_trainable(model, keras.optimizers.SGD(0.1), keras.losses.MeanSquaredError(), str(tmp_path), output_name="score")
+    loaded = tf.saved_model.load(str(tmp_path))
+    _, inputs = loaded.signatures["train"].structured_input_signature
+    assert set(inputs) == {"left", "right", "labels"}
+    assert inputs["labels"].dtype == tf.float32 and inputs["labels"].shape.as_list() == [None, 1]
+    res = loaded.signatures["serving_default"](left=np.ones((4, 2), "float32"), right=np.ones((4, 3), "float32"))
+    assert res["score"].shape == (4, 1)
+
+
+def test_export_inference(tmp_path):
+    model = mlp()
+    export_inference(model, str(tmp_path))
+    loaded = tf.saved_model.load(str(tmp_path))
+    assert set(loaded.signatures) == {"serving_default", "predict"}
+    x, _ = batch(seed=2)
+    got = loaded.signatures["serving_default"](features=x)["probabilities"].numpy()
+    np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_checked_in_digits_model_is_accurate_on_held_out_rows():
+    d = load_digits()
+    held = np.arange(len(d.target)) % 4 == 0
+    loaded = tf.saved_model.load(os.path.join(FIXTURES, "digits_mlp_trained"))
+    probs = loaded.signatures["serving_default"](features=(d.data[held] / 16.0).astype("float32"))["probabilities"]
+    assert float((probs.numpy().argmax(axis=1) == d.target[held]).mean()) >= 0.95
+
+
+def test_checked_in_dtypes_model():
+    loaded = tf.saved_model.load(os.path.join(FIXTURES, "dtypes_model"))
+    out = loaded.signatures["serving_default"](
+        x_f32=tf.constant([[1, 2, 3, 4]], tf.float32),
+        x_f64=tf.constant([[1, 2, 3]], tf.float64),
+        x_i32=tf.constant([7], tf.int32),
+        x_i64=tf.constant([[2, -2]], tf.int64),
+    )
+    assert out["y_f32"].numpy().tolist() == [[2, 4, 6, 8]]
+    assert out["y_f64"].numpy().tolist() == [6.0]
+    assert out["y_i32"].numpy().tolist() == [8]
+    assert out["y_i64"].numpy().tolist() == [[6, -6]]
