@@ -15,9 +15,9 @@ import io.spindle.proto.{BatchOutputs, FeederConfig, FeederLayout, InputLayout}
 /** Scores one partition: rows go into a ring of memory-mapped slots, TensorFlow runs each full slot on the
   * feeder's native thread, and output rows are the input rows joined with the output columns.
   *
-  * Pipelining: every free slot is filled and submitted before the oldest result is awaited, so the JVM fills
-  * slot B while TensorFlow runs slot A; a slot is refilled right after its outputs are read. Memory is bounded
-  * by `numSlots` batches (slots plus the row copies a batch needs to build its output rows).
+  * Pipelining: every free slot is filled and submitted before the oldest result is awaited, so TensorFlow runs
+  * slot B while the JVM hands out the rows of slot A; A is refilled as soon as its last row is out. Memory is
+  * bounded by `numSlots` batches (slots plus the input-row copies needed to build the output rows).
   *
   * Owns its native feeder: `close()` releases it, idempotently, and the task's completion listener calls it.
   */
@@ -37,36 +37,60 @@ final class InferenceIterator(
   private var writers: Array[RowWriter] = _
   private val free = mutable.Queue.range(0, numSlots)
   private val inFlight = mutable.Queue.empty[(Int, Array[InternalRow])]
-  private var ready: Iterator[InternalRow] = Iterator.empty
+  private val arenas = Array.fill(numSlots)(new RowArena(plan.schema.length - plan.outputs.length))
   private var rowNumber = 0L
   private var closed = false
 
+  // The batch being returned: its slot stays held (its outputs live in TensorFlow's memory) until its last
+  // row has been handed out, while the next slot runs.
+  private var slot = -1
+  private var batch: Array[InternalRow] = Array.empty
+  private var cursor = 0
+  private var addresses: Array[Long] = Array.empty
+  private var perRow: Array[Int] = Array.empty
+  private val values = new GenericInternalRow(plan.outputs.length)
+  private val joined = new JoinedRow()
   private val projection = UnsafeProjection.create(plan.schema.fields.toSeq.zipWithIndex.map { case (f, i) =>
     BoundReference(i, f.dataType, f.nullable)
   })
 
-  override def hasNext: Boolean = ready.hasNext || {
+  override def hasNext: Boolean = cursor < batch.length || {
     advance()
-    val more = ready.hasNext
+    val more = cursor < batch.length
     if (!more) close()
     more
   }
 
+  /** The next output row. Like Spark's own operators, it reuses one row object: copy it to keep it. */
   override def next(): InternalRow = {
     if (!hasNext) throw new NoSuchElementException("no more rows")
-    ready.next()
+    var o = 0
+    while (o < addresses.length) {
+      val out = plan.outputs(o)
+      values.update(o, OutputReader.read(out.dtype, out.scalar, addresses(o), perRow(o), cursor))
+      o += 1
+    }
+    val row = projection(joined(batch(cursor), values))
+    cursor += 1
+    row
   }
 
   private def advance(): Unit = {
-    fillFreeSlots()
-    if (inFlight.nonEmpty) {
-      val (slot, batch) = inFlight.dequeue()
-      val outputs = BatchOutputs.parseFrom(NativeRuntime.awaitSlot(feeder, slot))
-      val produced = joinOutputs(batch, outputs)
+    if (slot >= 0) {
       NativeRuntime.releaseSlot(feeder, slot)
       free.enqueue(slot)
-      fillFreeSlots()
-      ready = produced.iterator
+      slot = -1
+      batch = Array.empty
+      cursor = 0
+    }
+    fillFreeSlots()
+    if (inFlight.nonEmpty) {
+      val (s, rows) = inFlight.dequeue()
+      val outputs = BatchOutputs.parseFrom(NativeRuntime.awaitSlot(feeder, s))
+      slot = s
+      batch = rows
+      perRow = checkOutputs(rows.length, outputs)
+      addresses = outputs.getOutputsList.asScala.map(_.getAddress).toArray
     }
   }
 
@@ -76,6 +100,8 @@ final class InferenceIterator(
       val slot = free.dequeue()
       val base = layout.getBaseAddress + slot * layout.getSlotStride
       val batch = new mutable.ArrayBuffer[InternalRow](batchSize)
+      val arena = arenas(slot)
+      arena.reset()
       while (batch.size < batchSize && rows.hasNext) {
         val row = rows.next()
         var i = 0
@@ -83,7 +109,7 @@ final class InferenceIterator(
           writers(i).write(row, base + layout.getInputOffsets(i) + batch.size * layout.getRowBytes(i), rowNumber)
           i += 1
         }
-        batch += row.copy()
+        batch += arena.add(row)
         rowNumber += 1
       }
       NativeRuntime.submit(feeder, slot, batch.size)
@@ -118,30 +144,20 @@ final class InferenceIterator(
     layout = FeederLayout.parseFrom(NativeRuntime.feederLayout(feeder))
   }
 
-  private def joinOutputs(batch: Array[InternalRow], outputs: BatchOutputs): Array[InternalRow] = {
-    val tensors = outputs.getOutputsList.asScala.toArray
-    val perRow = plan.outputs.zip(tensors).map { case (out, t) =>
-      val shape = t.getShapeList.asScala.map(_.longValue)
-      if (shape.isEmpty || shape.head != batch.length)
-        throw new SpindleModelException(
-          s"output '${out.output}' has shape ${shape.mkString("[", ", ", "]")}, expected ${batch.length} rows first")
-      val n = shape.tail.product
-      if (out.scalar && n != 1)
-        throw new SpindleModelException(s"output '${out.output}' has $n values per row, expected one")
-      n.toInt
-    }.toArray
-    val values = new GenericInternalRow(tensors.length)
-    val joined = new JoinedRow()
-    batch.indices.map { r =>
-      var o = 0
-      while (o < tensors.length) {
-        val out = plan.outputs(o)
-        values.update(o, OutputReader.read(out.dtype, out.scalar, tensors(o).getAddress, perRow(o), r))
-        o += 1
+  private def checkOutputs(rows: Int, outputs: BatchOutputs): Array[Int] =
+    plan.outputs
+      .zip(outputs.getOutputsList.asScala)
+      .map { case (out, t) =>
+        val shape = t.getShapeList.asScala.map(_.longValue)
+        if (shape.isEmpty || shape.head != rows)
+          throw new SpindleModelException(
+            s"output '${out.output}' has shape ${shape.mkString("[", ", ", "]")}, expected $rows rows first")
+        val n = shape.tail.product
+        if (out.scalar && n != 1)
+          throw new SpindleModelException(s"output '${out.output}' has $n values per row, expected one")
+        n.toInt
       }
-      projection(joined(batch(r), values)).copy(): InternalRow
-    }.toArray
-  }
+      .toArray
 
   override def close(): Unit = if (!closed) {
     closed = true
