@@ -45,7 +45,9 @@ fn class_and_message(e: &JniError) -> (&'static str, String) {
         JniError::Runtime(RuntimeError::Input(m)) => (INPUT, m.clone()),
         JniError::Runtime(RuntimeError::Cluster(m)) => (CLUSTER, m.clone()),
         JniError::Runtime(RuntimeError::Native(m)) => (NATIVE, m.clone()),
-        JniError::Jni(jni::errors::Error::NullPtr(what)) => (NATIVE, format!("null argument: {what}")),
+        JniError::Jni(jni::errors::Error::NullPtr(what)) => {
+            (NATIVE, format!("null argument: {what}"))
+        }
         JniError::Jni(e) => (NATIVE, format!("JNI call failed: {e}")),
         JniError::Decode(m) => (NATIVE, m.clone()),
     }
@@ -83,7 +85,10 @@ where
             default
         }
         Err(payload) => {
-            let message = format!("panic in Spindle's native runtime: {}", panic_message(&*payload));
+            let message = format!(
+                "panic in Spindle's native runtime: {}",
+                panic_message(&*payload)
+            );
             throw(env, NATIVE, &message);
             default
         }

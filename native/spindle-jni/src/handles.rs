@@ -18,7 +18,11 @@ pub struct Handles<T> {
 impl<T> Handles<T> {
     /// An empty table; `kind` names the objects in errors.
     pub fn new(kind: &'static str) -> Self {
-        Handles { kind, next: AtomicI64::new(1), map: Mutex::new(HashMap::new()) }
+        Handles {
+            kind,
+            next: AtomicI64::new(1),
+            map: Mutex::new(HashMap::new()),
+        }
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<T>>> {

@@ -22,7 +22,9 @@ fn decode<M: Message + Default>(env: &JNIEnv, bytes: &JByteArray, what: &str) ->
 }
 
 fn bytes_out(env: &mut JNIEnv, message: &impl Message) -> Result<jbyteArray> {
-    Ok(env.byte_array_from_slice(&message.encode_to_vec())?.into_raw())
+    Ok(env
+        .byte_array_from_slice(&message.encode_to_vec())?
+        .into_raw())
 }
 
 fn inner_init(env: &mut JNIEnv, filter: &JString) -> Result<jstring> {
@@ -43,7 +45,9 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_init<'l>(
     _class: JClass<'l>,
     filter: JString<'l>,
 ) -> jstring {
-    guard(&mut env, std::ptr::null_mut(), |env| inner_init(env, &filter))
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        inner_init(env, &filter)
+    })
 }
 
 fn inner_load_model(env: &mut JNIEnv, config: &JByteArray) -> Result<jlong> {
@@ -72,7 +76,9 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_modelInfo<'l>(
     _class: JClass<'l>,
     model: jlong,
 ) -> jbyteArray {
-    guard(&mut env, std::ptr::null_mut(), |env| inner_model_info(env, model))
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        inner_model_info(env, model)
+    })
 }
 
 #[no_mangle]
@@ -126,7 +132,9 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_submit<'l>(
     slot: jint,
     rows: jint,
 ) {
-    guard(&mut env, (), |_| Ok(FEEDERS.get(feeder)?.submit(slot, rows)?))
+    guard(&mut env, (), |_| {
+        Ok(FEEDERS.get(feeder)?.submit(slot, rows)?)
+    })
 }
 
 #[no_mangle]
@@ -149,7 +157,9 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_releaseSlot<'l>(
     feeder: jlong,
     slot: jint,
 ) {
-    guard(&mut env, (), |_| Ok(FEEDERS.get(feeder)?.release_slot(slot)?))
+    guard(&mut env, (), |_| {
+        Ok(FEEDERS.get(feeder)?.release_slot(slot)?)
+    })
 }
 
 #[no_mangle]

@@ -12,16 +12,31 @@ use spindle_proto::spindle::{DType, FeederConfig, InputLayout, ModelConfig};
 use spindle_runtime::{Feeder, Model};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()?;
     let rows = args.first().copied().unwrap_or(60_000);
     let batch = args.get(1).copied().unwrap_or(512);
     let tasks = 2usize;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/mnist_mlp");
-    let config = ModelConfig { path: path.into(), intra_op_threads: 1, inter_op_threads: 2, ..Default::default() };
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/mnist_mlp"
+    );
+    let config = ModelConfig {
+        path: path.into(),
+        intra_op_threads: 1,
+        inter_op_threads: 2,
+        ..Default::default()
+    };
     let model = Arc::new(Model::load(&config)?);
     let feeder_config = FeederConfig {
         signature: "serving_default".into(),
-        inputs: vec![InputLayout { name: "features".into(), dtype: DType::Float32 as i32, row_shape: vec![784] }],
+        inputs: vec![InputLayout {
+            name: "features".into(),
+            dtype: DType::Float32 as i32,
+            row_shape: vec![784],
+        }],
         outputs: vec![],
         batch_size: batch as i32,
         num_slots: 2,
@@ -67,6 +82,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     run_once(); // warm-up
     let best = (0..3).map(|_| run_once()).fold(f64::INFINITY, f64::min);
-    println!("BENCH rust-runtime {:12.0} rows/s (best of 3: {best:.3} s)", rows as f64 / best);
+    println!(
+        "BENCH rust-runtime {:12.0} rows/s (best of 3: {best:.3} s)",
+        rows as f64 / best
+    );
     Ok(())
 }

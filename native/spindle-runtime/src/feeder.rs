@@ -67,7 +67,10 @@ fn align(n: usize) -> usize {
 }
 
 fn shape_text(dims: &[i64]) -> String {
-    let d: Vec<String> = dims.iter().map(|d| if *d < 0 { "?".into() } else { d.to_string() }).collect();
+    let d: Vec<String> = dims
+        .iter()
+        .map(|d| if *d < 0 { "?".into() } else { d.to_string() })
+        .collect();
     format!("[{}]", d.join(", "))
 }
 
@@ -90,7 +93,9 @@ fn check_input(spec: &TensorSpec, dtype: i32, row_shape: &[i64], sig: &str) -> R
         )));
     }
     if let Some(bad) = row_shape.iter().find(|d| **d <= 0) {
-        return Err(Error::Input(format!("input '{name}': row dimension {bad} must be positive")));
+        return Err(Error::Input(format!(
+            "input '{name}': row dimension {bad} must be positive"
+        )));
     }
     if !spec.unknown_rank {
         let inner = spec.shape.get(1..).unwrap_or(&[]);
@@ -123,16 +128,23 @@ impl Feeder {
         let mut inputs = Vec::with_capacity(sig.inputs.len());
         let mut cursor = 0usize;
         for layout in &config.inputs {
-            let spec = sig.inputs.iter().find(|s| s.name == layout.name).ok_or_else(|| {
-                let names: Vec<&str> = sig.inputs.iter().map(|s| s.name.as_str()).collect();
-                Error::Input(format!(
-                    "signature '{sig_name}' has no input '{}' (its inputs: {})",
-                    layout.name,
-                    names.join(", ")
-                ))
-            })?;
+            let spec = sig
+                .inputs
+                .iter()
+                .find(|s| s.name == layout.name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = sig.inputs.iter().map(|s| s.name.as_str()).collect();
+                    Error::Input(format!(
+                        "signature '{sig_name}' has no input '{}' (its inputs: {})",
+                        layout.name,
+                        names.join(", ")
+                    ))
+                })?;
             if inputs.iter().any(|i: &SlotInput| i.name == layout.name) {
-                return Err(Error::Input(format!("input '{}' is fed twice", layout.name)));
+                return Err(Error::Input(format!(
+                    "input '{}' is fed twice",
+                    layout.name
+                )));
             }
             let dtype = check_input(spec, layout.dtype, &layout.row_shape, sig_name)?;
             let row_bytes = layout.row_shape.iter().product::<i64>() as usize * dtype.size();
@@ -147,7 +159,11 @@ impl Feeder {
                 row_bytes,
             });
         }
-        if let Some(missing) = sig.inputs.iter().find(|s| !inputs.iter().any(|i| i.name == s.name)) {
+        if let Some(missing) = sig
+            .inputs
+            .iter()
+            .find(|s| !inputs.iter().any(|i| i.name == s.name))
+        {
             return Err(Error::Input(format!(
                 "input '{}' of signature '{sig_name}' is not fed",
                 missing.name
@@ -161,7 +177,8 @@ impl Feeder {
                 .iter()
                 .map(|o| {
                     sig.outputs.iter().find(|s| &s.name == o).ok_or_else(|| {
-                        let names: Vec<&str> = sig.outputs.iter().map(|s| s.name.as_str()).collect();
+                        let names: Vec<&str> =
+                            sig.outputs.iter().map(|s| s.name.as_str()).collect();
                         Error::Model(format!(
                             "signature '{sig_name}' has no output '{o}' (its outputs: {})",
                             names.join(", ")
@@ -182,8 +199,9 @@ impl Feeder {
         }
         let stride = align(cursor.max(1));
         let slots = config.num_slots as usize;
-        let region = MmapMut::map_anon(stride * slots)
-            .map_err(|e| Error::Native(format!("mapping {} bytes of slots: {e}", stride * slots)))?;
+        let region = MmapMut::map_anon(stride * slots).map_err(|e| {
+            Error::Native(format!("mapping {} bytes of slots: {e}", stride * slots))
+        })?;
         let shared = Arc::new(Shared {
             model,
             signature: sig_name.clone(),
@@ -193,7 +211,9 @@ impl Feeder {
             stride,
             slots: Mutex::new((0..slots).map(|_| SlotState::Free).collect()),
             changed: Condvar::new(),
-            guards: (0..slots).map(|_| Arc::new(AliasGuard::default())).collect(),
+            guards: (0..slots)
+                .map(|_| Arc::new(AliasGuard::default()))
+                .collect(),
             closing: AtomicBool::new(false),
             region,
         });
@@ -216,7 +236,11 @@ impl Feeder {
                 }
             })
             .map_err(|e| Error::Native(format!("starting a feeder thread: {e}")))?;
-        Ok(Feeder { shared, jobs: Some(tx), worker: Some(worker) })
+        Ok(Feeder {
+            shared,
+            jobs: Some(tx),
+            worker: Some(worker),
+        })
     }
 
     /// Where the JVM writes rows.
@@ -251,15 +275,23 @@ impl Feeder {
         let slot = self.check_slot(slot)?;
         let batch = self.shared.batch_size;
         if rows < 1 || rows as usize > batch {
-            return Err(Error::Input(format!("{rows} rows do not fit a slot of 1..={batch} rows")));
+            return Err(Error::Input(format!(
+                "{rows} rows do not fit a slot of 1..={batch} rows"
+            )));
         }
-        let jobs = self.jobs.as_ref().ok_or_else(|| Error::Native("feeder is closed".into()))?;
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| Error::Native("feeder is closed".into()))?;
         let mut states = self.shared.lock();
         if !matches!(states[slot], SlotState::Free) {
-            return Err(Error::Input(format!("slot {slot} is busy; release it before refilling it")));
+            return Err(Error::Input(format!(
+                "slot {slot} is busy; release it before refilling it"
+            )));
         }
         states[slot] = SlotState::Running;
-        jobs.send((slot, rows as usize)).map_err(|_| Error::Native("feeder thread is gone".into()))
+        jobs.send((slot, rows as usize))
+            .map_err(|_| Error::Native("feeder thread is gone".into()))
     }
 
     /// Waits for a submitted slot's run and says where its outputs are.
@@ -269,8 +301,12 @@ impl Feeder {
         let mut states = s.lock();
         loop {
             match &states[slot] {
-                SlotState::Running => states = s.changed.wait(states).unwrap_or_else(|p| p.into_inner()),
-                SlotState::Free => return Err(Error::Input(format!("slot {slot} was not submitted"))),
+                SlotState::Running => {
+                    states = s.changed.wait(states).unwrap_or_else(|p| p.into_inner())
+                }
+                SlotState::Free => {
+                    return Err(Error::Input(format!("slot {slot} was not submitted")))
+                }
                 SlotState::Done(Err(e), _) => return Err(clone_error(e)),
                 SlotState::Done(Ok(tensors), micros) => return s.describe(tensors, *micros),
             }
@@ -290,7 +326,9 @@ impl Feeder {
         let deadline = Instant::now() + Duration::from_secs(30);
         while s.guards[slot].live() > 0 {
             if Instant::now() > deadline {
-                return Err(Error::Native(format!("TensorFlow still holds slot {slot} after 30 s")));
+                return Err(Error::Native(format!(
+                    "TensorFlow still holds slot {slot} after 30 s"
+                )));
             }
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -303,7 +341,10 @@ impl Feeder {
         self.jobs.take();
         if let Some(worker) = self.worker.take() {
             if worker.join().is_err() {
-                log::error!("a feeder thread of signature '{}' panicked", self.shared.signature);
+                log::error!(
+                    "a feeder thread of signature '{}' panicked",
+                    self.shared.signature
+                );
             }
         }
     }
@@ -341,8 +382,12 @@ impl Shared {
             }?;
             tensors.push(t);
         }
-        let feeds: Vec<(Port, &Tensor)> =
-            self.inputs.iter().zip(&tensors).map(|(i, t)| (i.port, t)).collect();
+        let feeds: Vec<(Port, &Tensor)> = self
+            .inputs
+            .iter()
+            .zip(&tensors)
+            .map(|(i, t)| (i.port, t))
+            .collect();
         let ports: Vec<Port> = self.outputs.iter().map(|(_, p)| *p).collect();
         let what = format!("signature '{}'", self.signature);
         self.model.run(&feeds, &ports, &what)
@@ -365,7 +410,10 @@ impl Shared {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(BatchOutputs { outputs, run_micros: micros })
+        Ok(BatchOutputs {
+            outputs,
+            run_micros: micros,
+        })
     }
 }
 

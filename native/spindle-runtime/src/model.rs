@@ -19,7 +19,11 @@ pub struct Model {
 impl Model {
     /// Loads the model `config` describes.
     pub fn load(config: &ModelConfig) -> Result<Model> {
-        let tags = if config.tags.is_empty() { vec!["serve".to_string()] } else { config.tags.clone() };
+        let tags = if config.tags.is_empty() {
+            vec!["serve".to_string()]
+        } else {
+            config.tags.clone()
+        };
         let saved = SavedModel::load(
             Path::new(&config.path),
             &tags,
@@ -27,8 +31,16 @@ impl Model {
             config.inter_op_threads,
         )?;
         let info = describe(&saved);
-        log::info!("loaded SavedModel {} ({} signatures)", config.path, info.signatures.len());
-        Ok(Model { saved, path: config.path.clone(), info })
+        log::info!(
+            "loaded SavedModel {} ({} signatures)",
+            config.path,
+            info.signatures.len()
+        );
+        Ok(Model {
+            saved,
+            path: config.path.clone(),
+            info,
+        })
     }
 
     /// Where the model was loaded from.
@@ -43,14 +55,23 @@ impl Model {
 
     /// The signature `name`, or an error listing the ones that exist.
     pub fn signature(&self, name: &str) -> Result<&SignatureInfo> {
-        self.info.signatures.iter().find(|s| s.name == name).ok_or_else(|| {
-            let known: Vec<&str> = self.info.signatures.iter().map(|s| s.name.as_str()).collect();
-            Error::Model(format!(
-                "SavedModel {} has no signature '{name}' (it has: {})",
-                self.path,
-                known.join(", ")
-            ))
-        })
+        self.info
+            .signatures
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self
+                    .info
+                    .signatures
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect();
+                Error::Model(format!(
+                    "SavedModel {} has no signature '{name}' (it has: {})",
+                    self.path,
+                    known.join(", ")
+                ))
+            })
     }
 
     /// The checkpoint ops of the model's saver (names differ per model, so they are always read).
@@ -64,7 +85,12 @@ impl Model {
     }
 
     /// Runs the session; `what` names the run in errors.
-    pub fn run(&self, inputs: &[(Port, &Tensor)], outputs: &[Port], what: &str) -> Result<Vec<Tensor>> {
+    pub fn run(
+        &self,
+        inputs: &[(Port, &Tensor)],
+        outputs: &[Port],
+        what: &str,
+    ) -> Result<Vec<Tensor>> {
         self.saved.run(inputs, outputs, what).map_err(|e| match e {
             Error::Model(m) => Error::Model(format!("{m} (model {})", self.path)),
             other => other,
@@ -95,7 +121,8 @@ fn specs(map: &std::collections::HashMap<String, TensorInfo>) -> Vec<TensorSpec>
             TensorSpec {
                 name: key.clone(),
                 tensor: info.name.clone(),
-                dtype: DataType::from_tf(info.dtype).map_or(DType::DtypeUnspecified, to_proto) as i32,
+                dtype: DataType::from_tf(info.dtype).map_or(DType::DtypeUnspecified, to_proto)
+                    as i32,
                 tf_dtype: tf_type_name(info.dtype),
                 shape: shape.dim.iter().map(|d| d.size).collect(),
                 unknown_rank: shape.unknown_rank,

@@ -46,7 +46,9 @@ impl Status {
             if tf::TF_GetCode(self.0) == tf::TF_OK {
                 return Ok(());
             }
-            let msg = CStr::from_ptr(tf::TF_Message(self.0)).to_string_lossy().into_owned();
+            let msg = CStr::from_ptr(tf::TF_Message(self.0))
+                .to_string_lossy()
+                .into_owned();
             Err(wrap(msg))
         }
     }
@@ -118,10 +120,30 @@ impl DataType {
 /// TensorFlow's name for a DataType enum value, for error messages.
 pub fn tf_type_name(value: i32) -> String {
     const NAMES: [&str; 24] = [
-        "DT_INVALID", "DT_FLOAT", "DT_DOUBLE", "DT_INT32", "DT_UINT8", "DT_INT16", "DT_INT8",
-        "DT_STRING", "DT_COMPLEX64", "DT_INT64", "DT_BOOL", "DT_QINT8", "DT_QUINT8", "DT_QINT32",
-        "DT_BFLOAT16", "DT_QINT16", "DT_QUINT16", "DT_UINT16", "DT_COMPLEX128", "DT_HALF",
-        "DT_RESOURCE", "DT_VARIANT", "DT_UINT32", "DT_UINT64",
+        "DT_INVALID",
+        "DT_FLOAT",
+        "DT_DOUBLE",
+        "DT_INT32",
+        "DT_UINT8",
+        "DT_INT16",
+        "DT_INT8",
+        "DT_STRING",
+        "DT_COMPLEX64",
+        "DT_INT64",
+        "DT_BOOL",
+        "DT_QINT8",
+        "DT_QUINT8",
+        "DT_QINT32",
+        "DT_BFLOAT16",
+        "DT_QINT16",
+        "DT_QUINT16",
+        "DT_UINT16",
+        "DT_COMPLEX128",
+        "DT_HALF",
+        "DT_RESOURCE",
+        "DT_VARIANT",
+        "DT_UINT32",
+        "DT_UINT64",
     ];
     usize::try_from(value)
         .ok()
@@ -165,7 +187,9 @@ impl Tensor {
             )
         };
         if t.is_null() {
-            return Err(Error::Native(format!("TF_NewTensor failed for {dtype:?} {dims:?}")));
+            return Err(Error::Native(format!(
+                "TF_NewTensor failed for {dtype:?} {dims:?}"
+            )));
         }
         Ok(Tensor(t))
     }
@@ -174,7 +198,9 @@ impl Tensor {
     pub fn copy_from<T: Copy>(dtype: DataType, dims: &[i64], data: &[T]) -> Result<Tensor> {
         let len = std::mem::size_of_val(data);
         if dims.iter().product::<i64>() as usize * dtype.size() != len {
-            return Err(Error::Input(format!("{len} bytes do not fill a {dtype:?} tensor of {dims:?}")));
+            return Err(Error::Input(format!(
+                "{len} bytes do not fill a {dtype:?} tensor of {dims:?}"
+            )));
         }
         // SAFETY: TF allocates len bytes, which we fill from data.
         unsafe {
@@ -182,7 +208,11 @@ impl Tensor {
             if t.is_null() {
                 return Err(Error::Native("TF_AllocateTensor failed".into()));
             }
-            ptr::copy_nonoverlapping(data.as_ptr() as *const u8, tf::TF_TensorData(t) as *mut u8, len);
+            ptr::copy_nonoverlapping(
+                data.as_ptr() as *const u8,
+                tf::TF_TensorData(t) as *mut u8,
+                len,
+            );
             Ok(Tensor(t))
         }
     }
@@ -196,7 +226,11 @@ impl Tensor {
     /// Dimensions.
     pub fn dims(&self) -> Vec<i64> {
         // SAFETY: live tensor; indices below TF_NumDims.
-        unsafe { (0..tf::TF_NumDims(self.0)).map(|i| tf::TF_Dim(self.0, i)).collect() }
+        unsafe {
+            (0..tf::TF_NumDims(self.0))
+                .map(|i| tf::TF_Dim(self.0, i))
+                .collect()
+        }
     }
 
     /// TensorFlow's DataType enum value.
@@ -252,7 +286,11 @@ impl SavedModel {
         quiet_tensorflow();
         let shown = dir.display();
         if !dir.join("saved_model.pb").is_file() && !dir.join("saved_model.pbtxt").is_file() {
-            let why = if dir.is_dir() { "has no saved_model.pb" } else { "does not exist" };
+            let why = if dir.is_dir() {
+                "has no saved_model.pb"
+            } else {
+                "does not exist"
+            };
             return Err(Error::Model(format!("SavedModel directory {shown} {why}")));
         }
         let c_dir = CString::new(dir.to_string_lossy().as_bytes())
@@ -273,8 +311,14 @@ impl SavedModel {
         // SAFETY: every pointer handed to TensorFlow is live for the call; we own what it returns.
         unsafe {
             let opts = tf::TF_NewSessionOptions();
-            tf::TF_SetConfig(opts, config.as_ptr() as *const c_void, config.len(), status.0);
-            if let Err(e) = status.check(|m| Error::Native(format!("session config rejected: {m}"))) {
+            tf::TF_SetConfig(
+                opts,
+                config.as_ptr() as *const c_void,
+                config.len(),
+                status.0,
+            );
+            if let Err(e) = status.check(|m| Error::Native(format!("session config rejected: {m}")))
+            {
                 tf::TF_DeleteSessionOptions(opts);
                 return Err(e);
             }
@@ -292,16 +336,23 @@ impl SavedModel {
             );
             tf::TF_DeleteSessionOptions(opts);
             let loaded = status.check(|m| {
-                Error::Model(format!("SavedModel {shown} failed to load (tags {tags:?}): {m}"))
+                Error::Model(format!(
+                    "SavedModel {shown} failed to load (tags {tags:?}): {m}"
+                ))
             });
             let meta = loaded.and_then(|_| {
-                let bytes = std::slice::from_raw_parts((*meta_buf).data as *const u8, (*meta_buf).length);
+                let bytes =
+                    std::slice::from_raw_parts((*meta_buf).data as *const u8, (*meta_buf).length);
                 MetaGraphDef::decode(bytes)
                     .map_err(|e| Error::Model(format!("SavedModel {shown}: bad MetaGraphDef: {e}")))
             });
             tf::TF_DeleteBuffer(meta_buf);
             match meta {
-                Ok(meta) => Ok(SavedModel { graph, session, meta }),
+                Ok(meta) => Ok(SavedModel {
+                    graph,
+                    session,
+                    meta,
+                }),
                 Err(e) => {
                     if !session.is_null() {
                         tf::TF_CloseSession(session, status.0);
@@ -329,13 +380,20 @@ impl SavedModel {
         // SAFETY: live graph and a NUL-terminated name.
         let oper = unsafe { tf::TF_GraphOperationByName(self.graph, c_op.as_ptr()) };
         if oper.is_null() {
-            return Err(Error::Model(format!("graph has no operation for tensor '{tensor}'")));
+            return Err(Error::Model(format!(
+                "graph has no operation for tensor '{tensor}'"
+            )));
         }
         Ok(Port(tf::TF_Output { oper, index }))
     }
 
     /// Runs the session: feeds `inputs`, fetches `outputs`. `what` names the run in errors.
-    pub fn run(&self, inputs: &[(Port, &Tensor)], outputs: &[Port], what: &str) -> Result<Vec<Tensor>> {
+    pub fn run(
+        &self,
+        inputs: &[(Port, &Tensor)],
+        outputs: &[Port],
+        what: &str,
+    ) -> Result<Vec<Tensor>> {
         let in_ports: Vec<tf::TF_Output> = inputs.iter().map(|(p, _)| p.0).collect();
         let in_values: Vec<*mut tf::TF_Tensor> = inputs.iter().map(|(_, t)| t.0).collect();
         let out_ports: Vec<tf::TF_Output> = outputs.iter().map(|p| p.0).collect();
@@ -359,17 +417,25 @@ impl SavedModel {
             );
         }
         // Take ownership of whatever TensorFlow returned, even on failure, so nothing leaks.
-        let owned: Vec<Tensor> = out_values.into_iter().filter(|t| !t.is_null()).map(Tensor).collect();
+        let owned: Vec<Tensor> = out_values
+            .into_iter()
+            .filter(|t| !t.is_null())
+            .map(Tensor)
+            .collect();
         status.check(|m| Error::Model(format!("TensorFlow failed running {what}: {m}")))?;
         if owned.len() != outputs.len() {
-            return Err(Error::Native(format!("{what}: TensorFlow returned too few outputs")));
+            return Err(Error::Native(format!(
+                "{what}: TensorFlow returned too few outputs"
+            )));
         }
         Ok(owned)
     }
 }
 
 fn bad_tensor(name: &str) -> Error {
-    Error::Model(format!("'{name}' is not a tensor name of the form op:index"))
+    Error::Model(format!(
+        "'{name}' is not a tensor name of the form op:index"
+    ))
 }
 
 impl Drop for SavedModel {

@@ -8,17 +8,28 @@ use spindle_runtime::tf::{AliasGuard, DataType, Tensor, ALIGNMENT};
 use spindle_runtime::{Error, Feeder, Model};
 
 fn fixture(name: &str) -> String {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name);
     dir.to_string_lossy().into_owned()
 }
 
 fn load(name: &str) -> Arc<Model> {
-    let config = ModelConfig { path: fixture(name), intra_op_threads: 1, inter_op_threads: 1, ..Default::default() };
+    let config = ModelConfig {
+        path: fixture(name),
+        intra_op_threads: 1,
+        inter_op_threads: 1,
+        ..Default::default()
+    };
     Arc::new(Model::load(&config).expect("fixture loads"))
 }
 
 fn input(name: &str, dtype: DType, row_shape: &[i64]) -> InputLayout {
-    InputLayout { name: name.into(), dtype: dtype as i32, row_shape: row_shape.to_vec() }
+    InputLayout {
+        name: name.into(),
+        dtype: dtype as i32,
+        row_shape: row_shape.to_vec(),
+    }
 }
 
 fn dtypes_config(batch: i32, slots: i32) -> FeederConfig {
@@ -73,7 +84,10 @@ fn check(feeder: &Feeder, slot: i32, first: i64, rows: usize) {
             for j in 0..4 {
                 assert_eq!(*y_f32.add(r * 4 + j), (i as f32 + j as f32 * 0.5) * 2.0);
             }
-            assert_eq!(*(out.outputs[1].address as *const f64).add(r), 3.0 * i as f64 + 3.0);
+            assert_eq!(
+                *(out.outputs[1].address as *const f64).add(r),
+                3.0 * i as f64 + 3.0
+            );
             assert_eq!(*(out.outputs[2].address as *const i32).add(r), i as i32 + 1);
             let y_i64 = out.outputs[3].address as *const i64;
             assert_eq!((*y_i64.add(r * 2), *y_i64.add(r * 2 + 1)), (3 * i, -3 * i));
@@ -85,11 +99,19 @@ fn check(feeder: &Feeder, slot: i32, first: i64, rows: usize) {
 #[test]
 fn describes_signatures_sorted_with_dtypes_and_shapes() {
     let model = load("dtypes_model");
-    let names: Vec<&str> = model.info().signatures.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = model
+        .info()
+        .signatures
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
     assert!(names.contains(&"serving_default") && names.contains(&"double_only"));
     let sig = model.signature("serving_default").unwrap();
-    let inputs: Vec<(&str, i32, &[i64])> =
-        sig.inputs.iter().map(|s| (s.name.as_str(), s.dtype, s.shape.as_slice())).collect();
+    let inputs: Vec<(&str, i32, &[i64])> = sig
+        .inputs
+        .iter()
+        .map(|s| (s.name.as_str(), s.dtype, s.shape.as_slice()))
+        .collect();
     assert_eq!(
         inputs,
         [
@@ -100,10 +122,18 @@ fn describes_signatures_sorted_with_dtypes_and_shapes() {
         ]
     );
     let trainable = load("digits_mlp_init");
-    for s in ["train", "gradients", "apply_gradients", "predict", "serving_default"] {
+    for s in [
+        "train",
+        "gradients",
+        "apply_gradients",
+        "predict",
+        "serving_default",
+    ] {
         trainable.signature(s).unwrap();
     }
-    assert!(trainable.saver_def().is_some_and(|s| !s.restore_op_name.is_empty()));
+    assert!(trainable
+        .saver_def()
+        .is_some_and(|s| !s.restore_op_name.is_empty()));
 }
 
 #[test]
@@ -111,8 +141,11 @@ fn every_dtype_round_trips_through_two_slots_with_partial_batches() {
     let model = load("dtypes_model");
     let feeder = Feeder::open(model, &dtypes_config(8, 2), 1).unwrap();
     let layout = feeder.layout();
-    assert!(layout.input_offsets.iter().all(|o| *o as usize % ALIGNMENT == 0));
-    assert_eq!(layout.slot_stride as usize % ALIGNMENT, 0);
+    assert!(layout
+        .input_offsets
+        .iter()
+        .all(|o| (*o as usize).is_multiple_of(ALIGNMENT)));
+    assert!((layout.slot_stride as usize).is_multiple_of(ALIGNMENT));
     // 10 batches through 2 slots: fill both, then refill each as soon as it is released.
     let sizes = [8usize, 8, 3, 8, 1, 8, 8, 5, 8, 2];
     let mut first = 0i64;
@@ -137,10 +170,17 @@ fn every_dtype_round_trips_through_two_slots_with_partial_batches() {
 fn external_tensors_alias_aligned_memory_and_release_it_once() {
     let guard = Arc::new(AliasGuard::default());
     let mut buffer = vec![0u8; 4 * 16 + ALIGNMENT];
-    let aligned = buffer.as_mut_ptr().wrapping_add(buffer.as_ptr().align_offset(ALIGNMENT));
+    let aligned = buffer
+        .as_mut_ptr()
+        .wrapping_add(buffer.as_ptr().align_offset(ALIGNMENT));
     // SAFETY: 64 bytes inside `buffer`, which outlives the tensor.
-    let t = unsafe { Tensor::from_external(DataType::Float32, &[4, 4], aligned, 64, &guard) }.unwrap();
-    assert_eq!(t.data(), aligned, "TensorFlow must use the slot memory in place");
+    let t =
+        unsafe { Tensor::from_external(DataType::Float32, &[4, 4], aligned, 64, &guard) }.unwrap();
+    assert_eq!(
+        t.data(),
+        aligned,
+        "TensorFlow must use the slot memory in place"
+    );
     assert_eq!(guard.live(), 1);
     drop(t);
     assert_eq!(guard.live(), 0);
@@ -167,8 +207,15 @@ fn feeder_inputs_are_not_copied() {
     };
     let feeder = Feeder::open(model, &config, 2).unwrap();
     let layout = feeder.layout();
-    assert_eq!(feeder.input_ptr(0, 0) as i64, layout.base_address + layout.input_offsets[0]);
-    assert_eq!(layout.base_address as usize % 4096, 0, "slots start page aligned");
+    assert_eq!(
+        feeder.input_ptr(0, 0) as i64,
+        layout.base_address + layout.input_offsets[0]
+    );
+    assert_eq!(
+        layout.base_address as usize % 4096,
+        0,
+        "slots start page aligned"
+    );
 }
 
 fn open_err(config: FeederConfig) -> Error {
@@ -183,12 +230,18 @@ fn bad_feeder_configs_name_the_cause() {
     let mut c = dtypes_config(4, 2);
     c.inputs[0].dtype = DType::Float64 as i32;
     let e = open_err(c);
-    assert!(matches!(&e, Error::Input(m) if m.contains("x_f32") && m.contains("float32") && m.contains("float64")), "{e}");
+    assert!(
+        matches!(&e, Error::Input(m) if m.contains("x_f32") && m.contains("float32") && m.contains("float64")),
+        "{e}"
+    );
 
     let mut c = dtypes_config(4, 2);
     c.inputs[0].row_shape = vec![5];
     let e = open_err(c);
-    assert!(matches!(&e, Error::Input(m) if m.contains("x_f32") && m.contains("[?, 4]") && m.contains("[5]")), "{e}");
+    assert!(
+        matches!(&e, Error::Input(m) if m.contains("x_f32") && m.contains("[?, 4]") && m.contains("[5]")),
+        "{e}"
+    );
 
     let mut c = dtypes_config(4, 2);
     c.inputs.pop();
@@ -196,7 +249,9 @@ fn bad_feeder_configs_name_the_cause() {
 
     let mut c = dtypes_config(4, 2);
     c.signature = "nope".into();
-    assert!(matches!(open_err(c), Error::Model(m) if m.contains("'nope'") && m.contains("double_only")));
+    assert!(
+        matches!(open_err(c), Error::Model(m) if m.contains("'nope'") && m.contains("double_only"))
+    );
 
     let mut c = dtypes_config(4, 2);
     c.outputs = vec!["y_zzz".into()];
@@ -220,11 +275,17 @@ fn bad_slot_use_is_an_input_error() {
 
 #[test]
 fn missing_and_corrupt_models_are_model_errors_naming_the_path() {
-    let missing = ModelConfig { path: "/no/such/model".into(), ..Default::default() };
+    let missing = ModelConfig {
+        path: "/no/such/model".into(),
+        ..Default::default()
+    };
     assert!(matches!(Model::load(&missing), Err(Error::Model(m)) if m.contains("/no/such/model")));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("saved_model.pb"), b"not a protobuf").unwrap();
-    let corrupt = ModelConfig { path: dir.path().to_string_lossy().into_owned(), ..Default::default() };
+    let corrupt = ModelConfig {
+        path: dir.path().to_string_lossy().into_owned(),
+        ..Default::default()
+    };
     assert!(matches!(Model::load(&corrupt), Err(Error::Model(m)) if m.contains(&corrupt.path)));
 }
 
@@ -259,23 +320,41 @@ fn feeders_on_one_shared_model_run_concurrently_and_outlive_other_holders() {
 fn exported_keras_model_trains_and_split_step_matches_train() {
     let (a, b) = (load("digits_mlp_init"), load("digits_mlp_init"));
     let rows = 32usize;
-    let x: Vec<f32> = (0..rows * 64).map(|i| ((i * 7919) % 17) as f32 / 16.0).collect();
+    let x: Vec<f32> = (0..rows * 64)
+        .map(|i| ((i * 7919) % 17) as f32 / 16.0)
+        .collect();
     let y: Vec<i64> = (0..rows).map(|r| (r % 10) as i64).collect();
     let run = |m: &Model, sig: &str, feeds: Vec<(&str, Tensor)>| -> Vec<(String, Tensor)> {
         let s = m.signature(sig).unwrap();
         let ports: Vec<_> = feeds
             .iter()
-            .map(|(n, _)| m.port(&s.inputs.iter().find(|i| i.name == *n).unwrap().tensor).unwrap())
+            .map(|(n, _)| {
+                m.port(&s.inputs.iter().find(|i| i.name == *n).unwrap().tensor)
+                    .unwrap()
+            })
             .collect();
-        let inputs: Vec<_> = ports.into_iter().zip(feeds.iter().map(|(_, t)| t)).collect();
-        let outs: Vec<_> = s.outputs.iter().map(|o| m.port(&o.tensor).unwrap()).collect();
+        let inputs: Vec<_> = ports
+            .into_iter()
+            .zip(feeds.iter().map(|(_, t)| t))
+            .collect();
+        let outs: Vec<_> = s
+            .outputs
+            .iter()
+            .map(|o| m.port(&o.tensor).unwrap())
+            .collect();
         let got = m.run(&inputs, &outs, sig).unwrap();
         s.outputs.iter().map(|o| o.name.clone()).zip(got).collect()
     };
     let batch = || {
         vec![
-            ("features", Tensor::copy_from(DataType::Float32, &[rows as i64, 64], &x).unwrap()),
-            ("labels", Tensor::copy_from(DataType::Int64, &[rows as i64], &y).unwrap()),
+            (
+                "features",
+                Tensor::copy_from(DataType::Float32, &[rows as i64, 64], &x).unwrap(),
+            ),
+            (
+                "labels",
+                Tensor::copy_from(DataType::Int64, &[rows as i64], &y).unwrap(),
+            ),
         ]
     };
     let mut losses = Vec::new();
@@ -284,16 +363,30 @@ fn exported_keras_model_trains_and_split_step_matches_train() {
         losses.push(out[0].1.to_vec::<f32>()[0]);
         let grads = run(&b, "gradients", batch());
         assert_eq!(grads[grads.len() - 1].0, "loss");
-        assert_eq!(grads[grads.len() - 1].1.to_vec::<f32>(), [*losses.last().unwrap()]);
-        let feeds: Vec<(&str, Tensor)> =
-            grads.into_iter().filter(|(n, _)| n != "loss").map(|(n, t)| (leak(n), t)).collect();
+        assert_eq!(
+            grads[grads.len() - 1].1.to_vec::<f32>(),
+            [*losses.last().unwrap()]
+        );
+        let feeds: Vec<(&str, Tensor)> = grads
+            .into_iter()
+            .filter(|(n, _)| n != "loss")
+            .map(|(n, t)| (leak(n), t))
+            .collect();
         run(&b, "apply_gradients", feeds);
     }
-    assert!(losses[59] < losses[0] * 0.5, "loss falls: {} -> {}", losses[0], losses[59]);
+    assert!(
+        losses[59] < losses[0] * 0.5,
+        "loss falls: {} -> {}",
+        losses[0],
+        losses[59]
+    );
     let pa = run(&a, "predict", batch().into_iter().take(1).collect());
     let pb = run(&b, "predict", batch().into_iter().take(1).collect());
     let (va, vb) = (pa[0].1.to_vec::<u32>(), pb[0].1.to_vec::<u32>());
-    assert_eq!(va, vb, "weights after split steps equal weights after train, bit for bit");
+    assert_eq!(
+        va, vb,
+        "weights after split steps equal weights after train, bit for bit"
+    );
 }
 
 fn leak(s: String) -> &'static str {

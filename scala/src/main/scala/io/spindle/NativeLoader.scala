@@ -9,24 +9,23 @@ import io.spindle.jni.NativeRuntime
 
 /** Loads libtensorflow and Spindle's native runtime into this JVM, once.
   *
-  * Order matters: the cdylib's DT_NEEDED entries (libtensorflow_cc.so.2, libtensorflow_framework.so.2) resolve
-  * by soname only against libraries already loaded, so TensorFlow is loaded first, by absolute path, and no
+  * Order matters: the cdylib's DT_NEEDED entries (libtensorflow_cc.so.2, libtensorflow_framework.so.2) resolve by
+  * soname only against libraries already loaded, so TensorFlow is loaded first, by absolute path, and no
   * LD_LIBRARY_PATH is needed on executors.
   *
   * Where TensorFlow comes from, first match wins:
-  *   1. the directory in system property `spindle.tensorflow.dir` or environment variable
-  *      `SPINDLE_TENSORFLOW_DIR` (holding both .so.2 files);
-  *   2. the `org.tensorflow:tensorflow-core-native` jar (classifier linux-x86_64) on the class path. Its
-  *      750 MB of libraries are extracted once per machine into a cache directory (property
-  *      `spindle.cache.dir`, default `~/.cache/spindle`), keyed by jar version and size, with an atomic
-  *      rename so that concurrent JVMs never see half a file.
+  *   1. the directory in system property `spindle.tensorflow.dir` or environment variable `SPINDLE_TENSORFLOW_DIR`
+  *      (holding both .so.2 files); 2. the `org.tensorflow:tensorflow-core-native` jar (classifier linux-x86_64) on the
+  *      class path. Its 750 MB of libraries are extracted once per machine into a cache directory (property
+  *      `spindle.cache.dir`, default `~/.cache/spindle`), keyed by jar version and size, with an atomic rename so that
+  *      concurrent JVMs never see half a file.
   *
-  * The runtime itself: `System.loadLibrary("spindle_jni")` (java.library.path) first, else the copy bundled in
-  * the jar under `native/linux-x86_64/`, extracted to a temporary file deleted when the JVM exits. If both
-  * fail, the first error is kept as the cause and the message says what is missing.
+  * The runtime itself: `System.loadLibrary("spindle_jni")` (java.library.path) first, else the copy bundled in the jar
+  * under `native/linux-x86_64/`, extracted to a temporary file deleted when the JVM exits. If both fail, the first
+  * error is kept as the cause and the message says what is missing.
   *
-  * This class must live on the application class path: a native library cannot be loaded by two isolated
-  * class loaders of one JVM.
+  * This class must live on the application class path: a native library cannot be loaded by two isolated class loaders
+  * of one JVM.
   */
 object NativeLoader {
   private val TfResourceDir = "org/tensorflow/internal/c_api/linux-x86_64/"
@@ -38,10 +37,14 @@ object NativeLoader {
   /** Loads everything once; later calls return at once, or rethrow the first failure. */
   def ensureLoaded(): String = {
     if (loaded.isEmpty) synchronized {
-      if (loaded.isEmpty) loaded = Some(try Right(load()) catch { case NonFatal(e) => Left(e) })
+      if (loaded.isEmpty)
+        loaded = Some(
+          try Right(load())
+          catch { case NonFatal(e) => Left(e) }
+        )
     }
     loaded.get match {
-      case Right(version) => version
+      case Right(version)            => version
       case Left(e: SpindleException) => throw e
       case Left(e) => throw new SpindleNativeException(s"Spindle's native runtime failed to load: $e", e)
     }
@@ -64,7 +67,9 @@ object NativeLoader {
       case Some(dir) =>
         val path = Paths.get(dir)
         TfLibs.find(lib => !Files.isRegularFile(path.resolve(lib))).foreach { missing =>
-          throw new SpindleNativeException(s"TensorFlow library $missing not found in $path (from spindle.tensorflow.dir / SPINDLE_TENSORFLOW_DIR)")
+          throw new SpindleNativeException(
+            s"TensorFlow library $missing not found in $path (from spindle.tensorflow.dir / SPINDLE_TENSORFLOW_DIR)"
+          )
         }
         path
       case None => extractTensorflow()
@@ -77,7 +82,8 @@ object NativeLoader {
       throw new SpindleNativeException(
         "TensorFlow 2.21 native libraries not found: put org.tensorflow:tensorflow-core-native:1.2.0 " +
           "(classifier linux-x86_64) on the class path (for spark-submit: --jars), or set SPINDLE_TENSORFLOW_DIR " +
-          "to a directory holding libtensorflow_cc.so.2 and libtensorflow_framework.so.2")
+          "to a directory holding libtensorflow_cc.so.2 and libtensorflow_framework.so.2"
+      )
     }
     // Key the cache by the resource's jar and size so a different TensorFlow never reuses a stale copy.
     val conn = url.openConnection()
@@ -103,7 +109,9 @@ object NativeLoader {
         val in = getClass.getResourceAsStream(RuntimeResource)
         if (in == null)
           throw new SpindleNativeException(
-            s"libspindle_jni.so is neither on java.library.path nor bundled in the Spindle jar ($RuntimeResource)", first)
+            s"libspindle_jni.so is neither on java.library.path nor bundled in the Spindle jar ($RuntimeResource)",
+            first
+          )
         val tmp = Files.createTempFile("libspindle_jni-", ".so")
         tmp.toFile.deleteOnExit()
         try {
@@ -115,7 +123,8 @@ object NativeLoader {
             error.addSuppressed(e)
             throw error
           case e: UnsatisfiedLinkError =>
-            val error = new SpindleNativeException(s"loading the bundled libspindle_jni.so failed: ${e.getMessage}", first)
+            val error =
+              new SpindleNativeException(s"loading the bundled libspindle_jni.so failed: ${e.getMessage}", first)
             error.addSuppressed(e)
             throw error
         }

@@ -21,11 +21,11 @@ import io.spindle.internal.{InferenceIterator, ModelCache, Plan, SerializableCon
   *   .transform(df)
   * }}}
   *
-  * Each executor JVM loads the SavedModel once into one TensorFlow session shared by its tasks. Each task
-  * streams its rows through a ring of memory-mapped slots (`batchSize` rows each) that TensorFlow reads in
-  * place. Unmapped signature inputs read the column of the same name; an empty `outputCols` adds every output
-  * as a column named after it. An output with one value per row becomes a number column; any other shape
-  * becomes a flat array column (row-major).
+  * Each executor JVM loads the SavedModel once into one TensorFlow session shared by its tasks. Each task streams its
+  * rows through a ring of memory-mapped slots (`batchSize` rows each) that TensorFlow reads in place. Unmapped
+  * signature inputs read the column of the same name; an empty `outputCols` adds every output as a column named after
+  * it. An output with one value per row becomes a number column; any other shape becomes a flat array column
+  * (row-major).
   */
 class SpindleModel(override val uid: String) extends Model[SpindleModel] with SpindleParams with MLWritable {
 
@@ -88,8 +88,11 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
     val conf = spark.sparkContext.getConf
     val taskCpus = conf.getInt("spark.task.cpus", 1)
     val localCores = "local\\[(\\d+).*".r.findFirstMatchIn(conf.get("spark.master", "")).map(_.group(1).toInt)
-    val executorCores = conf.getOption("spark.executor.cores").map(_.toInt)
-      .orElse(localCores).getOrElse(Runtime.getRuntime.availableProcessors)
+    val executorCores = conf
+      .getOption("spark.executor.cores")
+      .map(_.toInt)
+      .orElse(localCores)
+      .getOrElse(Runtime.getRuntime.availableProcessors)
     val intra = if (getIntraOpThreads > 0) getIntraOpThreads else taskCpus
     val inter = if (getInterOpThreads > 0) getInterOpThreads else math.max(1, executorCores / taskCpus)
     ModelCache.Key(localPath, getTags.toSeq, intra, inter)

@@ -8,8 +8,7 @@ import org.json4s.jackson.JsonMethods.{compact, parse, render}
 import org.json4s.JsonDSL._
 
 /** A `Map[String, String]` param, persisted as a JSON object so that it survives `write.save`. */
-class StringMapParam(parent: Params, name: String, doc: String)
-    extends Param[Map[String, String]](parent, name, doc) {
+class StringMapParam(parent: Params, name: String, doc: String) extends Param[Map[String, String]](parent, name, doc) {
   override def jsonEncode(value: Map[String, String]): String = compact(render(value))
   override def jsonDecode(json: String): Map[String, String] = {
     implicit val formats: DefaultFormats.type = DefaultFormats
@@ -29,7 +28,8 @@ trait SpindleParams extends Params {
   final val outputCols = new StringMapParam(
     this,
     "outputCols",
-    "signature output name -> new column; empty means every output, named after the output")
+    "signature output name -> new column; empty means every output, named after the output"
+  )
 
   final val batchSize =
     new IntParam(this, "batchSize", "rows per TensorFlow run", ParamValidators.gt(0))
@@ -38,19 +38,22 @@ trait SpindleParams extends Params {
     this,
     "numSlots",
     "memory-mapped batch slots per task; 2 lets the JVM fill one while TensorFlow runs the other",
-    ParamValidators.gt(0))
+    ParamValidators.gt(0)
+  )
 
   final val intraOpThreads = new IntParam(
     this,
     "intraOpThreads",
     "TensorFlow intra-op threads; 0 means spark.task.cpus",
-    ParamValidators.gtEq(0))
+    ParamValidators.gtEq(0)
+  )
 
   final val interOpThreads = new IntParam(
     this,
     "interOpThreads",
     "TensorFlow inter-op threads; 0 means the number of tasks an executor runs at once",
-    ParamValidators.gtEq(0))
+    ParamValidators.gtEq(0)
+  )
 
   final val tags = new StringArrayParam(this, "tags", "MetaGraph tags to load")
 
@@ -62,7 +65,8 @@ trait SpindleParams extends Params {
     numSlots -> 2,
     intraOpThreads -> 0,
     interOpThreads -> 0,
-    tags -> Array("serve"))
+    tags -> Array("serve")
+  )
 
   def getModelPath: String = $(modelPath)
   def getSignature: String = $(signature)

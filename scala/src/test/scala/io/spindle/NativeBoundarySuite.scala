@@ -35,10 +35,21 @@ class NativeBoundarySuite extends SpindleTestBase {
 
   test("a feeder rejects bad slots and row counts, and closes idempotently") {
     val model = NativeRuntime.loadModel(
-      io.spindle.proto.ModelConfig.newBuilder().setPath(fixture("dtypes_model")).build().toByteArray)
+      io.spindle.proto.ModelConfig.newBuilder().setPath(fixture("dtypes_model")).build().toByteArray
+    )
     try {
-      val config = io.spindle.proto.FeederConfig.newBuilder().setSignature("double_only").setBatchSize(4).setNumSlots(2)
-        .addInputs(io.spindle.proto.InputLayout.newBuilder().setName("x_f32").setDtype(io.spindle.proto.DType.FLOAT32).addRowShape(4L))
+      val config = io.spindle.proto.FeederConfig
+        .newBuilder()
+        .setSignature("double_only")
+        .setBatchSize(4)
+        .setNumSlots(2)
+        .addInputs(
+          io.spindle.proto.InputLayout
+            .newBuilder()
+            .setName("x_f32")
+            .setDtype(io.spindle.proto.DType.FLOAT32)
+            .addRowShape(4L)
+        )
         .build()
       val feeder = NativeRuntime.openFeeder(model, config.toByteArray)
       intercept[SpindleInputException](NativeRuntime.submit(feeder, 5, 1))

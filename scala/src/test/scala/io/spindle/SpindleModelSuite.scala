@@ -19,7 +19,9 @@ class SpindleModelSuite extends SpindleTestBase {
     val s = spark
     import s.implicits._
     (0 until n)
-      .map(i => (Array.tabulate(4)(j => i + j * 0.5f), Array.tabulate(3)(j => i * 1.0 + j), i, Array(i.toLong, -i.toLong)))
+      .map(i =>
+        (Array.tabulate(4)(j => i + j * 0.5f), Array.tabulate(3)(j => i * 1.0 + j), i, Array(i.toLong, -i.toLong))
+      )
       .toDF("x_f32", "x_f64", "x_i32", "x_i64")
       .repartition(partitions)
       .withColumn("id", col("x_i32"))
@@ -124,19 +126,23 @@ class SpindleModelSuite extends SpindleTestBase {
     import s.implicits._
     val df = Seq(Array(1f, 2f, 3f, 4f), Array(1f, 2f, 3f)).toDF("x_f32")
     val e = failureOf[SpindleInputException](dtypesModel.setSignature("double_only").transform(df).collect())
-    assert(e.getMessage.contains("column 'x_f32'") && e.getMessage.contains("row 0 of partition 1") &&
-      e.getMessage.contains("3 elements, expected 4"))
+    assert(
+      e.getMessage.contains("column 'x_f32'") && e.getMessage.contains("row 0 of partition 1") &&
+        e.getMessage.contains("3 elements, expected 4")
+    )
   }
 
   test("null feature value") {
     val s = spark
     import s.implicits._
-    val df = Seq((Option(1), 1), (None, 2)).toDF("x_i32", "other")
+    val df = Seq((Option(1), 1), (None, 2))
+      .toDF("x_i32", "other")
       .select(
         col("x_i32"),
         org.apache.spark.sql.functions.array((0 until 4).map(_ => col("other").cast("float")): _*).as("x_f32"),
         org.apache.spark.sql.functions.array((0 until 3).map(_ => col("other").cast("double")): _*).as("x_f64"),
-        org.apache.spark.sql.functions.array(col("other").cast("long"), col("other").cast("long")).as("x_i64"))
+        org.apache.spark.sql.functions.array(col("other").cast("long"), col("other").cast("long")).as("x_i64")
+      )
     val e = failureOf[SpindleInputException](dtypesModel.transform(df).collect())
     assert(e.getMessage.contains("column 'x_i32'") && e.getMessage.contains("null"))
   }
@@ -171,14 +177,20 @@ class DigitsAgreementSuite extends SpindleTestBase {
     val s = spark
     import s.implicits._
     val df = rows.map { case (i, label, f, _) => (i, label, f) }.toDF("index", "label", "pixels").repartition(3)
-    val scored = SpindleModel.fromSavedModel(fixture("digits_mlp_trained"))
-      .setInputCols(Map("features" -> "pixels")).setBatchSize(16).transform(df)
-      .select("index", "label", "probabilities").collect()
+    val scored = SpindleModel
+      .fromSavedModel(fixture("digits_mlp_trained"))
+      .setInputCols(Map("features" -> "pixels"))
+      .setBatchSize(16)
+      .transform(df)
+      .select("index", "label", "probabilities")
+      .collect()
     val expected = rows.map(r => r._1 -> r._4).toMap
     var correct = 0
     scored.foreach { r =>
       val p = r.getAs[collection.Seq[Float]]("probabilities")
-      p.zip(expected(r.getInt(0))).foreach { case (got, want) => assert(math.abs(got - want) <= 1e-5, s"$got vs $want") }
+      p.zip(expected(r.getInt(0))).foreach { case (got, want) =>
+        assert(math.abs(got - want) <= 1e-5, s"$got vs $want")
+      }
       if (p.indices.maxBy(p) == r.getLong(1)) correct += 1
     }
     assert(scored.length == 100)

@@ -8,8 +8,8 @@ import org.apache.spark.sql.SparkSession
 import org.scalatest.BeforeAndAfterAll
 import org.scalatest.funsuite.AnyFunSuite
 
-/** Base of every Spark suite: one local SparkSession per suite, the checked-in fixtures, temp dirs, and a
-  * helper that digs a typed Spindle exception out of Spark's task-failure wrapping.
+/** Base of every Spark suite: one local SparkSession per suite, the checked-in fixtures, temp dirs, and a helper that
+  * digs a typed Spindle exception out of Spark's task-failure wrapping.
   */
 trait SpindleTestBase extends AnyFunSuite with BeforeAndAfterAll {
 
@@ -23,8 +23,12 @@ trait SpindleTestBase extends AnyFunSuite with BeforeAndAfterAll {
 
   override protected def beforeAll(): Unit = {
     super.beforeAll()
-    val builder = SparkSession.builder().master(master).appName(getClass.getSimpleName)
-      .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+    val builder = SparkSession
+      .builder()
+      .master(master)
+      .appName(getClass.getSimpleName)
+      .config("spark.ui.enabled", "false")
+      .config("spark.sql.shuffle.partitions", "4")
     sparkConf.foreach { case (k, v) => builder.config(k, v) }
     spark = builder.getOrCreate()
   }
@@ -53,7 +57,12 @@ trait SpindleTestBase extends AnyFunSuite with BeforeAndAfterAll {
   /** Runs `body`, expects it to fail, and returns the first `E` in the cause chain (Spark wraps task errors). */
   protected def failureOf[E <: Throwable: ClassTag](body: => Any): E = {
     val thrown = intercept[Throwable](body)
-    Iterator.iterate[Throwable](thrown)(_.getCause).takeWhile(_ != null).collectFirst { case e: E => e }
-      .getOrElse(fail(s"expected ${implicitly[ClassTag[E]].runtimeClass.getSimpleName} in the cause chain of $thrown", thrown))
+    Iterator
+      .iterate[Throwable](thrown)(_.getCause)
+      .takeWhile(_ != null)
+      .collectFirst { case e: E => e }
+      .getOrElse(
+        fail(s"expected ${implicitly[ClassTag[E]].runtimeClass.getSimpleName} in the cause chain of $thrown", thrown)
+      )
   }
 }

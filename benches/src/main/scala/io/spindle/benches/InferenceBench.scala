@@ -6,9 +6,9 @@ import org.apache.spark.sql.{SparkSession, SpindleSqlShim}
 
 import io.spindle.SpindleModel
 
-/** Rows/s of `SpindleModel.transform` over rows x 784 float32 through the MLP 784-128-10, against Spark's own
-  * scan of the same cached DataFrame touching every value. benches/inference.sh runs it beside the Rust-only
-  * figure and prints the ratios.
+/** Rows/s of `SpindleModel.transform` over rows x 784 float32 through the MLP 784-128-10, against Spark's own scan of
+  * the same cached DataFrame touching every value. benches/inference.sh runs it beside the Rust-only figure and prints
+  * the ratios.
   *
   * Usage: InferenceBench [rows=60000] [batchSize=512] [repeats=3]
   */
@@ -17,8 +17,12 @@ object InferenceBench {
     val rows = args.lift(0).map(_.toInt).getOrElse(60000)
     val batch = args.lift(1).map(_.toInt).getOrElse(512)
     val repeats = args.lift(2).map(_.toInt).getOrElse(3)
-    val spark = SparkSession.builder().master("local[2]").appName("spindle-bench")
-      .config("spark.ui.enabled", "false").getOrCreate()
+    val spark = SparkSession
+      .builder()
+      .master("local[2]")
+      .appName("spindle-bench")
+      .config("spark.ui.enabled", "false")
+      .getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     import spark.implicits._
     val df = spark.sparkContext
@@ -30,7 +34,9 @@ object InferenceBench {
       .cache()
     df.count()
 
-    val model = SpindleModel.fromSavedModel("tests/fixtures/mnist_mlp").setBatchSize(batch)
+    val model = SpindleModel
+      .fromSavedModel("tests/fixtures/mnist_mlp")
+      .setBatchSize(batch)
       .setOutputCols(Map("probabilities" -> "probabilities"))
 
     def best(label: String)(run: => Double): Double = {
@@ -45,14 +51,17 @@ object InferenceBench {
 
     // Every float of every row is read, as transform must read them.
     val scan = best("spark-scan") {
-      SpindleSqlShim.internalRows(df).mapPartitions { it =>
-        var s = 0.0
-        it.foreach { r =>
-          val a = r.getArray(1); var i = 0
-          while (i < a.numElements()) { s += a.getFloat(i); i += 1 }
+      SpindleSqlShim
+        .internalRows(df)
+        .mapPartitions { it =>
+          var s = 0.0
+          it.foreach { r =>
+            val a = r.getArray(1); var i = 0
+            while (i < a.numElements()) { s += a.getFloat(i); i += 1 }
+          }
+          Iterator(s)
         }
-        Iterator(s)
-      }.sum()
+        .sum()
     }
     SpindleSqlShim.internalRows(model.transform(df)).count() // warm-up: loads the session on the executor
     val transform = best("transform") {

@@ -10,9 +10,8 @@ import org.apache.spark.sql.functions.{col, udf}
 
 import io.spindle.SpindleModel
 
-/** The main example: scores the handwritten digits (scikit-learn's copy of the UCI data set, 1797 8x8 images)
-  * with a Keras model exported by `python/spindle_keras`, on an embedded local Spark, and prints held-out
-  * accuracy.
+/** The main example: scores the handwritten digits (scikit-learn's copy of the UCI data set, 1797 8x8 images) with a
+  * Keras model exported by `python/spindle_keras`, on an embedded local Spark, and prints held-out accuracy.
   *
   * Usage: DigitsInference <digits.csv.gz> [savedModelDir]
   */
@@ -23,10 +22,15 @@ object DigitsInference {
     val source = Source.fromInputStream(new GZIPInputStream(new FileInputStream(csvGz)))
     val rows =
       try
-        source.getLines().filter(_.trim.nonEmpty).zipWithIndex.map { case (line, i) =>
-          val values = line.split(',').map(_.trim.toDouble)
-          (i, values.init.map(v => (v / 16.0).toFloat), values.last.toLong)
-        }.toVector
+        source
+          .getLines()
+          .filter(_.trim.nonEmpty)
+          .zipWithIndex
+          .map { case (line, i) =>
+            val values = line.split(',').map(_.trim.toDouble)
+            (i, values.init.map(v => (v / 16.0).toFloat), values.last.toLong)
+          }
+          .toVector
       finally source.close()
     spark.createDataFrame(rows).toDF("index", "features", "label")
   }
@@ -34,13 +38,18 @@ object DigitsInference {
   def main(args: Array[String]): Unit = {
     require(args.nonEmpty, "usage: DigitsInference <digits.csv.gz> [savedModelDir]")
     val modelDir = args.lift(1).getOrElse("tests/fixtures/digits_mlp_trained")
-    val spark = SparkSession.builder().master("local[2]").appName("spindle-digits")
-      .config("spark.ui.enabled", "false").getOrCreate()
+    val spark = SparkSession
+      .builder()
+      .master("local[2]")
+      .appName("spindle-digits")
+      .config("spark.ui.enabled", "false")
+      .getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     try {
       val digits = loadDigits(spark, args(0)).cache()
       val heldOut = digits.filter(col("index") % 4 === 0)
-      val model = SpindleModel.load(modelDir)
+      val model = SpindleModel
+        .load(modelDir)
         .setInputCols(Map("features" -> "features"))
         .setOutputCols(Map("probabilities" -> "probabilities"))
         .setBatchSize(128)

@@ -12,12 +12,12 @@ import io.spindle.{SpindleInputException, SpindleModelException}
 import io.spindle.jni.NativeRuntime
 import io.spindle.proto.{BatchOutputs, FeederConfig, FeederLayout, InputLayout}
 
-/** Scores one partition: rows go into a ring of memory-mapped slots, TensorFlow runs each full slot on the
-  * feeder's native thread, and output rows are the input rows joined with the output columns.
+/** Scores one partition: rows go into a ring of memory-mapped slots, TensorFlow runs each full slot on the feeder's
+  * native thread, and output rows are the input rows joined with the output columns.
   *
-  * Pipelining: every free slot is filled and submitted before the oldest result is awaited, so TensorFlow runs
-  * slot B while the JVM hands out the rows of slot A; A is refilled as soon as its last row is out. Memory is
-  * bounded by `numSlots` batches (slots plus the input-row copies needed to build the output rows).
+  * Pipelining: every free slot is filled and submitted before the oldest result is awaited, so TensorFlow runs slot B
+  * while the JVM hands out the rows of slot A; A is refilled as soon as its last row is out. Memory is bounded by
+  * `numSlots` batches (slots plus the input-row copies needed to build the output rows).
   *
   * Owns its native feeder: `close()` releases it, idempotently, and the task's completion listener calls it.
   */
@@ -27,8 +27,8 @@ final class InferenceIterator(
     plan: Plan,
     signature: String,
     batchSize: Int,
-    numSlots: Int)
-    extends Iterator[InternalRow]
+    numSlots: Int
+) extends Iterator[InternalRow]
     with AutoCloseable {
 
   private val rows = input.buffered
@@ -121,15 +121,18 @@ final class InferenceIterator(
     val shapes = plan.inputs.map { in =>
       if (!in.rowShape.contains(-1L)) in.rowShape
       else if (first.isNullAt(in.ordinal))
-        throw new SpindleInputException(s"column '${in.column}' (input '${in.tensor}'), first row of the partition: value is null")
+        throw new SpindleInputException(
+          s"column '${in.column}' (input '${in.tensor}'), first row of the partition: value is null"
+        )
       else
         Seq(in.kind match {
           case ColumnKind.Vector => first.getStruct(in.ordinal, 4).getInt(1).toLong
-          case _ => first.getArray(in.ordinal).numElements().toLong
+          case _                 => first.getArray(in.ordinal).numElements().toLong
         })
     }
     val partition = Option(TaskContext.get()).map(_.partitionId()).getOrElse(0)
-    writers = plan.inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt, partition) }.toArray
+    writers =
+      plan.inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt, partition) }.toArray
     val config = FeederConfig
       .newBuilder()
       .setSignature(signature)
@@ -138,7 +141,8 @@ final class InferenceIterator(
       .addAllOutputs(plan.outputs.map(_.output).asJava)
     plan.inputs.zip(shapes).foreach { case (in, shape) =>
       config.addInputs(
-        InputLayout.newBuilder().setName(in.tensor).setDtype(in.dtype.proto).addAllRowShape(shape.map(Long.box).asJava))
+        InputLayout.newBuilder().setName(in.tensor).setDtype(in.dtype.proto).addAllRowShape(shape.map(Long.box).asJava)
+      )
     }
     feeder = NativeRuntime.openFeeder(model.nativeHandle, config.build().toByteArray)
     layout = FeederLayout.parseFrom(NativeRuntime.feederLayout(feeder))
@@ -151,7 +155,8 @@ final class InferenceIterator(
         val shape = t.getShapeList.asScala.map(_.longValue)
         if (shape.isEmpty || shape.head != rows)
           throw new SpindleModelException(
-            s"output '${out.output}' has shape ${shape.mkString("[", ", ", "]")}, expected $rows rows first")
+            s"output '${out.output}' has shape ${shape.mkString("[", ", ", "]")}, expected $rows rows first"
+          )
         val n = shape.tail.product
         if (out.scalar && n != 1)
           throw new SpindleModelException(s"output '${out.output}' has $n values per row, expected one")
@@ -166,4 +171,3 @@ final class InferenceIterator(
     if (f != 0) NativeRuntime.closeFeeder(f)
   }
 }
-

@@ -43,10 +43,9 @@ final class LoadedModel private[internal] (handle0: Long, val path: String) exte
 
 /** Loaded sessions of this JVM, one per (model, tags, threads), shared by every task of the executor.
   *
-  * Loading a SavedModel is costly (graph, variables, thread pools), so sessions live as long as the JVM; a
-  * shutdown hook closes them, and [[ModelCache.clear]] releases them early. Remote models (any Hadoop
-  * FileSystem other than the local one) are copied once per JVM to local disk, because TensorFlow's C API
-  * reads local files only.
+  * Loading a SavedModel is costly (graph, variables, thread pools), so sessions live as long as the JVM; a shutdown
+  * hook closes them, and [[ModelCache.clear]] releases them early. Remote models (any Hadoop FileSystem other than the
+  * local one) are copied once per JVM to local disk, because TensorFlow's C API reads local files only.
   */
 object ModelCache {
   final case class Key(localPath: String, tags: Seq[String], intraOpThreads: Int, interOpThreads: Int)

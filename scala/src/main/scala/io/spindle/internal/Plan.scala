@@ -22,8 +22,8 @@ object ColumnKind {
   case object Vector extends ColumnKind
 }
 
-/** One signature input fed from one column. `rowShape` excludes the batch dimension; -1 marks a dimension
-  * learned from the first row of each partition.
+/** One signature input fed from one column. `rowShape` excludes the batch dimension; -1 marks a dimension learned from
+  * the first row of each partition.
   */
 final case class InputPlan(
     tensor: String,
@@ -31,7 +31,8 @@ final case class InputPlan(
     ordinal: Int,
     kind: ColumnKind,
     dtype: TensorType,
-    rowShape: Seq[Long]) {
+    rowShape: Seq[Long]
+) {
   def elementsPerRow: Long = rowShape.product
 }
 
@@ -43,28 +44,31 @@ final case class Plan(inputs: Seq[InputPlan], outputs: Seq[OutputPlan], schema: 
 
 object Plan {
 
-  /** Checks `schema` against `signature` and returns the plan, or throws naming column, tensor, expected and
-    * actual dtype or shape.
+  /** Checks `schema` against `signature` and returns the plan, or throws naming column, tensor, expected and actual
+    * dtype or shape.
     */
   def build(
       schema: StructType,
       signature: SignatureInfo,
       inputCols: Map[String, String],
-      outputCols: Map[String, String]): Plan = {
+      outputCols: Map[String, String]
+  ): Plan = {
     val sigName = signature.getName
     val specs = signature.getInputsList.asScala.toSeq
     val unknown = inputCols.keySet -- specs.map(_.getName)
     if (unknown.nonEmpty)
       throw new SpindleModelException(
         s"signature '$sigName' has no input ${unknown.toSeq.sorted.mkString("'", "', '", "'")} " +
-          s"(its inputs: ${specs.map(_.getName).mkString(", ")})")
+          s"(its inputs: ${specs.map(_.getName).mkString(", ")})"
+      )
     val inputs = specs.map { spec =>
       val column = inputCols.getOrElse(spec.getName, spec.getName)
       val ordinal = schema.fieldNames.indexOf(column)
       if (ordinal < 0)
         throw new SpindleInputException(
           s"column '$column' (for input '${spec.getName}' of signature '$sigName') does not exist; " +
-            s"columns: ${schema.fieldNames.mkString(", ")}")
+            s"columns: ${schema.fieldNames.mkString(", ")}"
+        )
       inputPlan(spec, column, ordinal, schema(ordinal).dataType)
     }
     val outSpecs = signature.getOutputsList.asScala.toSeq
@@ -72,7 +76,8 @@ object Plan {
     val outputs = wanted.map { case (name, column) =>
       val spec = outSpecs.find(_.getName == name).getOrElse {
         throw new SpindleModelException(
-          s"signature '$sigName' has no output '$name' (its outputs: ${outSpecs.map(_.getName).mkString(", ")})")
+          s"signature '$sigName' has no output '$name' (its outputs: ${outSpecs.map(_.getName).mkString(", ")})"
+        )
       }
       if (schema.fieldNames.contains(column))
         throw new SpindleInputException(s"output column '$column' (for output '$name') already exists")
@@ -81,7 +86,11 @@ object Plan {
     val dupes = outputs.groupBy(_.column).collect { case (c, os) if os.size > 1 => c }
     if (dupes.nonEmpty) throw new SpindleInputException(s"output column(s) ${dupes.mkString(", ")} named twice")
     val outFields = outputs.map { o =>
-      StructField(o.column, if (o.scalar) o.dtype.sparkType else ArrayType(o.dtype.sparkType, containsNull = false), nullable = false)
+      StructField(
+        o.column,
+        if (o.scalar) o.dtype.sparkType else ArrayType(o.dtype.sparkType, containsNull = false),
+        nullable = false
+      )
     }
     Plan(inputs, outputs, StructType(schema.fields ++ outFields))
   }
@@ -89,23 +98,25 @@ object Plan {
   private def dtypeOf(spec: TensorSpec, what: String): TensorType =
     TensorType.fromProto(spec.getDtype).getOrElse {
       throw new SpindleModelException(
-        s"$what '${spec.getName}' has dtype ${spec.getTfDtype}; Spindle supports float32, float64, int32, int64")
+        s"$what '${spec.getName}' has dtype ${spec.getTfDtype}; Spindle supports float32, float64, int32, int64"
+      )
     }
 
   private def shapeText(spec: TensorSpec): String =
-    if (spec.getUnknownRank) "unknown rank" else spec.getShapeList.asScala.map(d => if (d < 0) "?" else d.toString).mkString("[", ", ", "]")
+    if (spec.getUnknownRank) "unknown rank"
+    else spec.getShapeList.asScala.map(d => if (d < 0) "?" else d.toString).mkString("[", ", ", "]")
 
   private def inputPlan(spec: TensorSpec, column: String, ordinal: Int, colType: DataType): InputPlan = {
     val dtype = dtypeOf(spec, "input")
     val what = s"column '$column' for input '${spec.getName}' (${dtype.name} ${shapeText(spec)})"
     val kind = colType match {
-      case VectorType => ColumnKind.Vector
+      case VectorType      => ColumnKind.Vector
       case ArrayType(e, _) => ColumnKind.Array(e)
-      case t => ColumnKind.Scalar(t)
+      case t               => ColumnKind.Scalar(t)
     }
     val elementType = kind match {
-      case ColumnKind.Vector => DoubleType
-      case ColumnKind.Array(e) => e
+      case ColumnKind.Vector    => DoubleType
+      case ColumnKind.Array(e)  => e
       case ColumnKind.Scalar(t) => t
     }
     if (!TensorType.accepts(dtype, elementType))
@@ -116,21 +127,28 @@ object Plan {
     val rowShape: Seq[Long] =
       if (spec.getUnknownRank) kind match {
         case ColumnKind.Scalar(_) => Seq.empty
-        case _ => Seq(-1L)
+        case _                    => Seq(-1L)
       }
       else {
         if (dims.isEmpty)
-          throw new SpindleModelException(s"input '${spec.getName}' is a scalar per batch, not a tensor with a batch dimension")
+          throw new SpindleModelException(
+            s"input '${spec.getName}' is a scalar per batch, not a tensor with a batch dimension"
+          )
         dims.tail
       }
     kind match {
       case ColumnKind.Scalar(_) if rowShape.product != 1 || rowShape.contains(-1L) =>
-        throw new SpindleInputException(s"$what: expected an array or vector of ${rowShape.mkString("x")} per row, but the column holds one number")
+        throw new SpindleInputException(
+          s"$what: expected an array or vector of ${rowShape.mkString("x")} per row, but the column holds one number"
+        )
       case ColumnKind.Array(_) | ColumnKind.Vector if rowShape.isEmpty =>
-        throw new SpindleInputException(s"$what: expected one number per row, but the column is ${colType.simpleString}")
+        throw new SpindleInputException(
+          s"$what: expected one number per row, but the column is ${colType.simpleString}"
+        )
       case _ if rowShape.count(_ < 0) > 1 || (rowShape.contains(-1L) && rowShape.size > 1) =>
         throw new SpindleModelException(
-          s"input '${spec.getName}' has shape ${shapeText(spec)}; Spindle needs every dimension but the batch known, or rank 2")
+          s"input '${spec.getName}' has shape ${shapeText(spec)}; Spindle needs every dimension but the batch known, or rank 2"
+        )
       case _ =>
     }
     InputPlan(spec.getName, column, ordinal, kind, dtype, rowShape)

@@ -4,9 +4,9 @@ import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.expressions.UnsafeRow
 import org.apache.spark.unsafe.Platform
 
-/** Keeps one batch of input rows alive until their output rows are built, without a heap allocation per row:
-  * UnsafeRows are copied back to back into one reused byte array and re-pointed by reused row objects.
-  * Profiling showed `UnsafeRow.copy` (an allocation per row) as the JVM's largest cost in `transform`.
+/** Keeps one batch of input rows alive until their output rows are built, without a heap allocation per row: UnsafeRows
+  * are copied back to back into one reused byte array and re-pointed by reused row objects. Profiling showed
+  * `UnsafeRow.copy` (an allocation per row) as the JVM's largest cost in `transform`.
   */
 final class RowArena(numFields: Int) {
   private var bytes = new Array[Byte](1 << 16)

@@ -10,29 +10,31 @@ import io.spindle.SpindleInputException
 
 /** Writes one input column of a row straight into slot memory at an absolute address.
   *
-  * Arrays whose Spark element type equals the tensor dtype are copied in one `Platform.copyMemory` from the
-  * row's own bytes; other numeric types convert value by value in a tight loop. Either way no JVM heap array
-  * is made and no JNI call happens per value.
+  * Arrays whose Spark element type equals the tensor dtype are copied in one `Platform.copyMemory` from the row's own
+  * bytes; other numeric types convert value by value in a tight loop. Either way no JVM heap array is made and no JNI
+  * call happens per value.
   */
 final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
   private val dtype = plan.dtype
   private val size = dtype.bytes
   private val bulk = plan.kind match {
     case ColumnKind.Array(e) => e == dtype.sparkType
-    case _ => false
+    case _                   => false
   }
 
   private def fail(row: Long, why: String): Nothing =
     throw new SpindleInputException(
-      s"column '${plan.column}' (input '${plan.tensor}', ${dtype.name}), row $row of partition $partition: $why")
+      s"column '${plan.column}' (input '${plan.tensor}', ${dtype.name}), row $row of partition $partition: $why"
+    )
 
-  /** Writes `row`'s value for this input at `address`; `rowNumber` (within the partition) only names the row in errors. */
+  /** Writes `row`'s value for this input at `address`; `rowNumber` (within the partition) only names the row in errors.
+    */
   def write(row: InternalRow, address: Long, rowNumber: Long): Unit = {
     if (row.isNullAt(plan.ordinal)) fail(rowNumber, "value is null; every row needs a value")
     plan.kind match {
       case ColumnKind.Scalar(t) => putNumber(row, plan.ordinal, t, address)
-      case ColumnKind.Array(e) => writeArray(row.getArray(plan.ordinal), e, address, rowNumber)
-      case ColumnKind.Vector => writeVector(row.getStruct(plan.ordinal, 4), address, rowNumber)
+      case ColumnKind.Array(e)  => writeArray(row.getArray(plan.ordinal), e, address, rowNumber)
+      case ColumnKind.Vector    => writeVector(row.getStruct(plan.ordinal, 4), address, rowNumber)
     }
   }
 
@@ -84,34 +86,34 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
 
   private def putElement(a: ArrayData, i: Int, t: DataType, address: Long): Unit = t match {
     case FloatType | DoubleType => putDouble(if (t == FloatType) a.getFloat(i) else a.getDouble(i), address)
-    case ByteType => putLong(a.getByte(i), address)
-    case ShortType => putLong(a.getShort(i), address)
-    case IntegerType => putLong(a.getInt(i), address)
-    case LongType => putLong(a.getLong(i), address)
-    case other => throw new IllegalStateException(s"unplanned element type $other")
+    case ByteType               => putLong(a.getByte(i), address)
+    case ShortType              => putLong(a.getShort(i), address)
+    case IntegerType            => putLong(a.getInt(i), address)
+    case LongType               => putLong(a.getLong(i), address)
+    case other                  => throw new IllegalStateException(s"unplanned element type $other")
   }
 
   private def putNumber(r: InternalRow, o: Int, t: DataType, address: Long): Unit = t match {
-    case FloatType => putDouble(r.getFloat(o), address)
-    case DoubleType => putDouble(r.getDouble(o), address)
-    case ByteType => putLong(r.getByte(o), address)
-    case ShortType => putLong(r.getShort(o), address)
+    case FloatType   => putDouble(r.getFloat(o), address)
+    case DoubleType  => putDouble(r.getDouble(o), address)
+    case ByteType    => putLong(r.getByte(o), address)
+    case ShortType   => putLong(r.getShort(o), address)
     case IntegerType => putLong(r.getInt(o), address)
-    case LongType => putLong(r.getLong(o), address)
-    case other => throw new IllegalStateException(s"unplanned column type $other")
+    case LongType    => putLong(r.getLong(o), address)
+    case other       => throw new IllegalStateException(s"unplanned column type $other")
   }
 
   private def putDouble(v: Double, address: Long): Unit = dtype match {
     case TensorType.Float32 => Platform.putFloat(null, address, v.toFloat)
     case TensorType.Float64 => Platform.putDouble(null, address, v)
-    case _ => throw new IllegalStateException("float value planned into an integer tensor")
+    case _                  => throw new IllegalStateException("float value planned into an integer tensor")
   }
 
   private def putLong(v: Long, address: Long): Unit = dtype match {
     case TensorType.Float32 => Platform.putFloat(null, address, v.toFloat)
     case TensorType.Float64 => Platform.putDouble(null, address, v.toDouble)
-    case TensorType.Int32 => Platform.putInt(null, address, v.toInt)
-    case TensorType.Int64 => Platform.putLong(null, address, v)
+    case TensorType.Int32   => Platform.putInt(null, address, v.toInt)
+    case TensorType.Int64   => Platform.putLong(null, address, v)
   }
 }
 
@@ -124,8 +126,8 @@ object OutputReader {
     if (scalar) dtype match {
       case TensorType.Float32 => Platform.getFloat(null, at)
       case TensorType.Float64 => Platform.getDouble(null, at)
-      case TensorType.Int32 => Platform.getInt(null, at)
-      case TensorType.Int64 => Platform.getLong(null, at)
+      case TensorType.Int32   => Platform.getInt(null, at)
+      case TensorType.Int64   => Platform.getLong(null, at)
     }
     else {
       // Build the UnsafeArrayData bytes directly: 8-byte length, null bits (all clear), then the values.

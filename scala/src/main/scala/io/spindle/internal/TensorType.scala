@@ -21,9 +21,9 @@ object TensorType {
 
   /** Whether Spark values of `source` convert to `target` without losing integers or inventing precision. */
   def accepts(target: TensorType, source: DataType): Boolean = (target, source) match {
-    case (t, s) if t.isFloat => s.isInstanceOf[NumericType] && !s.isInstanceOf[DecimalType]
+    case (t, s) if t.isFloat                         => s.isInstanceOf[NumericType] && !s.isInstanceOf[DecimalType]
     case (Int32, ByteType | ShortType | IntegerType) => true
     case (Int64, ByteType | ShortType | IntegerType | LongType) => true
-    case _ => false
+    case _                                                      => false
   }
 }

@@ -4,9 +4,9 @@ import org.apache.spark.sql.functions.col
 
 import io.spindle.{SpindleInputException, SpindleModel, SpindleTestBase}
 
-/** Inference on a Spark with separate executor JVMs (`local-cluster`: a master and two workers in the driver
-  * JVM, each worker forking an executor JVM), with Spindle shipped only as the assembly jar in `spark.jars`,
-  * the way `spark-submit --jars` ships it. `local[N]` cannot test this: its executors are driver threads.
+/** Inference on a Spark with separate executor JVMs (`local-cluster`: a master and two workers in the driver JVM, each
+  * worker forking an executor JVM), with Spindle shipped only as the assembly jar in `spark.jars`, the way
+  * `spark-submit --jars` ships it. `local[N]` cannot test this: its executors are driver threads.
   */
 class LocalClusterSuite extends SpindleTestBase {
 
@@ -47,8 +47,8 @@ class LocalClusterSuite extends SpindleTestBase {
   }
 }
 
-/** Runs on executors, so it is a top-level class: a lambda in the suite would drag the suite (and
-  * ScalaTest) onto the executors' class path. Returns the executor's pid and how many rows it scored right.
+/** Runs on executors, so it is a top-level class: a lambda in the suite would drag the suite (and ScalaTest) onto the
+  * executors' class path. Returns the executor's pid and how many rows it scored right.
   */
 class CountCorrectRows extends (Iterator[org.apache.spark.sql.Row] => Iterator[(Long, Int)]) with Serializable {
   override def apply(rows: Iterator[org.apache.spark.sql.Row]): Iterator[(Long, Int)] = {

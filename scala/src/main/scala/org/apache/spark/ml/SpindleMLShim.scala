@@ -4,8 +4,8 @@ import org.apache.spark.ml.param.Params
 import org.apache.spark.ml.util.{DefaultParamsReader, DefaultParamsWriter}
 import org.apache.spark.sql.SparkSession
 
-/** Spark ML's standard params metadata (package-private in Spark), so Spindle's stages persist in the same
-  * format as Spark's own and load in any Spark ML pipeline.
+/** Spark ML's standard params metadata (package-private in Spark), so Spindle's stages persist in the same format as
+  * Spark's own and load in any Spark ML pipeline.
   */
 object SpindleMLShim {
   def saveMetadata(instance: Params, path: String, spark: SparkSession): Unit =

@@ -4,8 +4,8 @@ import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.types.StructType
 
-/** The two package-private Spark SQL calls Spindle needs to stream rows without converting them to `Row`
-  * objects: reading a DataFrame as `InternalRow`s and wrapping `InternalRow`s back into a DataFrame.
+/** The two package-private Spark SQL calls Spindle needs to stream rows without converting them to `Row` objects:
+  * reading a DataFrame as `InternalRow`s and wrapping `InternalRow`s back into a DataFrame.
   */
 object SpindleSqlShim {
 
