@@ -37,7 +37,8 @@ val jvmOpens = Seq(
 lazy val testSettings = Seq(
   Test / fork := true,
   Test / parallelExecution := false,
-  Test / javaOptions ++= jvmOpens ++ Seq("-Xmx4g", "-Dspark.ui.enabled=false", "-Dio.netty.tryReflectionSetAccessible=true"),
+  // -Xcheck:jni makes the JVM verify every JNI call our natives make.
+  Test / javaOptions ++= jvmOpens ++ Seq("-Xmx4g", "-Xcheck:jni", "-Dspark.ui.enabled=false", "-Dio.netty.tryReflectionSetAccessible=true"),
   Test / envVars += "TF_CPP_MIN_LOG_LEVEL" -> "2",
   Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oD")
 )

@@ -197,3 +197,13 @@ class DigitsAgreementSuite extends SpindleTestBase {
     assert(correct >= 95, s"$correct of 100 held-out digits right")
   }
 }
+
+class JavaApiSuite extends SpindleTestBase {
+  test("the Java surface (java.util.Map setters, static factory) scores a DataFrame") {
+    val s = spark
+    import s.implicits._
+    val df = Seq(Tuple1(Array(1f, 2f, 3f, 4f))).toDF("values")
+    val out = JavaApiUsage.doubleIt(fixture("dtypes_model"), df)
+    assert(out.head().getAs[collection.Seq[Float]]("doubled") == Seq(2f, 4f, 6f, 8f))
+  }
+}
