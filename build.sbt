@@ -113,7 +113,8 @@ lazy val tests = (project in file("tests"))
     Test / javaOptions ++= Seq(
       s"-Dspindle.assembly=${(core / assembly).value.getPath}",
       s"-Dspindle.tensorflowJar=${(core / tensorflowJar).value.getPath}",
-      s"-Dspindle.testClasses=${(Test / classDirectory).value.getPath}"
+      s"-Dspindle.testClasses=${(Test / classDirectory).value.getPath}",
+      s"-Dspindle.examplesJar=${(examples / Compile / packageBin).value.getPath}"
     )
   )
 

@@ -33,8 +33,11 @@ class RemoteModelSuite extends SpindleTestBase {
   }
 
   test("a missing remote model names its path") {
-    val e = failureOf[SpindleModelException](SpindleModel.fromSavedModel("fakeremote:///no/such/model").transformSchema(
-      new org.apache.spark.sql.types.StructType()))
+    val e = failureOf[SpindleModelException](
+      SpindleModel
+        .fromSavedModel("fakeremote:///no/such/model")
+        .transformSchema(new org.apache.spark.sql.types.StructType())
+    )
     assert(e.getMessage.contains("fakeremote:///no/such/model"))
   }
 }

@@ -21,16 +21,21 @@ trait SpindleTestBase extends AnyFunSuite with BeforeAndAfterAll {
 
   @transient protected var spark: SparkSession = _
 
+  /** Whether this suite needs a SparkSession of its own. */
+  protected def startsSpark: Boolean = true
+
   override protected def beforeAll(): Unit = {
     super.beforeAll()
-    val builder = SparkSession
-      .builder()
-      .master(master)
-      .appName(getClass.getSimpleName)
-      .config("spark.ui.enabled", "false")
-      .config("spark.sql.shuffle.partitions", "4")
-    sparkConf.foreach { case (k, v) => builder.config(k, v) }
-    spark = builder.getOrCreate()
+    if (startsSpark) {
+      val builder = SparkSession
+        .builder()
+        .master(master)
+        .appName(getClass.getSimpleName)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+      sparkConf.foreach { case (k, v) => builder.config(k, v) }
+      spark = builder.getOrCreate()
+    }
   }
 
   override protected def afterAll(): Unit = {

@@ -5,6 +5,7 @@ import java.util.zip.GZIPInputStream
 
 import scala.io.Source
 
+import org.apache.spark.SparkConf
 import org.apache.spark.sql.{DataFrame, SparkSession}
 import org.apache.spark.sql.functions.{col, udf}
 
@@ -38,9 +39,10 @@ object DigitsInference {
   def main(args: Array[String]): Unit = {
     require(args.nonEmpty, "usage: DigitsInference <digits.csv.gz> [savedModelDir]")
     val modelDir = args.lift(1).getOrElse("tests/fixtures/digits_mlp_trained")
-    val spark = SparkSession
-      .builder()
-      .master("local[2]")
+    // spark-submit sets the master; run on an embedded local[2] Spark otherwise.
+    val builder = SparkSession.builder()
+    if (!new SparkConf().contains("spark.master")) builder.master("local[2]")
+    val spark = builder
       .appName("spindle-digits")
       .config("spark.ui.enabled", "false")
       .getOrCreate()
