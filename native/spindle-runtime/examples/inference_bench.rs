@@ -40,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         outputs: vec![],
         batch_size: batch as i32,
         num_slots: 2,
+        label: "bench".into(),
     };
     let run_once = || -> f64 {
         let started = Instant::now();

@@ -74,6 +74,12 @@ fn shape_text(dims: &[i64]) -> String {
     format!("[{}]", d.join(", "))
 }
 
+fn too_big(what: &str) -> Error {
+    Error::Input(format!(
+        "slot size overflows for '{what}': lower batch_size, num_slots or the row shape"
+    ))
+}
+
 /// Checks one input layout against its signature spec and returns its dtype.
 fn check_input(spec: &TensorSpec, dtype: i32, row_shape: &[i64], sig: &str) -> Result<DataType> {
     let name = &spec.name;
@@ -147,9 +153,16 @@ impl Feeder {
                 )));
             }
             let dtype = check_input(spec, layout.dtype, &layout.row_shape, sig_name)?;
-            let row_bytes = layout.row_shape.iter().product::<i64>() as usize * dtype.size();
+            let row_bytes = layout
+                .row_shape
+                .iter()
+                .try_fold(dtype.size(), |n, d| n.checked_mul(*d as usize))
+                .ok_or_else(|| too_big(&layout.name))?;
             let offset = align(cursor);
-            cursor = offset + batch * row_bytes;
+            cursor = batch
+                .checked_mul(row_bytes)
+                .and_then(|n| n.checked_add(offset))
+                .ok_or_else(|| too_big(&layout.name))?;
             inputs.push(SlotInput {
                 name: layout.name.clone(),
                 port: model.port(&spec.tensor)?,
@@ -199,8 +212,11 @@ impl Feeder {
         }
         let stride = align(cursor.max(1));
         let slots = config.num_slots as usize;
-        let region = MmapMut::map_anon(stride * slots).map_err(|e| {
-            Error::Native(format!("mapping {} bytes of slots: {e}", stride * slots))
+        let bytes = stride.checked_mul(slots).ok_or_else(|| too_big("slots"))?;
+        let region = MmapMut::map_anon(bytes).map_err(|e| {
+            Error::Input(format!(
+                "mapping {bytes} bytes of slots failed ({e}): lower batch_size or num_slots"
+            ))
         })?;
         let shared = Arc::new(Shared {
             model,
@@ -220,7 +236,11 @@ impl Feeder {
         let (tx, rx) = unbounded::<(usize, usize)>();
         let worker_shared = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
-            .name(format!("spindle-feeder-{id}"))
+            .name(if config.label.is_empty() {
+                format!("spindle-feeder-{id}")
+            } else {
+                format!("spindle-feeder {}", config.label)
+            })
             .spawn(move || {
                 for (slot, rows) in rx {
                     let s = &worker_shared;

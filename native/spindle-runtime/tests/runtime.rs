@@ -44,6 +44,7 @@ fn dtypes_config(batch: i32, slots: i32) -> FeederConfig {
         outputs: vec![],
         batch_size: batch,
         num_slots: slots,
+        label: "test".into(),
     }
 }
 
@@ -391,4 +392,11 @@ fn exported_keras_model_trains_and_split_step_matches_train() {
 
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
+}
+
+#[test]
+fn absurd_slot_sizes_are_input_errors_not_crashes() {
+    let mut c = dtypes_config(i32::MAX, i32::MAX);
+    c.inputs[0].row_shape = vec![4];
+    assert!(matches!(open_err(c), Error::Input(_)));
 }

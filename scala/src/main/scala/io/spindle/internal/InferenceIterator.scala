@@ -130,7 +130,8 @@ final class InferenceIterator(
           case _                 => first.getArray(in.ordinal).numElements().toLong
         })
     }
-    val partition = Option(TaskContext.get()).map(_.partitionId()).getOrElse(0)
+    val task = Option(TaskContext.get())
+    val partition = task.map(_.partitionId()).getOrElse(0)
     writers =
       plan.inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt, partition) }.toArray
     val config = FeederConfig
@@ -138,6 +139,7 @@ final class InferenceIterator(
       .setSignature(signature)
       .setBatchSize(batchSize)
       .setNumSlots(numSlots)
+      .setLabel(task.map(t => s"stage ${t.stageId()} partition $partition task ${t.taskAttemptId()}").getOrElse(""))
       .addAllOutputs(plan.outputs.map(_.output).asJava)
     plan.inputs.zip(shapes).foreach { case (in, shape) =>
       config.addInputs(
