@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Inference throughput: SpindleModel.transform vs Spark's own scan vs the Rust runtime alone, same run.
-# Usage: bash benches/inference.sh [rows=60000] [batch=512]
+# Usage: bash benches/inference.sh [rows=60000] [batch=512] [repeats=30]
+# Each side runs `repeats` untimed passes (JIT warm-up), then reports the best of `repeats` timed ones.
 # Both sides use the same layout: two tasks (threads), one shared session, intra-op 1, inter-op 2.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-rows="${1:-60000}"; batch="${2:-512}"
+rows="${1:-60000}"; batch="${2:-512}"; repeats="${3:-30}"
 bash ci/setup-tensorflow.sh
 export TF_CPP_MIN_LOG_LEVEL=2
-rust="$(cargo run -q --release -p spindle-runtime --example inference_bench -- "$rows" "$batch" | tee /dev/stderr | sed -n 's/^BENCH rust-runtime *\([0-9.]*\).*/\1/p')"
-jvm="$(SBT_NOFORMAT=true ./sbt "benches/runMain io.spindle.benches.InferenceBench $rows $batch" | tee /dev/stderr)"
+rust="$(cargo run -q --release -p spindle-runtime --example inference_bench -- "$rows" "$batch" "$repeats" | tee /dev/stderr | sed -n 's/^BENCH rust-runtime *\([0-9.]*\).*/\1/p')"
+jvm="$(SBT_NOFORMAT=true ./sbt "benches/runMain io.spindle.benches.InferenceBench $rows $batch $repeats" | tee /dev/stderr)"
 transform="$(sed -n 's/.*BENCH transform *\([0-9.]*\).*/\1/p' <<<"$jvm")"
 scan="$(sed -n 's/.*BENCH spark-scan *\([0-9.]*\).*/\1/p' <<<"$jvm")"
 python3 - "$transform" "$scan" "$rust" <<'PY'

@@ -3,7 +3,7 @@
 //! (tasks), each with its own two-slot feeder over one shared session (intra-op 1, inter-op 2).
 //! The slots are filled once with random values; each batch is then only submitted, run and released.
 //!
-//! Usage: cargo run --release -p spindle-runtime --example inference_bench -- [rows] [batch]
+//! Usage: cargo run --release -p spindle-runtime --example inference_bench -- [rows] [batch] [repeats]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Result<_, _>>()?;
     let rows = args.first().copied().unwrap_or(60_000);
     let batch = args.get(1).copied().unwrap_or(512);
+    let repeats = args.get(2).copied().unwrap_or(15);
     let tasks = 2usize;
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -81,10 +82,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         started.elapsed().as_secs_f64()
     };
-    run_once(); // warm-up
-    let best = (0..3).map(|_| run_once()).fold(f64::INFINITY, f64::min);
+    // The same warm-up and best-of-N as the JVM side.
+    (0..repeats).for_each(|_| {
+        run_once();
+    });
+    let best = (0..repeats)
+        .map(|_| run_once())
+        .fold(f64::INFINITY, f64::min);
     println!(
-        "BENCH rust-runtime {:12.0} rows/s (best of 3: {best:.3} s)",
+        "BENCH rust-runtime {:12.0} rows/s (best of {repeats}: {best:.3} s)",
         rows as f64 / best
     );
     Ok(())
