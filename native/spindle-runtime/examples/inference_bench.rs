@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|a| a.parse())
         .collect::<Result<_, _>>()?;
     let rows = args.first().copied().unwrap_or(60_000);
-    let batch = args.get(1).copied().unwrap_or(512);
+    let batch = args.get(1).copied().unwrap_or(256);
     let repeats = args.get(2).copied().unwrap_or(15);
     let tasks = 2usize;
     let path = concat!(

@@ -13,12 +13,12 @@ import io.spindle.SpindleModel
   * Each figure is the best of `repeats` timed runs after `repeats` untimed ones: the JIT needs a dozen passes
   * before the JVM side reaches steady state (best of 3 reads about 40% low).
   *
-  * Usage: InferenceBench [rows=60000] [batchSize=512] [repeats=15]
+  * Usage: InferenceBench [rows=60000] [batchSize=256] [repeats=15]
   */
 object InferenceBench {
   def main(args: Array[String]): Unit = {
     val rows = args.lift(0).map(_.toInt).getOrElse(60000)
-    val batch = args.lift(1).map(_.toInt).getOrElse(512)
+    val batch = args.lift(1).map(_.toInt).getOrElse(256)
     val repeats = args.lift(2).map(_.toInt).getOrElse(15)
     val spark = SparkSession
       .builder()
