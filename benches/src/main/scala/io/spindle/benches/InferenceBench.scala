@@ -10,8 +10,8 @@ import io.spindle.SpindleModel
   * the same cached DataFrame touching every value. benches/inference.sh runs it beside the Rust-only figure and prints
   * the ratios.
   *
-  * Each figure is the best of `repeats` timed runs after `repeats` untimed ones: the JIT needs a dozen passes
-  * before the JVM side reaches steady state (best of 3 reads about 40% low).
+  * Each figure is the best of `repeats` timed runs after `repeats` untimed ones: the JIT needs a dozen passes before
+  * the JVM side reaches steady state (best of 3 reads about 40% low).
   *
   * Usage: InferenceBench [rows=60000] [batchSize=256] [repeats=15]
   */
