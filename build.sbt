@@ -93,7 +93,7 @@ lazy val core = (project in file("scala"))
 
 // Suites that need a Spark with separate executor JVMs and the assembly jar, plus the Python suite's home.
 lazy val tests = (project in file("tests"))
-  .dependsOn(core % "compile->compile;test->test")
+  .dependsOn(core % "compile->compile;test->test", examples)
   .settings(
     name := "spindle-tests",
     publish / skip := true,

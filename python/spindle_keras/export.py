@@ -17,6 +17,8 @@ Signatures of a trainable export (batch dimension ``None`` everywhere):
   in ``model.trainable_variables`` order.
 * ``apply_gradients(grad_000, ...) -> {"step"}``: applies them; ``step`` is the optimizer's iteration count.
 * ``predict(<inputs>)`` and ``serving_default(<inputs>)`` -> ``{<output name>: ...}``.
+* ``variables() -> {"var_000", ...}``: the current value of each trainable variable (``var_i`` pairs with
+  ``grad_i``), so that trained weights can be read and compared without TensorFlow's checkpoint reader.
 
 A single-input model's input is named ``features``; a multi-input model keeps its Keras input names.
 Labels are ``labels``. The output is ``probabilities`` when the last layer is a softmax, else ``output``.
@@ -121,7 +123,11 @@ def export_trainable(model, optimizer, loss, path, label_spec=None, output_name=
     def predict(*x):
         return {out: _call(model, x)}
 
-    module.train, module.gradients = train, gradients
+    @tf.function(input_signature=[])
+    def variables():
+        return {f"var_{i:03d}": tf.identity(v) for i, v in enumerate(trainable)}
+
+    module.train, module.gradients, module.read_variables = train, gradients, variables
     module.apply_gradients, module.predict = apply_gradients, predict
     serve = predict.get_concrete_function()
     tf.saved_model.save(
@@ -133,5 +139,6 @@ def export_trainable(model, optimizer, loss, path, label_spec=None, output_name=
             "apply_gradients": apply_gradients.get_concrete_function(),
             "predict": serve,
             "serving_default": serve,
+            "variables": variables.get_concrete_function(),
         },
     )

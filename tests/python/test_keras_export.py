@@ -38,7 +38,7 @@ def exported(tmp_path_factory):
 def test_signatures_names_dtypes_and_shapes(exported):
     path, _ = exported
     loaded = tf.saved_model.load(path)
-    assert set(loaded.signatures) == {"train", "gradients", "apply_gradients", "predict", "serving_default"}
+    assert set(loaded.signatures) == {"train", "gradients", "apply_gradients", "predict", "serving_default", "variables"}
     _, inputs = loaded.signatures["train"].structured_input_signature
     assert inputs["features"].dtype == tf.float32 and inputs["features"].shape.as_list() == [None, 8]
     assert inputs["labels"].dtype == tf.int64 and inputs["labels"].shape.as_list() == [None]
@@ -63,6 +63,22 @@ def test_split_step_equals_train_bit_for_bit(exported):
     pa = a.signatures["predict"](features=x)["probabilities"].numpy()
     pb = b.signatures["predict"](features=x)["probabilities"].numpy()
     assert pa.tobytes() == pb.tobytes()
+
+
+def test_variables_are_the_trainable_weights_and_follow_training(exported):
+    path, model = exported
+    loaded = tf.saved_model.load(path)
+    before = loaded.signatures["variables"]()
+    assert sorted(before) == ["var_000", "var_001", "var_002", "var_003"]
+    for i, w in enumerate(model.trainable_weights):
+        np.testing.assert_array_equal(before[f"var_{i:03d}"].numpy(), w.numpy())
+    x, y = batch(seed=7)
+    grads = loaded.signatures["gradients"](features=x, labels=y)
+    grads.pop("loss")
+    loaded.signatures["apply_gradients"](**grads)
+    after = loaded.signatures["variables"]()
+    assert all(after[k].shape == grads[f"grad_{k[4:]}"].shape for k in after)
+    assert not np.array_equal(after["var_000"].numpy(), before["var_000"].numpy())
 
 
 def test_train_learns(exported):

@@ -6,14 +6,16 @@ use jni::objects::{JByteArray, JClass, JString};
 use jni::sys::{jbyteArray, jint, jlong, jstring};
 use jni::JNIEnv;
 use prost::Message;
-use spindle_proto::spindle::{FeederConfig, ModelConfig};
-use spindle_runtime::{Feeder, Model};
+use spindle_proto::spindle::{FeederConfig, ModelConfig, TrainerConfig};
+use spindle_runtime::{Feeder, Model, Rendezvous, Trainer};
 
 use crate::errors::{guard, JniError, Result};
 use crate::handles::Handles;
 
 static MODELS: LazyLock<Handles<Model>> = LazyLock::new(|| Handles::new("model"));
 static FEEDERS: LazyLock<Handles<Feeder>> = LazyLock::new(|| Handles::new("feeder"));
+static RENDEZVOUS: LazyLock<Handles<Rendezvous>> = LazyLock::new(|| Handles::new("rendezvous"));
+static TRAINERS: LazyLock<Handles<Trainer>> = LazyLock::new(|| Handles::new("trainer"));
 static INIT: Once = Once::new();
 
 fn decode<M: Message + Default>(env: &JNIEnv, bytes: &JByteArray, what: &str) -> Result<M> {
@@ -171,6 +173,137 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_closeFeeder<'l>(
     // Dropping the table's reference closes the feeder (joins its thread) unless a call still uses it.
     guard(&mut env, (), |_| {
         FEEDERS.remove(feeder);
+        Ok(())
+    })
+}
+
+fn inner_bind_rendezvous(env: &mut JNIEnv, host: &JString) -> Result<jlong> {
+    let host: String = env.get_string(host)?.into();
+    Ok(RENDEZVOUS.insert(Rendezvous::bind(&host)?))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_bindRendezvous<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    host: JString<'l>,
+) -> jlong {
+    guard(&mut env, 0, |env| inner_bind_rendezvous(env, &host))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_rendezvousAddress<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    rendezvous: jlong,
+) -> jstring {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let address = RENDEZVOUS.get(rendezvous)?.address().to_string();
+        Ok(env.new_string(address)?.into_raw())
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_closeRendezvous<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    rendezvous: jlong,
+) {
+    guard(&mut env, (), |_| {
+        RENDEZVOUS.remove(rendezvous);
+        Ok(())
+    })
+}
+
+fn inner_open_trainer(
+    env: &mut JNIEnv,
+    model: jlong,
+    config: &JByteArray,
+    rendezvous: jlong,
+) -> Result<jlong> {
+    let config: TrainerConfig = decode(env, config, "TrainerConfig")?;
+    let model = MODELS.get(model)?;
+    let rendezvous = match rendezvous {
+        0 => None,
+        id => {
+            let shared = RENDEZVOUS.remove(id).ok_or_else(|| {
+                spindle_runtime::Error::Native(format!("unknown rendezvous handle {id}"))
+            })?;
+            Some(std::sync::Arc::into_inner(shared).ok_or_else(|| {
+                spindle_runtime::Error::Native(format!("rendezvous {id} is still in use"))
+            })?)
+        }
+    };
+    Ok(TRAINERS.insert(Trainer::open(model, &config, rendezvous)?))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_openTrainer<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    model: jlong,
+    config: JByteArray<'l>,
+    rendezvous: jlong,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        inner_open_trainer(env, model, &config, rendezvous)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_trainerLayout<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    trainer: jlong,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let layout = TRAINERS.get(trainer)?.layout();
+        bytes_out(env, &layout)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_acquireBatch<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    trainer: jlong,
+) -> jlong {
+    guard(&mut env, 0, |_| Ok(TRAINERS.get(trainer)?.acquire()?))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_submitBatch<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    trainer: jlong,
+    rows: jint,
+) {
+    guard(&mut env, (), |_| Ok(TRAINERS.get(trainer)?.submit(rows)?))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_finishTraining<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    trainer: jlong,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let report = TRAINERS.get(trainer)?.finish()?;
+        bytes_out(env, &report)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_closeTrainer<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    trainer: jlong,
+) {
+    // close() runs here, not only on the last drop: a finish() blocked on another thread must wake.
+    guard(&mut env, (), |_| {
+        if let Some(t) = TRAINERS.remove(trainer) {
+            t.close();
+        }
         Ok(())
     })
 }

@@ -2,7 +2,7 @@
 //! to a Java exception class, never by reading the message.
 
 /// An error of the runtime, with a message naming the model, tensor, dtype, shape or slot at fault.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The SavedModel is missing, corrupt, or lacks what was asked for, or TensorFlow failed to run it.
     #[error("{0}")]

@@ -62,7 +62,7 @@ pub struct Feeder {
     worker: Option<JoinHandle<()>>,
 }
 
-fn align(n: usize) -> usize {
+pub(crate) fn align(n: usize) -> usize {
     n.div_ceil(ALIGNMENT) * ALIGNMENT
 }
 
@@ -74,14 +74,14 @@ fn shape_text(dims: &[i64]) -> String {
     format!("[{}]", d.join(", "))
 }
 
-fn too_big(what: &str) -> Error {
+pub(crate) fn too_big(what: &str) -> Error {
     Error::Input(format!(
         "slot size overflows for '{what}': lower batch_size, num_slots or the row shape"
     ))
 }
 
 /// Checks one input layout against its signature spec and returns its dtype.
-fn check_input(spec: &TensorSpec, dtype: i32, row_shape: &[i64], sig: &str) -> Result<DataType> {
+pub(crate) fn check_input(spec: &TensorSpec, dtype: i32, row_shape: &[i64], sig: &str) -> Result<DataType> {
     let name = &spec.name;
     let want = DType::try_from(spec.dtype).unwrap_or(DType::DtypeUnspecified);
     let Some(tf_type) = from_proto(want) else {
@@ -327,7 +327,7 @@ impl Feeder {
                 SlotState::Free => {
                     return Err(Error::Input(format!("slot {slot} was not submitted")))
                 }
-                SlotState::Done(Err(e), _) => return Err(clone_error(e)),
+                SlotState::Done(Err(e), _) => return Err(e.clone()),
                 SlotState::Done(Ok(tensors), micros) => return s.describe(tensors, *micros),
             }
         }
@@ -434,15 +434,5 @@ impl Shared {
             outputs,
             run_micros: micros,
         })
-    }
-}
-
-/// Errors stay in the slot until it is released, so a waiter gets a copy.
-fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::Model(m) => Error::Model(m.clone()),
-        Error::Input(m) => Error::Input(m.clone()),
-        Error::Cluster(m) => Error::Cluster(m.clone()),
-        Error::Native(m) => Error::Native(m.clone()),
     }
 }

@@ -96,6 +96,54 @@ impl Model {
             other => other,
         })
     }
+
+    /// Writes the current variables as a TF2 checkpoint at `prefix` through the model's saver (the
+    /// prefix's parent directory must exist).
+    pub fn save(&self, prefix: &Path) -> Result<()> {
+        let saver = self.saver_def().ok_or_else(|| {
+            Error::Model(format!(
+                "SavedModel {} has no saver_def, so its variables cannot be saved",
+                self.path
+            ))
+        })?;
+        let prefix_text = prefix.to_str().ok_or_else(|| {
+            Error::Input(format!("checkpoint path {} is not UTF-8", prefix.display()))
+        })?;
+        let filename = Tensor::scalar_string(prefix_text)?;
+        let feed = self.port(&saver.filename_tensor_name)?;
+        let save = self.port(&saver.save_tensor_name)?;
+        self.run(
+            &[(feed, &filename)],
+            &[save],
+            &format!("the saver (writing {prefix_text})"),
+        )?;
+        Ok(())
+    }
+
+    /// Writes a SavedModel of the current variables into `dir`: the graph files are copied from the
+    /// loaded model's directory and the variables saved into `dir/variables/variables`.
+    pub fn export(&self, dir: &Path) -> Result<()> {
+        let io = |what: &str, e: std::io::Error| {
+            Error::Input(format!("exporting to {}: {what}: {e}", dir.display()))
+        };
+        let source = Path::new(&self.path);
+        std::fs::create_dir_all(dir.join("variables")).map_err(|e| io("creating it", e))?;
+        for file in ["saved_model.pb", "fingerprint.pb"] {
+            if source.join(file).exists() {
+                std::fs::copy(source.join(file), dir.join(file)).map_err(|e| io(file, e))?;
+            }
+        }
+        let assets = source.join("assets");
+        if assets.is_dir() {
+            std::fs::create_dir_all(dir.join("assets")).map_err(|e| io("assets", e))?;
+            for entry in std::fs::read_dir(&assets).map_err(|e| io("assets", e))? {
+                let entry = entry.map_err(|e| io("assets", e))?;
+                std::fs::copy(entry.path(), dir.join("assets").join(entry.file_name()))
+                    .map_err(|e| io("assets", e))?;
+            }
+        }
+        self.save(&dir.join("variables").join("variables"))
+    }
 }
 
 fn describe(saved: &SavedModel) -> ModelInfo {

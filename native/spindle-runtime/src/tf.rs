@@ -217,6 +217,38 @@ impl Tensor {
         }
     }
 
+    /// A scalar string tensor (checkpoint paths). TensorFlow does not own the string's heap part, so our
+    /// deallocator frees it with the buffer when TensorFlow drops the tensor.
+    pub fn scalar_string(value: &str) -> Result<Tensor> {
+        unsafe extern "C" fn free_string(data: *mut c_void, _len: usize, _arg: *mut c_void) {
+            // SAFETY: data is the Box<TF_TString> leaked below; TensorFlow calls this once.
+            unsafe {
+                let mut s = Box::from_raw(data as *mut tf::TF_TString);
+                tf::TF_StringDealloc(&mut *s);
+            }
+        }
+        // SAFETY: a zeroed TF_TString is what TF_StringInit expects to initialise; the box is leaked
+        // into the tensor, which frees it through free_string (also when TF_NewTensor fails).
+        unsafe {
+            let s: *mut tf::TF_TString = Box::into_raw(Box::new(std::mem::zeroed()));
+            tf::TF_StringInit(s);
+            tf::TF_StringCopy(s, value.as_ptr() as *const c_char, value.len());
+            let t = tf::TF_NewTensor(
+                tf::TF_STRING,
+                ptr::null(),
+                0,
+                s as *mut c_void,
+                std::mem::size_of::<tf::TF_TString>(),
+                Some(free_string),
+                ptr::null_mut(),
+            );
+            if t.is_null() {
+                return Err(Error::Native("TF_NewTensor failed for a string".into()));
+            }
+            Ok(Tensor(t))
+        }
+    }
+
     /// Address of the first element.
     pub fn data(&self) -> *mut u8 {
         // SAFETY: live tensor.
@@ -243,6 +275,20 @@ impl Tensor {
     pub fn byte_size(&self) -> usize {
         // SAFETY: live tensor.
         unsafe { tf::TF_TensorByteSize(self.0) }
+    }
+
+    /// The elements in place, when `T` is the tensor's element type.
+    pub fn as_slice<T: Copy>(&self, dtype: DataType) -> Result<&[T]> {
+        if DataType::from_tf(self.tf_type()) != Some(dtype) || dtype.size() != std::mem::size_of::<T>()
+        {
+            return Err(Error::Model(format!(
+                "expected a {dtype:?} tensor, got {}",
+                tf_type_name(self.tf_type())
+            )));
+        }
+        let n = self.byte_size() / dtype.size();
+        // SAFETY: the buffer holds n elements of T, aligned by TensorFlow, and lives as long as self.
+        Ok(unsafe { std::slice::from_raw_parts(self.data() as *const T, n) })
     }
 
     /// The elements, when `T` matches the tensor's element size (for tests and checks).

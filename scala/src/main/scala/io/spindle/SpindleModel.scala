@@ -43,6 +43,21 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
   def setInterOpThreads(value: Int): this.type = set(interOpThreads, value)
   def setTags(value: Array[String]): this.type = set(tags, value)
 
+  @transient private var trainingSummary: Option[TrainingSummary] = None
+
+  private[spindle] def setSummary(value: TrainingSummary): this.type = {
+    trainingSummary = Some(value)
+    this
+  }
+
+  /** Whether this model came from [[SpindleEstimator.fit]] in this session, which leaves a [[summary]]. */
+  def hasSummary: Boolean = trainingSummary.isDefined
+
+  /** How training went: per-step loss and timings, rows per worker. */
+  def summary: TrainingSummary = trainingSummary.getOrElse {
+    throw new SpindleModelException("this model has no training summary: it was not fitted in this session")
+  }
+
   override def transformSchema(schema: StructType): StructType = plan(SparkSession.active, schema).schema
 
   override def transform(dataset: Dataset[_]): DataFrame = {

@@ -53,6 +53,15 @@ trait SpindleTestBase extends AnyFunSuite with BeforeAndAfterAll {
   /** A checked-in fixture SavedModel (see tests/fixtures/README.md). */
   protected def fixture(name: String): String = repoRoot.resolve("tests/fixtures").resolve(name).toString
 
+  /** scikit-learn's `digits.csv.gz`, from the project's virtualenv (ci/setup-python.sh). */
+  protected def digitsCsv: Path = {
+    val venvLib = repoRoot.resolve(".venv/lib")
+    val found = Option(venvLib.toFile.listFiles()).toSeq.flatten
+      .map(_.toPath.resolve("site-packages/sklearn/datasets/data/digits.csv.gz"))
+      .find(Files.isRegularFile(_))
+    found.getOrElse(fail(s"scikit-learn's digits.csv.gz not found under $venvLib: run ci/setup-python.sh"))
+  }
+
   protected def tempDir(prefix: String): Path = {
     val dir = Files.createTempDirectory(prefix)
     dir.toFile.deleteOnExit()

@@ -96,6 +96,81 @@ public final class NativeRuntime {
   public static native void closeFeeder(long feeder);
 
   /**
+   * Binds this worker's ring socket on an ephemeral port, to be published to the peers.
+   *
+   * @param host the executor's host name or address, as the peers reach it
+   * @return a rendezvous handle, consumed by {@link #openTrainer(long, byte[], long)} or released with
+   *     {@link #closeRendezvous(long)}
+   */
+  public static native long bindRendezvous(String host);
+
+  /**
+   * The address ("host:port") to publish for a rendezvous.
+   *
+   * @param rendezvous a handle from {@link #bindRendezvous(String)}
+   * @return the published address
+   */
+  public static native String rendezvousAddress(long rendezvous);
+
+  /**
+   * Releases a rendezvous that was not consumed. Idempotent.
+   *
+   * @param rendezvous a handle from {@link #bindRendezvous(String)}, or 0 (ignored)
+   */
+  public static native void closeRendezvous(long rendezvous);
+
+  /**
+   * Starts one training worker: checks the config, forms the authenticated ring with the peers (blocking up
+   * to the connect timeout) and starts the trainer thread.
+   *
+   * @param model a handle from {@link #loadModel(byte[])}, used by this worker alone (training changes it)
+   * @param trainerConfig serialized {@code spindle.TrainerConfig}
+   * @param rendezvous a handle from {@link #bindRendezvous(String)} (consumed), or 0 for a single worker
+   * @return a trainer handle, to be released with {@link #closeTrainer(long)}
+   */
+  public static native long openTrainer(long model, byte[] trainerConfig, long rendezvous);
+
+  /**
+   * Where each input goes inside a batch window.
+   *
+   * @param trainer a trainer handle
+   * @return serialized {@code spindle.FeederLayout} whose base address is 0
+   */
+  public static native byte[] trainerLayout(long trainer);
+
+  /**
+   * Maps the next batch window; blocks while the trainer holds every slot (backpressure).
+   *
+   * @param trainer a trainer handle
+   * @return the window's address; input i starts at {@code address + input_offsets[i]}
+   */
+  public static native long acquireBatch(long trainer);
+
+  /**
+   * Hands the acquired window to the trainer.
+   *
+   * @param trainer a trainer handle
+   * @param rows rows written, in [1, batch_size]
+   */
+  public static native void submitBatch(long trainer, int rows);
+
+  /**
+   * Ends the input and waits until every epoch has run on every worker.
+   *
+   * @param trainer a trainer handle
+   * @return serialized {@code spindle.TrainingReport}
+   */
+  public static native byte[] finishTraining(long trainer);
+
+  /**
+   * Stops training (peers blocked on this worker fail at once), joins its thread and frees its memory.
+   * Idempotent.
+   *
+   * @param trainer a trainer handle, or 0 (ignored)
+   */
+  public static native void closeTrainer(long trainer);
+
+  /**
    * Panics inside the runtime on purpose; used by tests to prove panics become exceptions.
    *
    * @param message the panic message

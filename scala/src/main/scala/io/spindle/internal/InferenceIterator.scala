@@ -8,7 +8,7 @@ import org.apache.spark.TaskContext
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.expressions.{BoundReference, GenericInternalRow, JoinedRow, UnsafeProjection}
 
-import io.spindle.{SpindleInputException, SpindleModelException}
+import io.spindle.SpindleModelException
 import io.spindle.jni.NativeRuntime
 import io.spindle.proto.{BatchOutputs, FeederConfig, FeederLayout, InputLayout}
 
@@ -118,18 +118,7 @@ final class InferenceIterator(
 
   // Unknown inner dimensions are fixed by the partition's first row; every later row is checked against it.
   private def open(first: InternalRow): Unit = {
-    val shapes = plan.inputs.map { in =>
-      if (!in.rowShape.contains(-1L)) in.rowShape
-      else if (first.isNullAt(in.ordinal))
-        throw new SpindleInputException(
-          s"column '${in.column}' (input '${in.tensor}'), first row of the partition: value is null"
-        )
-      else
-        Seq(in.kind match {
-          case ColumnKind.Vector => first.getStruct(in.ordinal, 4).getInt(1).toLong
-          case _                 => first.getArray(in.ordinal).numElements().toLong
-        })
-    }
+    val shapes = plan.inputs.map(in => RowShapes.of(in, Some(first)))
     val task = Option(TaskContext.get())
     val partition = task.map(_.partitionId()).getOrElse(0)
     writers =

@@ -57,19 +57,20 @@ object ModelCache {
 
   /** The session for `key`, loading it on first use. */
   def acquire(key: Key): LoadedModel = synchronized {
-    models.getOrElseUpdate(
-      key, {
-        NativeLoader.ensureLoaded()
-        val config = ModelConfig
-          .newBuilder()
-          .setPath(key.localPath)
-          .addAllTags(key.tags.asJava)
-          .setIntraOpThreads(key.intraOpThreads)
-          .setInterOpThreads(key.interOpThreads)
-          .build()
-        new LoadedModel(NativeRuntime.loadModel(config.toByteArray), key.localPath)
-      }
-    )
+    models.getOrElseUpdate(key, loadPrivate(key))
+  }
+
+  /** A session of its own for the caller, who closes it (training: its variables change). */
+  def loadPrivate(key: Key): LoadedModel = {
+    NativeLoader.ensureLoaded()
+    val config = ModelConfig
+      .newBuilder()
+      .setPath(key.localPath)
+      .addAllTags(key.tags.asJava)
+      .setIntraOpThreads(key.intraOpThreads)
+      .setInterOpThreads(key.interOpThreads)
+      .build()
+    new LoadedModel(NativeRuntime.loadModel(config.toByteArray), key.localPath)
   }
 
   /** Number of sessions loaded in this JVM. */

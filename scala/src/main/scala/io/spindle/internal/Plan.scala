@@ -53,6 +53,20 @@ object Plan {
       inputCols: Map[String, String],
       outputCols: Map[String, String]
   ): Plan = {
+    val inputs = inputsOf(schema, signature, inputCols)
+    val outputs = outputsOf(schema, signature, outputCols)
+    val outFields = outputs.map { o =>
+      StructField(
+        o.column,
+        if (o.scalar) o.dtype.sparkType else ArrayType(o.dtype.sparkType, containsNull = false),
+        nullable = false
+      )
+    }
+    Plan(inputs, outputs, StructType(schema.fields ++ outFields))
+  }
+
+  /** The inputs of `signature` fed from `schema`: every input must have a column (mapped or of its own name). */
+  def inputsOf(schema: StructType, signature: SignatureInfo, inputCols: Map[String, String]): Seq[InputPlan] = {
     val sigName = signature.getName
     val specs = signature.getInputsList.asScala.toSeq
     val unknown = inputCols.keySet -- specs.map(_.getName)
@@ -61,7 +75,7 @@ object Plan {
         s"signature '$sigName' has no input ${unknown.toSeq.sorted.mkString("'", "', '", "'")} " +
           s"(its inputs: ${specs.map(_.getName).mkString(", ")})"
       )
-    val inputs = specs.map { spec =>
+    specs.map { spec =>
       val column = inputCols.getOrElse(spec.getName, spec.getName)
       val ordinal = schema.fieldNames.indexOf(column)
       if (ordinal < 0)
@@ -71,6 +85,14 @@ object Plan {
         )
       inputPlan(spec, column, ordinal, schema(ordinal).dataType)
     }
+  }
+
+  private def outputsOf(
+      schema: StructType,
+      signature: SignatureInfo,
+      outputCols: Map[String, String]
+  ): Seq[OutputPlan] = {
+    val sigName = signature.getName
     val outSpecs = signature.getOutputsList.asScala.toSeq
     val wanted = if (outputCols.isEmpty) outSpecs.map(s => s.getName -> s.getName) else outputCols.toSeq.sorted
     val outputs = wanted.map { case (name, column) =>
@@ -85,14 +107,7 @@ object Plan {
     }
     val dupes = outputs.groupBy(_.column).collect { case (c, os) if os.size > 1 => c }
     if (dupes.nonEmpty) throw new SpindleInputException(s"output column(s) ${dupes.mkString(", ")} named twice")
-    val outFields = outputs.map { o =>
-      StructField(
-        o.column,
-        if (o.scalar) o.dtype.sparkType else ArrayType(o.dtype.sparkType, containsNull = false),
-        nullable = false
-      )
-    }
-    Plan(inputs, outputs, StructType(schema.fields ++ outFields))
+    outputs
   }
 
   private def dtypeOf(spec: TensorSpec, what: String): TensorType =

@@ -17,14 +17,6 @@ class SparkSubmitSuite extends SpindleTestBase {
 
   private def prop(name: String) = sys.props.getOrElse(name, fail(s"system property $name is set by build.sbt"))
 
-  private def digitsCsv: Path = {
-    val venvLib = repoRoot.resolve(".venv/lib")
-    val found = Option(venvLib.toFile.listFiles()).toSeq.flatten
-      .map(_.toPath.resolve("site-packages/sklearn/datasets/data/digits.csv.gz"))
-      .find(Files.isRegularFile(_))
-    found.getOrElse(fail(s"scikit-learn's digits.csv.gz not found under $venvLib: run ci/setup-python.sh"))
-  }
-
   test("spark-submit --jars runs the digits example on executor JVMs") {
     val sparkJars = new File(sys.env("SPARK_HOME"), "jars").getPath + "/*"
     val opens = ManagementFactory.getRuntimeMXBean.getInputArguments.asScala.filter(_.startsWith("--add-opens"))

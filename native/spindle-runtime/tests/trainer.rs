@@ -1,0 +1,237 @@
+//! Training workers against real TensorFlow, the checked-in trainable digits MLP, a real spill file and a real
+//! TCP ring on the loopback interface (each worker on its own thread).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use spindle_proto::spindle::{DType, InputLayout, ModelConfig, TrainerConfig, TrainingReport};
+use spindle_runtime::{Model, Rendezvous, Trainer};
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn load(path: &str) -> Arc<Model> {
+    let config = ModelConfig {
+        path: path.into(),
+        intra_op_threads: 1,
+        inter_op_threads: 1,
+        ..Default::default()
+    };
+    Arc::new(Model::load(&config).expect("model loads"))
+}
+
+/// A learnable synthetic digits-shaped set: 64 features in [0, 1), raised by 0.5 in the label's group of six.
+fn dataset(rows: usize, seed: u64) -> Vec<([f32; 64], i64)> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as f32) / (1u64 << 31) as f32
+    };
+    (0..rows)
+        .map(|_| {
+            let label = ((next() * 10.0) as usize).min(9);
+            let mut x = [0f32; 64];
+            x.iter_mut().for_each(|v| *v = next());
+            x[label * 6..label * 6 + 6].iter_mut().for_each(|v| *v += 0.5);
+            (x, label as i64)
+        })
+        .collect()
+}
+
+fn config(batch: i32, epochs: i32, shuffle: bool) -> TrainerConfig {
+    TrainerConfig {
+        inputs: vec![
+            InputLayout {
+                name: "features".into(),
+                dtype: DType::Float32 as i32,
+                row_shape: vec![64],
+            },
+            InputLayout {
+                name: "labels".into(),
+                dtype: DType::Int64 as i32,
+                row_shape: vec![],
+            },
+        ],
+        batch_size: batch,
+        num_slots: 2,
+        epochs,
+        shuffle,
+        seed: 7,
+        label: "test".into(),
+        connect_timeout_ms: 10_000,
+        io_timeout_ms: 30_000,
+        ..Default::default()
+    }
+}
+
+/// Feeds `rows` the way the JVM does: acquire a window, write rows at the layout's offsets, submit.
+fn feed(trainer: &Trainer, rows: &[([f32; 64], i64)], batch: usize) -> TrainingReport {
+    let layout = trainer.layout();
+    for chunk in rows.chunks(batch) {
+        let base = trainer.acquire().expect("a window") as *mut u8;
+        for (r, (x, y)) in chunk.iter().enumerate() {
+            // SAFETY: r < batch, so both rows lie inside the acquired window.
+            unsafe {
+                let xs = base.add(layout.input_offsets[0] as usize) as *mut f32;
+                std::ptr::copy_nonoverlapping(x.as_ptr(), xs.add(r * 64), 64);
+                *(base.add(layout.input_offsets[1] as usize) as *mut i64).add(r) = *y;
+            }
+        }
+        trainer.submit(chunk.len() as i32).expect("submit");
+    }
+    trainer.finish().expect("training finishes")
+}
+
+/// Trains one job: each worker gets its shard, on its own thread; returns the reports by rank.
+fn train(shards: Vec<Vec<([f32; 64], i64)>>, mut base: TrainerConfig, export: Option<String>) -> Vec<TrainingReport> {
+    let world = shards.len();
+    let batch = base.batch_size as usize;
+    let rendezvous: Vec<Option<Rendezvous>> = (0..world)
+        .map(|_| (world > 1).then(|| Rendezvous::bind("127.0.0.1").expect("bind")))
+        .collect();
+    if world > 1 {
+        base.peers = rendezvous
+            .iter()
+            .map(|r| r.as_ref().map(|r| r.address().to_string()).unwrap_or_default())
+            .collect();
+    }
+    base.secret = b"job secret".to_vec();
+    let threads: Vec<_> = shards
+        .into_iter()
+        .zip(rendezvous)
+        .enumerate()
+        .map(|(rank, (rows, rendezvous))| {
+            let mut config = base.clone();
+            config.rank = rank as i32;
+            if rank == 0 {
+                config.export_dir = export.clone().unwrap_or_default();
+            }
+            std::thread::spawn(move || {
+                let model = load(&fixture("digits_mlp_init"));
+                let trainer = Trainer::open(model, &config, rendezvous).expect("trainer opens");
+                feed(&trainer, &rows, batch)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("worker thread"))
+        .collect()
+}
+
+fn epoch_loss(report: &TrainingReport, epoch: i32) -> f64 {
+    let steps: Vec<_> = report.steps.iter().filter(|s| s.epoch == epoch).collect();
+    steps.iter().map(|s| s.loss).sum::<f64>() / steps.len() as f64
+}
+
+fn variables(report: &TrainingReport) -> Vec<f32> {
+    assert!(!report.variables.is_empty(), "the fixture has a 'variables' signature");
+    report
+        .variables
+        .iter()
+        .flat_map(|v| v.values.iter().copied())
+        .collect()
+}
+
+fn assert_close(a: &[f32], b: &[f32], rel: f32) {
+    assert_eq!(a.len(), b.len());
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / x.abs().max(y.abs()).max(1e-3))
+        .fold(0f32, f32::max);
+    assert!(worst <= rel, "largest relative difference {worst} > {rel}");
+}
+
+#[test]
+fn one_worker_learns_over_replayed_epochs() {
+    let data = dataset(600, 1);
+    let reports = train(vec![data], config(50, 4, true), None);
+    let r = &reports[0];
+    assert_eq!(r.rows, 600);
+    assert_eq!(r.batches, 12);
+    assert_eq!(r.steps.len(), 48, "12 steps in each of 4 epochs");
+    assert!(r.steps.iter().all(|s| s.allreduce_micros == 0));
+    let (first, last) = (epoch_loss(r, 1), epoch_loss(r, 4));
+    assert!(last < first * 0.8, "loss falls: epoch 1 {first}, epoch 4 {last}");
+}
+
+#[test]
+fn two_workers_with_batch_b_equal_one_worker_with_batch_2b() {
+    let data = dataset(320, 2);
+    // Worker 0 takes the first half of every 2B-row batch, worker 1 the second half.
+    let (b, mut shard0, mut shard1) = (20, Vec::new(), Vec::new());
+    for (i, chunk) in data.chunks(b).enumerate() {
+        if i % 2 == 0 {
+            shard0.extend_from_slice(chunk)
+        } else {
+            shard1.extend_from_slice(chunk)
+        }
+    }
+    let two = train(vec![shard0, shard1], config(b as i32, 2, false), None);
+    let one = train(vec![data], config(2 * b as i32, 2, false), None);
+    assert_eq!(two[0].steps.len(), 16);
+    assert_eq!(one[0].steps.len(), 16);
+    for (x, y) in two[0].steps.iter().zip(&one[0].steps) {
+        assert_eq!(x.examples, y.examples);
+        assert!((x.loss - y.loss).abs() <= 1e-5 * y.loss.abs(), "step {}: {} vs {}", x.step, x.loss, y.loss);
+    }
+    assert!(two[1].variables.is_empty(), "only the chief reports variables");
+    assert_close(&variables(&two[0]), &variables(&one[0]), 1e-5);
+}
+
+#[test]
+fn uneven_and_empty_partitions_finish() {
+    let data = dataset(130, 3);
+    let shards = vec![data[..100].to_vec(), data[100..].to_vec(), Vec::new()];
+    let reports = train(shards, config(16, 2, true), None);
+    // Worker 0 has ceil(100 / 16) = 7 batches, the most, so every epoch has 7 steps.
+    for r in &reports {
+        assert_eq!(r.steps.len(), 14, "rank {}", r.rank);
+    }
+    assert_eq!(reports.iter().map(|r| r.rows).collect::<Vec<_>>(), [100, 30, 0]);
+    let first_epoch: i64 = reports[0].steps.iter().filter(|s| s.epoch == 1).map(|s| s.examples).sum();
+    assert_eq!(first_epoch, 130, "every row once per epoch");
+    assert_eq!(reports[0].steps[0].loss, reports[2].steps[0].loss, "all ranks see the global loss");
+}
+
+#[test]
+fn the_chief_exports_a_savedmodel_holding_the_trained_variables() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let export = dir.path().join("model").to_string_lossy().into_owned();
+    let reports = train(vec![dataset(200, 4)], config(25, 1, false), Some(export.clone()));
+    let exported = load(&export);
+    let sig = exported.signature("variables").expect("variables signature");
+    let ports: Vec<_> = sig.outputs.iter().map(|o| exported.port(&o.tensor).expect("port")).collect();
+    let values = exported.run(&[], &ports, "variables").expect("runs");
+    let read: Vec<f32> = values.iter().flat_map(|t| t.to_vec::<f32>()).collect();
+    assert_eq!(read, variables(&reports[0]), "exported variables are the trained ones");
+    let init = load(&fixture("digits_mlp_init"));
+    let before = init.run(&[], &ports_of(&init), "variables").expect("runs");
+    let before: Vec<f32> = before.iter().flat_map(|t| t.to_vec::<f32>()).collect();
+    assert_ne!(read, before, "training changed the weights");
+}
+
+fn ports_of(model: &Model) -> Vec<spindle_runtime::tf::Port> {
+    let sig = model.signature("variables").expect("variables signature");
+    sig.outputs.iter().map(|o| model.port(&o.tensor).expect("port")).collect()
+}
+
+#[test]
+fn a_closed_trainer_fails_its_feeder_instead_of_blocking() {
+    let model = load(&fixture("digits_mlp_init"));
+    let trainer = Trainer::open(model, &config(10, 1, false), None).expect("opens");
+    trainer.acquire().expect("first window");
+    trainer.submit(1).expect("submit");
+    trainer.close();
+    trainer.close();
+    assert!(trainer.acquire().is_err(), "no window after close");
+    assert!(trainer.finish().is_err(), "finish after close reports the closed trainer");
+}

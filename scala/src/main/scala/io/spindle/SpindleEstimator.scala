@@ -1,0 +1,246 @@
+package io.spindle
+
+import java.security.SecureRandom
+
+import scala.jdk.CollectionConverters._
+
+import com.google.protobuf.ByteString
+import org.apache.hadoop.fs.{Path => HPath}
+import org.apache.spark.{SparkException, SpindleCoreShim}
+import org.apache.spark.ml.Estimator
+import org.apache.spark.ml.param.{BooleanParam, IntParam, LongParam, Param, ParamMap, ParamValidators}
+import org.apache.spark.ml.util.{DefaultParamsReadable, DefaultParamsWritable, Identifiable}
+import org.apache.spark.sql.{Dataset, SparkSession, SpindleSqlShim}
+import org.apache.spark.sql.types.StructType
+import org.slf4j.LoggerFactory
+
+import io.spindle.internal.{ModelCache, Plan, SerializableConfiguration, TrainJob, TrainTask}
+import io.spindle.proto.{TrainerConfig, TrainingReport}
+
+/** Params of [[SpindleEstimator]], on top of those its fitted [[SpindleModel]] keeps. */
+trait SpindleTrainingParams extends SpindleParams {
+
+  final val numWorkers = new IntParam(
+    this,
+    "numWorkers",
+    "training workers: one barrier task each, all running at once",
+    ParamValidators.gt(0)
+  )
+
+  final val epochs = new IntParam(this, "epochs", "passes over the data", ParamValidators.gt(0))
+
+  final val shuffle = new BooleanParam(this, "shuffle", "shuffle the batch order of every epoch after the first")
+
+  final val seed = new LongParam(this, "seed", "seed of the shuffle")
+
+  final val exportPath = new Param[String](
+    this,
+    "exportPath",
+    "where the trained SavedModel goes (any Hadoop FileSystem path); unset: a new directory under /tmp of the " +
+      "default FileSystem"
+  )
+
+  final val rendezvousTimeout = new IntParam(
+    this,
+    "rendezvousTimeout",
+    "seconds the workers may take to connect to each other",
+    ParamValidators.gt(0)
+  )
+
+  final val peerTimeout = new IntParam(
+    this,
+    "peerTimeout",
+    "seconds a worker waits for a peer within a step (a peer still computing its Spark partition counts)",
+    ParamValidators.gt(0)
+  )
+
+  setDefault(
+    numWorkers -> 1,
+    epochs -> 1,
+    shuffle -> true,
+    seed -> getClass.getName.hashCode.toLong,
+    rendezvousTimeout -> 120,
+    peerTimeout -> 600
+  )
+
+  def getNumWorkers: Int = $(numWorkers)
+  def getEpochs: Int = $(epochs)
+  def getShuffle: Boolean = $(shuffle)
+  def getSeed: Long = $(seed)
+  def getExportPath: String = $(exportPath)
+  def getRendezvousTimeout: Int = $(rendezvousTimeout)
+  def getPeerTimeout: Int = $(peerTimeout)
+}
+
+/** Synchronous data-parallel training of a trainable SavedModel (signatures `train`, `gradients`, `apply_gradients`
+  * and a serving signature; see `python/spindle_keras`), as a Spark ML `Estimator`.
+  *
+  * {{{
+  * val fitted = new SpindleEstimator()
+  *   .setModelPath("hdfs:///models/mlp-init")
+  *   .setInputCols(Map("features" -> "pixels", "labels" -> "label"))
+  *   .setNumWorkers(4).setEpochs(3).setBatchSize(128)
+  *   .setExportPath("hdfs:///models/mlp")
+  *   .fit(trainDf)
+  * fitted.summary.lossHistory
+  * }}}
+  *
+  * `fit` runs one barrier stage of `numWorkers` tasks (the DataFrame is repartitioned to `numWorkers` partitions unless
+  * it has exactly that many, in which case its partitions, and their order, are kept). It fails at once when the
+  * cluster cannot run them all together. Each worker loads the SavedModel into a session of its own, the workers join
+  * an authenticated TCP ring, and every step averages the gradients of all workers (weighted by their rows) before
+  * applying them, so every worker holds the same weights. `batchSize` is per worker. The first epoch streams the
+  * partition through memory-mapped batches spilled to a local file; later epochs replay that file, in a shuffled batch
+  * order when `shuffle` is set. The chief (worker 0) exports the trained SavedModel to `exportPath`, and `fit` returns
+  * a [[SpindleModel]] for it, fed by the `inputCols` its serving signature has.
+  */
+class SpindleEstimator(override val uid: String)
+    extends Estimator[SpindleModel]
+    with SpindleTrainingParams
+    with DefaultParamsWritable {
+
+  def this() = this(Identifiable.randomUID("spindleEstimator"))
+
+  def setModelPath(value: String): this.type = set(modelPath, value)
+  def setSignature(value: String): this.type = set(signature, value)
+  def setInputCols(value: Map[String, String]): this.type = set(inputCols, value)
+  def setInputCols(value: java.util.Map[String, String]): this.type = set(inputCols, value.asScala.toMap)
+  def setOutputCols(value: Map[String, String]): this.type = set(outputCols, value)
+  def setOutputCols(value: java.util.Map[String, String]): this.type = set(outputCols, value.asScala.toMap)
+  def setBatchSize(value: Int): this.type = set(batchSize, value)
+  def setNumSlots(value: Int): this.type = set(numSlots, value)
+  def setIntraOpThreads(value: Int): this.type = set(intraOpThreads, value)
+  def setInterOpThreads(value: Int): this.type = set(interOpThreads, value)
+  def setTags(value: Array[String]): this.type = set(tags, value)
+  def setNumWorkers(value: Int): this.type = set(numWorkers, value)
+  def setEpochs(value: Int): this.type = set(epochs, value)
+  def setShuffle(value: Boolean): this.type = set(shuffle, value)
+  def setSeed(value: Long): this.type = set(seed, value)
+  def setExportPath(value: String): this.type = set(exportPath, value)
+  def setRendezvousTimeout(seconds: Int): this.type = set(rendezvousTimeout, seconds)
+  def setPeerTimeout(seconds: Int): this.type = set(peerTimeout, seconds)
+
+  /** The fitted model's output schema; also checks the training inputs and labels. */
+  override def transformSchema(schema: StructType): StructType = {
+    val model = driverModel(SparkSession.active)
+    Plan.inputsOf(schema, model.signature(trainingSignature), getInputCols)
+    Plan.build(schema, model.signature(getSignature), servingInputs(model), getOutputCols).schema
+  }
+
+  override def fit(dataset: Dataset[_]): SpindleModel = {
+    val df = dataset.toDF()
+    val spark = df.sparkSession
+    val sc = spark.sparkContext
+    val workers = getNumWorkers
+    val model = driverModel(spark)
+    transformSchema(df.schema)
+    if (workers > 1) model.signature("apply_gradients")
+    val inputs = Plan.inputsOf(df.schema, model.signature(trainingSignature), getInputCols)
+    SpindleEstimator.requireSlots(sc, workers)
+    val data = if (SpindleSqlShim.internalRows(df).getNumPartitions == workers) df else df.repartition(workers)
+    val target = if (isDefined(exportPath)) getExportPath else SpindleEstimator.defaultExportPath(spark, uid)
+    val secret = new Array[Byte](32)
+    new SecureRandom().nextBytes(secret)
+    val config = TrainerConfig
+      .newBuilder()
+      .setBatchSize(getBatchSize)
+      .setNumSlots(getNumSlots)
+      .setEpochs(getEpochs)
+      .setShuffle(getShuffle)
+      .setSeed(getSeed)
+      .setSecret(ByteString.copyFrom(secret))
+      .setConnectTimeoutMs(getRendezvousTimeout * 1000L)
+      .setIoTimeoutMs(getPeerTimeout * 1000L)
+      .build()
+    val job = TrainJob(
+      getModelPath,
+      threads(spark),
+      inputs,
+      config.toByteArray,
+      Some(target),
+      new SerializableConfiguration(sc.hadoopConfiguration)
+    )
+    val log = LoggerFactory.getLogger(getClass)
+    log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")
+    val previous = sc.getLocalProperty("spark.job.description")
+    sc.setJobDescription(s"Spindle: train $getModelPath on $workers workers")
+    val reports =
+      try SpindleSqlShim.internalRows(data).barrier().mapPartitions(new TrainTask(job)).collect()
+      catch { case e: SparkException => throw SpindleEstimator.typedCause(e) }
+      finally sc.setJobDescription(previous)
+    val summary = TrainingSummary.of(reports.toSeq.map(TrainingReport.parseFrom), target)
+    summary.steps.foreach { s =>
+      log.info(
+        f"step ${s.step}%d epoch ${s.epoch}%d: loss ${s.loss}%.6f, ${s.examples}%d examples, " +
+          f"${s.examplesPerSecond}%.0f examples/s, input wait ${s.inputWaitMs}%.2f ms, compute ${s.computeMs}%.2f ms, " +
+          f"all-reduce ${s.allReduceMs}%.2f ms"
+      )
+    }
+    log.info(
+      f"trained ${summary.steps.size}%d steps at ${summary.examplesPerSecond}%.0f examples/s; " +
+        s"rows per worker ${summary.rowsPerWorker.mkString(", ")}; model exported to $target"
+    )
+    val fitted = copyValues(new SpindleModel(uid))
+      .setModelPath(target)
+      .setInputCols(getInputCols.filter { case (input, _) => servingInputs(model).contains(input) })
+      .setParent(this)
+    fitted.setSummary(summary)
+  }
+
+  private def trainingSignature: String = if (getNumWorkers > 1) "gradients" else "train"
+
+  private def servingInputs(model: internal.LoadedModel): Map[String, String] = {
+    val names = model.signature(getSignature).getInputsList.asScala.map(_.getName).toSet
+    getInputCols.filter { case (input, _) => names.contains(input) }
+  }
+
+  private def driverModel(spark: SparkSession) = {
+    if (!isDefined(modelPath)) throw new SpindleModelException("modelPath is not set")
+    val local = ModelCache.localize(getModelPath, spark.sparkContext.hadoopConfiguration)
+    ModelCache.acquire(threads(spark).copy(localPath = local))
+  }
+
+  // Each worker has a session of its own: by default its task's cores for both pools.
+  private def threads(spark: SparkSession): ModelCache.Key = {
+    val taskCpus = spark.sparkContext.getConf.getInt("spark.task.cpus", 1)
+    val intra = if (getIntraOpThreads > 0) getIntraOpThreads else taskCpus
+    val inter = if (getInterOpThreads > 0) getInterOpThreads else taskCpus
+    ModelCache.Key("", getTags.toSeq, intra, inter)
+  }
+
+  override def copy(extra: ParamMap): SpindleEstimator = defaultCopy(extra)
+}
+
+object SpindleEstimator extends DefaultParamsReadable[SpindleEstimator] {
+
+  /** Executors still registering get this long to bring the cluster's task slots up to `numWorkers`. */
+  private val SlotWaitMs = 5000L
+
+  /** Fails at once, instead of letting a barrier stage wait forever, when the cluster cannot run every worker. */
+  private def requireSlots(sc: org.apache.spark.SparkContext, workers: Int): Unit = {
+    val deadline = System.currentTimeMillis() + SlotWaitMs
+    var slots = SpindleCoreShim.maxConcurrentTasks(sc)
+    while (slots < workers && System.currentTimeMillis() < deadline) {
+      Thread.sleep(100)
+      slots = SpindleCoreShim.maxConcurrentTasks(sc)
+    }
+    if (slots < workers)
+      throw new SpindleClusterException(
+        s"training with numWorkers=$workers needs $workers task slots at once (one barrier task per worker), but the " +
+          s"cluster has $slots (executor cores / spark.task.cpus); lower numWorkers or add executors"
+      )
+  }
+
+  private def defaultExportPath(spark: SparkSession, uid: String): String = {
+    val fs = org.apache.hadoop.fs.FileSystem.get(spark.sparkContext.hadoopConfiguration)
+    fs.makeQualified(new HPath(s"/tmp/spindle-export-$uid-${System.currentTimeMillis()}")).toString
+  }
+
+  /** The Spindle exception a worker threw, rather than Spark's job-abort wrapper around it. */
+  private def typedCause(e: SparkException): Throwable =
+    Iterator
+      .iterate[Throwable](e)(_.getCause)
+      .takeWhile(_ != null)
+      .collectFirst { case s: SpindleException => s }
+      .getOrElse(e)
+}

@@ -1,0 +1,76 @@
+package io.spindle
+
+import scala.jdk.CollectionConverters._
+
+import io.spindle.proto.TrainingReport
+
+/** One synchronous training step. Times are the slowest worker's (the step waits for it).
+  *
+  * @param loss
+  *   mean loss over every worker's rows of the step
+  * @param examples
+  *   rows of the step over all workers
+  */
+final case class StepSummary(
+    step: Long,
+    epoch: Int,
+    loss: Double,
+    examples: Long,
+    examplesPerSecond: Double,
+    inputWaitMs: Double,
+    computeMs: Double,
+    allReduceMs: Double
+)
+
+/** What [[SpindleEstimator.fit]] saw: every step, the rows each worker fed, and the trained variables when the model
+  * has a `variables` signature.
+  */
+final class TrainingSummary private[spindle] (
+    val steps: Seq[StepSummary],
+    val rowsPerWorker: Seq[Long],
+    val variables: Map[String, Array[Float]],
+    val exportPath: String
+) extends Serializable {
+
+  /** Loss of every step, in order. */
+  def lossHistory: Array[Double] = steps.map(_.loss).toArray
+
+  def numWorkers: Int = rowsPerWorker.size
+
+  /** Examples per second over the whole run (sum of examples over sum of step times). */
+  def examplesPerSecond: Double = {
+    val seconds = steps.map(s => s.examples / math.max(s.examplesPerSecond, 1e-9)).sum
+    if (seconds > 0) steps.map(_.examples).sum / seconds else 0.0
+  }
+
+  /** Java-friendly view of [[variables]]. */
+  def variablesJava: java.util.Map[String, Array[Float]] = variables.asJava
+}
+
+private[spindle] object TrainingSummary {
+
+  /** Merges the workers' reports (one per rank); the chief's carries the variables. */
+  def of(reports: Seq[TrainingReport], exportPath: String): TrainingSummary = {
+    val byRank = reports.sortBy(_.getRank)
+    val perWorker = byRank.map(_.getStepsList.asScala.toIndexedSeq)
+    val steps = perWorker.head.indices.map { i =>
+      val all = perWorker.map(_(i))
+      val first = all.head
+      val stepMicros = all.map(_.getStepMicros).max
+      StepSummary(
+        first.getStep,
+        first.getEpoch,
+        first.getLoss,
+        first.getExamples,
+        first.getExamples * 1e6 / math.max(stepMicros, 1L),
+        all.map(_.getInputWaitMicros).max / 1e3,
+        all.map(_.getComputeMicros).max / 1e3,
+        all.map(_.getAllreduceMicros).max / 1e3
+      )
+    }
+    val variables = byRank.head.getVariablesList.asScala.map { t =>
+      t.getName -> t.getValuesList.asScala.map(_.floatValue).toArray
+    }.toMap
+    new TrainingSummary(steps, byRank.map(_.getRows), variables, exportPath)
+  }
+}

@@ -1,0 +1,139 @@
+package io.spindle.internal
+
+import java.nio.file.Files
+
+import scala.jdk.CollectionConverters._
+
+import org.apache.hadoop.fs.{FileUtil, Path => HPath}
+import org.apache.spark.{BarrierTaskContext, SpindleCoreShim}
+import org.apache.spark.sql.catalyst.InternalRow
+
+import io.spindle.SpindleInputException
+import io.spindle.jni.NativeRuntime
+import io.spindle.proto.{FeederLayout, InputLayout, TrainerConfig}
+
+/** What every barrier task of a training job needs, serialized once with the stage. */
+final case class TrainJob(
+    modelPath: String,
+    model: ModelCache.Key,
+    inputs: Seq[InputPlan],
+    config: Array[Byte],
+    exportPath: Option[String],
+    hadoopConf: SerializableConfiguration
+)
+
+/** One worker of a training job: the body of a barrier task. It loads a session of its own, publishes its ring address
+  * through `allGather`, streams its partition into the trainer's spill windows and, on the chief (rank 0), uploads the
+  * exported SavedModel. Everything native it opens is closed by the task's completion listener, on success or failure;
+  * closing the trainer shuts its ring, so peers blocked on this worker fail at once.
+  */
+final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[Array[Byte]]) with Serializable {
+
+  override def apply(rows: Iterator[InternalRow]): Iterator[Array[Byte]] = {
+    val ctx = BarrierTaskContext.get()
+    val rank = ctx.partitionId()
+    val world = ctx.getTaskInfos().length
+    val local = ModelCache.localize(job.modelPath, job.hadoopConf.value)
+    val model = ModelCache.loadPrivate(job.model.copy(localPath = local))
+    var rendezvous = 0L
+    var trainer = 0L
+    val exportDir = if (rank == 0 && job.exportPath.isDefined) Some(Files.createTempDirectory("spindle-export")) else None
+    ctx.addTaskCompletionListener[Unit] { _ =>
+      NativeRuntime.closeTrainer(trainer)
+      NativeRuntime.closeRendezvous(rendezvous)
+      model.close()
+      exportDir.foreach(d => FileUtil.fullyDelete(d.toFile))
+    }
+    val peers =
+      if (world == 1) Seq.empty
+      else {
+        rendezvous = NativeRuntime.bindRendezvous(SpindleCoreShim.executorHost)
+        ctx.allGather(NativeRuntime.rendezvousAddress(rendezvous)).toSeq
+      }
+    val buffered = rows.buffered
+    val shapes = job.inputs.map(in => RowShapes.of(in, if (buffered.hasNext) Some(buffered.head) else None))
+    val config = TrainerConfig
+      .parseFrom(job.config)
+      .toBuilder
+      .setRank(rank)
+      .addAllPeers(peers.asJava)
+      .setSpillDir(SpindleCoreShim.localDir)
+      .setLabel(s"stage ${ctx.stageId()} rank $rank of $world")
+      .setExportDir(exportDir.map(_.resolve("model").toString).getOrElse(""))
+    job.inputs.zip(shapes).foreach { case (in, shape) =>
+      config.addInputs(
+        InputLayout.newBuilder().setName(in.tensor).setDtype(in.dtype.proto).addAllRowShape(shape.map(Long.box).asJava)
+      )
+    }
+    // The rendezvous is consumed by openTrainer, even when it fails.
+    val consumed = rendezvous
+    rendezvous = 0
+    trainer = NativeRuntime.openTrainer(model.nativeHandle, config.build().toByteArray, consumed)
+    feed(trainer, buffered, FeederLayout.parseFrom(NativeRuntime.trainerLayout(trainer)), shapes, rank, config.getBatchSize)
+    val report = NativeRuntime.finishTraining(trainer)
+    for (dir <- exportDir; target <- job.exportPath) upload(dir.resolve("model").toString, target)
+    Iterator(report)
+  }
+
+  private def feed(
+      trainer: Long,
+      rows: Iterator[InternalRow],
+      layout: FeederLayout,
+      shapes: Seq[Seq[Long]],
+      partition: Int,
+      batchSize: Int
+  ): Unit = {
+    val writers = job.inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt, partition) }
+    val offsets = layout.getInputOffsetsList.asScala.map(_.longValue).toArray
+    val rowBytes = layout.getRowBytesList.asScala.map(_.longValue).toArray
+    var rowNumber = 0L
+    while (rows.hasNext) {
+      val base = NativeRuntime.acquireBatch(trainer)
+      var n = 0
+      while (n < batchSize && rows.hasNext) {
+        val row = rows.next()
+        var i = 0
+        while (i < writers.length) {
+          writers(i).write(row, base + offsets(i) + n * rowBytes(i), rowNumber)
+          i += 1
+        }
+        n += 1
+        rowNumber += 1
+      }
+      NativeRuntime.submitBatch(trainer, n)
+    }
+  }
+
+  private def upload(localDir: String, target: String): Unit = {
+    val conf = job.hadoopConf.value
+    val to = new HPath(target)
+    val fs = to.getFileSystem(conf)
+    // Written beside the target and renamed, so a reader never sees half a model.
+    val staging = new HPath(to.getParent, s".${to.getName}.incomplete")
+    fs.delete(staging, true)
+    if (!FileUtil.copy(new java.io.File(localDir), fs, staging, false, conf))
+      throw new SpindleInputException(s"exporting the trained model to $staging failed")
+    fs.delete(to, true)
+    if (!fs.rename(staging, to)) throw new SpindleInputException(s"renaming $staging to $target failed")
+  }
+}
+
+/** Row shapes of an input for one partition: unknown inner dimensions come from the partition's first row. */
+object RowShapes {
+  def of(in: InputPlan, first: Option[InternalRow]): Seq[Long] =
+    if (!in.rowShape.contains(-1L)) in.rowShape
+    else
+      first match {
+        // An empty partition writes nothing: any positive size will do.
+        case None => in.rowShape.map(d => if (d < 0) 1L else d)
+        case Some(row) if row.isNullAt(in.ordinal) =>
+          throw new SpindleInputException(
+            s"column '${in.column}' (input '${in.tensor}'), first row of the partition: value is null"
+          )
+        case Some(row) =>
+          Seq(in.kind match {
+            case ColumnKind.Vector => row.getStruct(in.ordinal, 4).getInt(1).toLong
+            case _                 => row.getArray(in.ordinal).numElements().toLong
+          })
+      }
+}

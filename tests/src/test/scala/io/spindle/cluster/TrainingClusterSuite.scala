@@ -1,0 +1,98 @@
+package io.spindle.cluster
+
+import org.apache.spark.sql.{DataFrame, Row}
+import org.apache.spark.sql.functions.col
+
+import io.spindle.{SpindleClusterException, SpindleEstimator, SpindleTestBase, TrainingSummary}
+import io.spindle.examples.{Digits, DigitsTraining}
+
+/** Distributed training on a Spark with separate executor JVMs (`local-cluster[2,1,...]`: two executors of one core),
+  * Spindle shipped only through `spark.jars`. Each worker is a barrier task in its own JVM; the workers meet over a real
+  * TCP ring.
+  */
+class TrainingClusterSuite extends SpindleTestBase {
+
+  private def required(name: String) =
+    sys.props.getOrElse(name, throw new IllegalStateException(s"system property $name is set by build.sbt"))
+
+  override protected def master: String = "local-cluster[2,1,1536]"
+
+  override protected def sparkConf: Map[String, String] = Map(
+    "spark.jars" -> Seq(required("spindle.assembly"), required("spindle.tensorflowJar")).mkString(","),
+    "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL" -> "2",
+    "spark.stage.maxConsecutiveAttempts" -> "1"
+  )
+
+  // Two partitions in file order (the local data is split into contiguous halves), so runs are reproducible.
+  private lazy val digits: DataFrame = Digits.load(spark, digitsCsv.toString).cache()
+
+  private def estimator = new SpindleEstimator()
+    .setModelPath(fixture("digits_mlp_init"))
+    .setInputCols(Map("features" -> "features", "labels" -> "label"))
+    .setOutputCols(Map("probabilities" -> "probabilities"))
+    .setExportPath(tempDir("spindle-export").resolve("model").toString)
+
+  test("two workers on two executor JVMs learn the digits: >= 97% on held-out rows") {
+    val train = Digits.training(digits)
+    assert(train.rdd.getNumPartitions == 2)
+    val fitted = estimator
+      .setNumWorkers(2)
+      .setEpochs(DigitsTraining.Epochs)
+      .setBatchSize(DigitsTraining.BatchSize)
+      .setSeed(1)
+      .fit(train)
+    val summary = fitted.summary
+    assert(summary.numWorkers == 2)
+    assert(summary.rowsPerWorker.sum == train.count())
+    assert(summary.rowsPerWorker.forall(_ > 600), s"both workers fed rows: ${summary.rowsPerWorker}")
+    val losses = summary.lossHistory
+    assert(losses.takeRight(20).sum < losses.take(20).sum / 5, "loss falls")
+    val (correct, total) = Digits.accuracy(Digits.withPrediction(fitted.transform(Digits.heldOut(digits))))
+    assert(correct.toDouble / total >= 0.97, s"held-out accuracy $correct of $total")
+  }
+
+  test("two workers with batch B equal one worker with batch 2B: loss of every step and weights after 8 steps agree to 1e-5") {
+    val b = 16
+    // Worker 0 gets the first half of each 2B-row batch of the one-worker run, worker 1 the second half.
+    val rows = Digits.training(digits).orderBy("index").limit(16 * b).collect().toSeq
+    val chunks = rows.grouped(b).toSeq
+    val shards = chunks.zipWithIndex.filter(_._2 % 2 == 0).flatMap(_._1) ++
+      chunks.zipWithIndex.filter(_._2 % 2 == 1).flatMap(_._1)
+    def frame(rs: Seq[Row], partitions: Int) =
+      spark.createDataFrame(spark.sparkContext.parallelize(rs, partitions), digits.schema)
+    val two = estimator.setNumWorkers(2).setBatchSize(b).setShuffle(false).fit(frame(shards, 2)).summary
+    val one = estimator.setNumWorkers(1).setBatchSize(2 * b).setShuffle(false).fit(frame(rows, 1)).summary
+    assert(two.steps.size == 8 && one.steps.size == 8)
+    assert(two.steps.map(_.examples) == one.steps.map(_.examples))
+    two.steps.zip(one.steps).foreach { case (x, y) =>
+      assert(math.abs(x.loss - y.loss) <= 1e-5 * math.abs(y.loss), s"step ${x.step}: loss ${x.loss} vs ${y.loss}")
+    }
+    assertClose(two, one, 1e-5)
+  }
+
+  test("uneven and empty partitions finish, each row once per epoch") {
+    // The halves are rows 0..897 and 898..1796: keep 500 of the first and none of the second.
+    val data = digits.filter(col("index") < 500)
+    assert(data.rdd.getNumPartitions == 2)
+    val summary = estimator.setNumWorkers(2).setEpochs(2).setBatchSize(64).fit(data).summary
+    assert(summary.rowsPerWorker == Seq(500L, 0L))
+    assert(summary.steps.size == 2 * 8, "ceil(500 / 64) steps per epoch")
+    assert(summary.steps.filter(_.epoch == 2).map(_.examples).sum == 500)
+  }
+
+  test("too few task slots fails at once, saying how many are needed and how many exist") {
+    val started = System.nanoTime()
+    val e = failureOf[SpindleClusterException](estimator.setNumWorkers(3).fit(Digits.training(digits)))
+    assert(e.getMessage.contains("needs 3 task slots"), e.getMessage)
+    assert(e.getMessage.contains("has 2"), e.getMessage)
+    assert((System.nanoTime() - started) / 1e9 < 30)
+  }
+
+  private def assertClose(a: TrainingSummary, b: TrainingSummary, rel: Double): Unit = {
+    assert(a.variables.nonEmpty && a.variables.keySet == b.variables.keySet)
+    for ((name, x) <- a.variables; y = b.variables(name); i <- x.indices) {
+      val scale = math.max(math.max(math.abs(x(i)), math.abs(y(i))), 1e-3)
+      assert(math.abs(x(i) - y(i)) / scale <= rel, s"$name[$i]: ${x(i)} vs ${y(i)}")
+    }
+  }
+}
