@@ -11,6 +11,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -209,13 +210,23 @@ fn greet(mut stream: TcpStream, c: &RingConfig, from: usize) -> std::result::Res
     Ok(stream)
 }
 
-/// Accepts until the left neighbour `from` authenticates or the deadline passes.
-fn accept(listener: &TcpListener, c: &RingConfig, from: usize, deadline: Instant) -> Result<TcpStream> {
+/// Accepts until the left neighbour `from` authenticates, the deadline passes, or `give_up` is set (the dial
+/// to the right failed, so the ring cannot form anyway).
+fn accept(
+    listener: &TcpListener,
+    c: &RingConfig,
+    from: usize,
+    deadline: Instant,
+    give_up: &AtomicBool,
+) -> Result<TcpStream> {
     let name = peer_name(c, from);
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::Cluster(format!("ring: listening for {name}: {e}")))?;
     loop {
+        if give_up.load(Ordering::Relaxed) {
+            return Err(Error::Cluster(format!("ring: stopped waiting for {name}")));
+        }
         if remaining(deadline).is_none() {
             return Err(Error::Cluster(format!(
                 "ring: {name} did not connect within {:?}",
@@ -293,19 +304,26 @@ impl Ring {
         }
         let (to, from) = ((rank + 1) % world, (rank + world - 1) % world);
         let deadline = Instant::now() + config.connect_timeout;
+        let dial_failed = AtomicBool::new(false);
         let (right, left) = std::thread::scope(|s| {
-            let dialing = s.spawn(|| dial(config, to, deadline));
-            let left = accept(&rendezvous.listener, config, from, deadline);
+            let dialing = s.spawn(|| {
+                let right = dial(config, to, deadline);
+                dial_failed.store(right.is_err(), Ordering::Relaxed);
+                right
+            });
+            let left = accept(&rendezvous.listener, config, from, deadline, &dial_failed);
             let right = dialing
                 .join()
                 .unwrap_or_else(|_| Err(Error::Native("ring: the dialing thread panicked".into())));
             (right, left)
         });
+        // The dial's error first: when it failed, the accept only stopped early because of it.
+        let right = right?;
         Ok(Ring {
             rank,
             world,
             left: left?,
-            right: right?,
+            right,
             left_name: peer_name(config, from),
             right_name: peer_name(config, to),
             calls: 0,

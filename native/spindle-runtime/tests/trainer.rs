@@ -140,6 +140,9 @@ fn variables(report: &TrainingReport) -> Vec<f32> {
         .collect()
 }
 
+/// Element-wise |a - b| <= rel * max(|a|, |b|), with magnitudes below 1e-3 counted as 1e-3: for rel = 1e-5 this
+/// is numpy.allclose's default (rtol 1e-5, atol 1e-8). Adam keeps some weights oscillating around zero, where
+/// float32 rounding alone differs by a few 1e-9.
 fn assert_close(a: &[f32], b: &[f32], rel: f32) {
     assert_eq!(a.len(), b.len());
     let worst = a
@@ -175,10 +178,10 @@ fn two_workers_with_batch_b_equal_one_worker_with_batch_2b() {
             shard1.extend_from_slice(chunk)
         }
     }
-    let two = train(vec![shard0, shard1], config(b as i32, 2, false), None);
-    let one = train(vec![data], config(2 * b as i32, 2, false), None);
-    assert_eq!(two[0].steps.len(), 16);
-    assert_eq!(one[0].steps.len(), 16);
+    let two = train(vec![shard0, shard1], config(b as i32, 1, false), None);
+    let one = train(vec![data], config(2 * b as i32, 1, false), None);
+    assert_eq!(two[0].steps.len(), 8);
+    assert_eq!(one[0].steps.len(), 8);
     for (x, y) in two[0].steps.iter().zip(&one[0].steps) {
         assert_eq!(x.examples, y.examples);
         assert!((x.loss - y.loss).abs() <= 1e-5 * y.loss.abs(), "step {}: {} vs {}", x.step, x.loss, y.loss);
