@@ -81,7 +81,12 @@ pub(crate) fn too_big(what: &str) -> Error {
 }
 
 /// Checks one input layout against its signature spec and returns its dtype.
-pub(crate) fn check_input(spec: &TensorSpec, dtype: i32, row_shape: &[i64], sig: &str) -> Result<DataType> {
+pub(crate) fn check_input(
+    spec: &TensorSpec,
+    dtype: i32,
+    row_shape: &[i64],
+    sig: &str,
+) -> Result<DataType> {
     let name = &spec.name;
     let want = DType::try_from(spec.dtype).unwrap_or(DType::DtypeUnspecified);
     let Some(tf_type) = from_proto(want) else {

@@ -172,7 +172,11 @@ fn dial(c: &RingConfig, to: usize, deadline: Instant) -> Result<TcpStream> {
 }
 
 /// Authenticates an accepted connection as the left neighbour `from`; the error says why it was refused.
-fn greet(mut stream: TcpStream, c: &RingConfig, from: usize) -> std::result::Result<TcpStream, String> {
+fn greet(
+    mut stream: TcpStream,
+    c: &RingConfig,
+    from: usize,
+) -> std::result::Result<TcpStream, String> {
     let world = c.peers.len();
     set_timeouts(&stream, HANDSHAKE).map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -182,7 +186,9 @@ fn greet(mut stream: TcpStream, c: &RingConfig, from: usize) -> std::result::Res
     stream
         .read_exact(&mut hello)
         .map_err(|e| format!("no answer to the challenge ({e})"))?;
-    let word = |at: usize| u32::from_le_bytes([hello[at], hello[at + 1], hello[at + 2], hello[at + 3]]) as usize;
+    let word = |at: usize| {
+        u32::from_le_bytes([hello[at], hello[at + 1], hello[at + 2], hello[at + 3]]) as usize
+    };
     let (rank, claimed_world) = (word(8), word(12));
     let why = if &hello[..8] != MAGIC {
         Some("not a Spindle ring peer".to_string())
@@ -204,7 +210,11 @@ fn greet(mut stream: TcpStream, c: &RingConfig, from: usize) -> std::result::Res
     }
     let mut reply = Vec::with_capacity(33);
     reply.push(1);
-    reply.extend_from_slice(&mac(&c.secret, b"accept", &hello[16..48], c.rank, world).finalize().into_bytes());
+    reply.extend_from_slice(
+        &mac(&c.secret, b"accept", &hello[16..48], c.rank, world)
+            .finalize()
+            .into_bytes(),
+    );
     stream.write_all(&reply).map_err(|e| e.to_string())?;
     set_timeouts(&stream, c.io_timeout).map_err(|e| e.to_string())?;
     Ok(stream)
@@ -241,7 +251,10 @@ fn accept(
                     .and_then(|()| greet(stream, c, from));
                 match greeted {
                     Ok(s) => return Ok(s),
-                    Err(why) => log::warn!("ring: rank {} refused a connection from {addr}: {why}", c.rank),
+                    Err(why) => log::warn!(
+                        "ring: rank {} refused a connection from {addr}: {why}",
+                        c.rank
+                    ),
                 }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
@@ -435,7 +448,13 @@ impl Ring {
                 segment(rank + 2 * n - (p - (n - 1)))
             }
         };
-        let sent = |p: usize| if p == 0 { segment(rank) } else { received(p - 1) };
+        let sent = |p: usize| {
+            if p == 0 {
+                segment(rank)
+            } else {
+                received(p - 1)
+            }
+        };
         // Chunks received before phase p starts.
         let mut before = vec![0usize; phases + 1];
         for p in 0..phases {
@@ -450,7 +469,8 @@ impl Ring {
         let scratch = &mut self.scratch;
         let (sent_result, received_result) = std::thread::scope(|s| {
             let sender = s.spawn(|| -> std::io::Result<()> {
-                let buffer = buffer;
+                // Captures the whole Buffer (Send), not its raw pointer field.
+                let shared = buffer;
                 let mut right = right;
                 for p in 0..phases {
                     for (c, chunk) in chunks(&sent(p)).iter().enumerate() {
@@ -459,7 +479,7 @@ impl Ring {
                         }
                         // SAFETY: in bounds; not written by the receiver now (see the method doc).
                         let bytes = unsafe {
-                            std::slice::from_raw_parts(as_bytes(buffer.0, chunk), chunk.len() * 4)
+                            std::slice::from_raw_parts(as_bytes(shared.0, chunk), chunk.len() * 4)
                         };
                         if let Err(e) = right.write_all(bytes) {
                             let _ = left.shutdown(Shutdown::Both);
@@ -478,7 +498,10 @@ impl Ring {
                             left_stream.read_exact(&mut scratch[..bytes])?;
                             // SAFETY: in bounds; the sender reads this chunk only after `advance`.
                             let target = unsafe {
-                                std::slice::from_raw_parts_mut(buffer.0.add(chunk.start), chunk.len())
+                                std::slice::from_raw_parts_mut(
+                                    buffer.0.add(chunk.start),
+                                    chunk.len(),
+                                )
                             };
                             for (t, b) in target.iter_mut().zip(scratch[..bytes].chunks_exact(4)) {
                                 *t += f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -486,7 +509,10 @@ impl Ring {
                         } else {
                             // SAFETY: as above; the all-gather overwrites the chunk in place.
                             let target = unsafe {
-                                std::slice::from_raw_parts_mut(buffer.0.add(chunk.start) as *mut u8, bytes)
+                                std::slice::from_raw_parts_mut(
+                                    buffer.0.add(chunk.start) as *mut u8,
+                                    bytes,
+                                )
                             };
                             left_stream.read_exact(target)?;
                         }

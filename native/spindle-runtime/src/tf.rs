@@ -279,7 +279,8 @@ impl Tensor {
 
     /// The elements in place, when `T` is the tensor's element type.
     pub fn as_slice<T: Copy>(&self, dtype: DataType) -> Result<&[T]> {
-        if DataType::from_tf(self.tf_type()) != Some(dtype) || dtype.size() != std::mem::size_of::<T>()
+        if DataType::from_tf(self.tf_type()) != Some(dtype)
+            || dtype.size() != std::mem::size_of::<T>()
         {
             return Err(Error::Model(format!(
                 "expected a {dtype:?} tensor, got {}",

@@ -97,7 +97,9 @@ impl Shared {
     /// Reserves disk for window `index` before mapping it: writing to a mapped page the disk cannot hold
     /// would raise SIGBUS and kill the JVM, while a failed reservation is an ordinary error.
     fn window(&self, index: usize) -> Result<MmapMut> {
-        let offset = index.checked_mul(self.stride).ok_or_else(|| too_big("spill"))?;
+        let offset = index
+            .checked_mul(self.stride)
+            .ok_or_else(|| too_big("spill"))?;
         // SAFETY: a valid open descriptor; the range is checked by the kernel.
         let rc = unsafe {
             libc::posix_fallocate(
@@ -250,7 +252,9 @@ impl Trainer {
         let world = config.peers.len().max(1);
         let rank = config.rank as usize;
         if rank >= world {
-            return Err(Error::Input(format!("rank {rank} is not below {world} workers")));
+            return Err(Error::Input(format!(
+                "rank {rank} is not below {world} workers"
+            )));
         }
         let sig_name = if world > 1 { "gradients" } else { "train" };
         let sig = model.signature(sig_name)?;
@@ -461,11 +465,7 @@ impl Trainer {
         if let Some(closer) = &self.closer {
             closer.close();
         }
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = thread {
             if let Ok(Err(e)) = thread.join() {
                 log::debug!("trainer closed: {e}");
@@ -506,7 +506,10 @@ fn spill_file(dir: &Path) -> Result<(File, PathBuf)> {
 
 fn scalar(t: &Tensor, what: &str) -> Result<f64> {
     match DataType::from_tf(t.tf_type()) {
-        Some(DataType::Float32) => t.as_slice::<f32>(DataType::Float32)?.first().map(|v| *v as f64),
+        Some(DataType::Float32) => t
+            .as_slice::<f32>(DataType::Float32)?
+            .first()
+            .map(|v| *v as f64),
         Some(DataType::Float64) => t.as_slice::<f64>(DataType::Float64)?.first().copied(),
         _ => None,
     }
@@ -581,7 +584,9 @@ impl Worker {
         if self.config.rank == 0 {
             self.report.variables = self.variables()?;
             if !self.config.export_dir.is_empty() {
-                self.runner.model.export(Path::new(&self.config.export_dir))?;
+                self.runner
+                    .model
+                    .export(Path::new(&self.config.export_dir))?;
             }
         }
         Ok(std::mem::take(&mut self.report))
@@ -589,7 +594,12 @@ impl Worker {
 
     /// Runs one step on `batch` (its address and rows; `None` when this worker has no batch left).
     /// Returns false, without stepping, when no worker had a batch: the epoch is over.
-    fn step(&mut self, batch: Option<(*mut u8, usize)>, epoch: i32, waited: Duration) -> Result<bool> {
+    fn step(
+        &mut self,
+        batch: Option<(*mut u8, usize)>,
+        epoch: i32,
+        waited: Duration,
+    ) -> Result<bool> {
         let started = Instant::now();
         let (loss, examples, reduce) = match &mut self.mode {
             Mode::Single { loss } => {
@@ -597,12 +607,18 @@ impl Worker {
                     return Ok(false);
                 };
                 let out = self.runner.run(base, rows, &[*loss], "signature 'train'")?;
-                (scalar(&out[0], "the loss of 'train'")?, rows, Duration::ZERO)
+                (
+                    scalar(&out[0], "the loss of 'train'")?,
+                    rows,
+                    Duration::ZERO,
+                )
             }
             Mode::Multi(x) => {
                 match batch {
                     Some((base, rows)) => {
-                        let out = self.runner.run(base, rows, &x.fetch, "signature 'gradients'")?;
+                        let out = self
+                            .runner
+                            .run(base, rows, &x.fetch, "signature 'gradients'")?;
                         let loss = scalar(&out[0], "the loss of 'gradients'")?;
                         fuse(x, &out[1..], loss, rows)?;
                     }
@@ -670,13 +686,14 @@ impl Runner {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.guard.live() > 0 {
             if Instant::now() > deadline {
-                return Err(Error::Native("TensorFlow still holds a batch after 30 s".into()));
+                return Err(Error::Native(
+                    "TensorFlow still holds a batch after 30 s".into(),
+                ));
             }
             std::thread::sleep(Duration::from_micros(50));
         }
         out
     }
-
 }
 
 impl Worker {
@@ -714,7 +731,11 @@ impl Worker {
             .filter(|s| s.epoch == epoch)
             .collect();
         let examples: i64 = steps.iter().map(|s| s.examples).sum();
-        let loss = steps.iter().map(|s| s.loss * s.examples as f64).sum::<f64>() / examples.max(1) as f64;
+        let loss = steps
+            .iter()
+            .map(|s| s.loss * s.examples as f64)
+            .sum::<f64>()
+            / examples.max(1) as f64;
         log::info!(
             "{}: epoch {epoch} done, {} steps, {examples} examples, mean loss {loss:.5}",
             self.config.label,

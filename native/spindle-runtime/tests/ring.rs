@@ -47,7 +47,9 @@ fn on_ring<T: Send + 'static>(
 
 /// Small integers, so every sum is exact in f32 whatever the order of additions.
 fn values(rank: usize, len: usize) -> Vec<f32> {
-    (0..len).map(|i| ((rank * 7 + i) % 13) as f32 - 6.0).collect()
+    (0..len)
+        .map(|i| ((rank * 7 + i) % 13) as f32 - 6.0)
+        .collect()
 }
 
 #[test]
@@ -68,7 +70,10 @@ fn sums_over_two_three_and_four_ranks_for_every_size() {
         for (s, &len) in SIZES.iter().enumerate() {
             let mut expected = vec![0f32; len];
             for r in 0..world {
-                expected.iter_mut().zip(values(r, len)).for_each(|(e, v)| *e += v);
+                expected
+                    .iter_mut()
+                    .zip(values(r, len))
+                    .for_each(|(e, v)| *e += v);
             }
             for (rank, r) in results.iter().enumerate() {
                 assert!(r[s] == expected, "world {world}, rank {rank}, {len} values");
@@ -92,19 +97,35 @@ fn a_connection_without_the_secret_is_rejected_and_the_ring_still_forms() {
     let impostor = Rendezvous::bind("127.0.0.1").expect("bind");
     let claimed = vec![peers[0].clone(), impostor.address().to_string()];
     let started = Instant::now();
-    let refused = Ring::connect(impostor, &config(1, &claimed, b"guess", Duration::from_secs(5)))
-        .err()
-        .expect("the impostor is refused");
-    assert!(started.elapsed() < Duration::from_secs(4), "refused at once, not by timeout");
+    let refused = Ring::connect(
+        impostor,
+        &config(1, &claimed, b"guess", Duration::from_secs(5)),
+    )
+    .err()
+    .expect("the impostor is refused");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "refused at once, not by timeout"
+    );
     let message = refused.to_string();
     assert!(message.contains("rejected"), "{message}");
-    assert!(message.contains(&format!("rank 0 ({})", peers[0])), "{message}");
+    assert!(
+        message.contains(&format!("rank 0 ({})", peers[0])),
+        "{message}"
+    );
     // The real rank 1 still gets in.
-    let mut ring = Ring::connect(second, &config(1, &peers, b"job secret", Duration::from_secs(20))).expect("forms");
+    let mut ring = Ring::connect(
+        second,
+        &config(1, &peers, b"job secret", Duration::from_secs(20)),
+    )
+    .expect("forms");
     let mut data = vec![2.0f32; 5];
     ring.all_reduce(&mut data).expect("all-reduce");
     assert_eq!(data, vec![3.0; 5]);
-    assert_eq!(rank0.join().expect("rank 0").expect("rank 0 all-reduce"), vec![3.0; 5]);
+    assert_eq!(
+        rank0.join().expect("rank 0").expect("rank 0 all-reduce"),
+        vec![3.0; 5]
+    );
 }
 
 #[test]
@@ -127,8 +148,14 @@ fn a_missing_peer_fails_within_the_timeout_naming_its_rank_and_address() {
     for (rank, t) in threads.into_iter().enumerate() {
         let (message, took) = t.join().expect("rank thread");
         // Rank 0 waits for rank 2 to dial it; rank 1 dials rank 2.
-        assert!(message.contains(&format!("rank 2 ({})", peers[2])), "rank {rank}: {message}");
-        assert!(took < timeout + Duration::from_secs(2), "rank {rank} took {took:?}");
+        assert!(
+            message.contains(&format!("rank 2 ({})", peers[2])),
+            "rank {rank}: {message}"
+        );
+        assert!(
+            took < timeout + Duration::from_secs(2),
+            "rank {rank} took {took:?}"
+        );
     }
 }
 
@@ -144,10 +171,16 @@ fn a_peer_dying_mid_training_fails_the_others_instead_of_hanging() {
         ring.all_reduce(&mut data).map(|()| started.elapsed())
     });
     for (rank, result) in results.iter().enumerate().take(2) {
-        let message = result.as_ref().err().expect("the all-reduce fails").to_string();
-        assert!(message.contains("connection closed"), "rank {rank}: {message}");
+        let message = result
+            .as_ref()
+            .expect_err("the all-reduce fails")
+            .to_string();
+        assert!(
+            message.contains("connection closed"),
+            "rank {rank}: {message}"
+        );
     }
-    let message = results[0].as_ref().err().expect("fails").to_string();
+    let message = results[0].as_ref().expect_err("fails").to_string();
     assert!(message.contains("receiving from rank 2"), "{message}");
 }
 
@@ -157,7 +190,10 @@ fn ranks_disagreeing_on_the_call_fail_with_both_positions() {
         let mut data = vec![1.0f32; 10 + rank];
         ring.all_reduce(&mut data).map_err(|e| e.to_string())
     });
-    let message = results[0].clone().err().expect("rank 0 fails");
-    assert!(message.contains("is at all-reduce #1 of 11 values, rank 0 at #1 of 10"), "{message}");
+    let message = results[0].clone().expect_err("rank 0 fails");
+    assert!(
+        message.contains("is at all-reduce #1 of 11 values, rank 0 at #1 of 10"),
+        "{message}"
+    );
     assert!(results[1].is_err(), "rank 1 fails too");
 }

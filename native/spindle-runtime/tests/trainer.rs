@@ -39,7 +39,9 @@ fn dataset(rows: usize, seed: u64) -> Vec<([f32; 64], i64)> {
             let label = ((next() * 10.0) as usize).min(9);
             let mut x = [0f32; 64];
             x.iter_mut().for_each(|v| *v = next());
-            x[label * 6..label * 6 + 6].iter_mut().for_each(|v| *v += 0.5);
+            x[label * 6..label * 6 + 6]
+                .iter_mut()
+                .for_each(|v| *v += 0.5);
             (x, label as i64)
         })
         .collect()
@@ -90,7 +92,11 @@ fn feed(trainer: &Trainer, rows: &[([f32; 64], i64)], batch: usize) -> TrainingR
 }
 
 /// Trains one job: each worker gets its shard, on its own thread; returns the reports by rank.
-fn train(shards: Vec<Vec<([f32; 64], i64)>>, mut base: TrainerConfig, export: Option<String>) -> Vec<TrainingReport> {
+fn train(
+    shards: Vec<Vec<([f32; 64], i64)>>,
+    mut base: TrainerConfig,
+    export: Option<String>,
+) -> Vec<TrainingReport> {
     let world = shards.len();
     let batch = base.batch_size as usize;
     let rendezvous: Vec<Option<Rendezvous>> = (0..world)
@@ -99,7 +105,11 @@ fn train(shards: Vec<Vec<([f32; 64], i64)>>, mut base: TrainerConfig, export: Op
     if world > 1 {
         base.peers = rendezvous
             .iter()
-            .map(|r| r.as_ref().map(|r| r.address().to_string()).unwrap_or_default())
+            .map(|r| {
+                r.as_ref()
+                    .map(|r| r.address().to_string())
+                    .unwrap_or_default()
+            })
             .collect();
     }
     base.secret = b"job secret".to_vec();
@@ -132,7 +142,10 @@ fn epoch_loss(report: &TrainingReport, epoch: i32) -> f64 {
 }
 
 fn variables(report: &TrainingReport) -> Vec<f32> {
-    assert!(!report.variables.is_empty(), "the fixture has a 'variables' signature");
+    assert!(
+        !report.variables.is_empty(),
+        "the fixture has a 'variables' signature"
+    );
     report
         .variables
         .iter()
@@ -163,7 +176,10 @@ fn one_worker_learns_over_replayed_epochs() {
     assert_eq!(r.steps.len(), 48, "12 steps in each of 4 epochs");
     assert!(r.steps.iter().all(|s| s.allreduce_micros == 0));
     let (first, last) = (epoch_loss(r, 1), epoch_loss(r, 4));
-    assert!(last < first * 0.8, "loss falls: epoch 1 {first}, epoch 4 {last}");
+    assert!(
+        last < first * 0.8,
+        "loss falls: epoch 1 {first}, epoch 4 {last}"
+    );
 }
 
 #[test]
@@ -184,9 +200,18 @@ fn two_workers_with_batch_b_equal_one_worker_with_batch_2b() {
     assert_eq!(one[0].steps.len(), 8);
     for (x, y) in two[0].steps.iter().zip(&one[0].steps) {
         assert_eq!(x.examples, y.examples);
-        assert!((x.loss - y.loss).abs() <= 1e-5 * y.loss.abs(), "step {}: {} vs {}", x.step, x.loss, y.loss);
+        assert!(
+            (x.loss - y.loss).abs() <= 1e-5 * y.loss.abs(),
+            "step {}: {} vs {}",
+            x.step,
+            x.loss,
+            y.loss
+        );
     }
-    assert!(two[1].variables.is_empty(), "only the chief reports variables");
+    assert!(
+        two[1].variables.is_empty(),
+        "only the chief reports variables"
+    );
     assert_close(&variables(&two[0]), &variables(&one[0]), 1e-5);
 }
 
@@ -199,23 +224,48 @@ fn uneven_and_empty_partitions_finish() {
     for r in &reports {
         assert_eq!(r.steps.len(), 14, "rank {}", r.rank);
     }
-    assert_eq!(reports.iter().map(|r| r.rows).collect::<Vec<_>>(), [100, 30, 0]);
-    let first_epoch: i64 = reports[0].steps.iter().filter(|s| s.epoch == 1).map(|s| s.examples).sum();
+    assert_eq!(
+        reports.iter().map(|r| r.rows).collect::<Vec<_>>(),
+        [100, 30, 0]
+    );
+    let first_epoch: i64 = reports[0]
+        .steps
+        .iter()
+        .filter(|s| s.epoch == 1)
+        .map(|s| s.examples)
+        .sum();
     assert_eq!(first_epoch, 130, "every row once per epoch");
-    assert_eq!(reports[0].steps[0].loss, reports[2].steps[0].loss, "all ranks see the global loss");
+    assert_eq!(
+        reports[0].steps[0].loss, reports[2].steps[0].loss,
+        "all ranks see the global loss"
+    );
 }
 
 #[test]
 fn the_chief_exports_a_savedmodel_holding_the_trained_variables() {
     let dir = tempfile::tempdir().expect("temp dir");
     let export = dir.path().join("model").to_string_lossy().into_owned();
-    let reports = train(vec![dataset(200, 4)], config(25, 1, false), Some(export.clone()));
+    let reports = train(
+        vec![dataset(200, 4)],
+        config(25, 1, false),
+        Some(export.clone()),
+    );
     let exported = load(&export);
-    let sig = exported.signature("variables").expect("variables signature");
-    let ports: Vec<_> = sig.outputs.iter().map(|o| exported.port(&o.tensor).expect("port")).collect();
+    let sig = exported
+        .signature("variables")
+        .expect("variables signature");
+    let ports: Vec<_> = sig
+        .outputs
+        .iter()
+        .map(|o| exported.port(&o.tensor).expect("port"))
+        .collect();
     let values = exported.run(&[], &ports, "variables").expect("runs");
     let read: Vec<f32> = values.iter().flat_map(|t| t.to_vec::<f32>()).collect();
-    assert_eq!(read, variables(&reports[0]), "exported variables are the trained ones");
+    assert_eq!(
+        read,
+        variables(&reports[0]),
+        "exported variables are the trained ones"
+    );
     let init = load(&fixture("digits_mlp_init"));
     let before = init.run(&[], &ports_of(&init), "variables").expect("runs");
     let before: Vec<f32> = before.iter().flat_map(|t| t.to_vec::<f32>()).collect();
@@ -224,7 +274,10 @@ fn the_chief_exports_a_savedmodel_holding_the_trained_variables() {
 
 fn ports_of(model: &Model) -> Vec<spindle_runtime::tf::Port> {
     let sig = model.signature("variables").expect("variables signature");
-    sig.outputs.iter().map(|o| model.port(&o.tensor).expect("port")).collect()
+    sig.outputs
+        .iter()
+        .map(|o| model.port(&o.tensor).expect("port"))
+        .collect()
 }
 
 #[test]
@@ -236,5 +289,8 @@ fn a_closed_trainer_fails_its_feeder_instead_of_blocking() {
     trainer.close();
     trainer.close();
     assert!(trainer.acquire().is_err(), "no window after close");
-    assert!(trainer.finish().is_err(), "finish after close reports the closed trainer");
+    assert!(
+        trainer.finish().is_err(),
+        "finish after close reports the closed trainer"
+    );
 }
