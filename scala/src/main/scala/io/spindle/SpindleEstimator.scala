@@ -72,8 +72,8 @@ trait SpindleTrainingParams extends SpindleParams {
   def getPeerTimeout: Int = $(peerTimeout)
 }
 
-/** Synchronous data-parallel training of a trainable SavedModel (signatures `train`, `gradients`, `apply_gradients`
-  * and a serving signature; see `python/spindle_keras`), as a Spark ML `Estimator`.
+/** Synchronous data-parallel training of a trainable SavedModel (signatures `train`, `gradients`, `apply_gradients` and
+  * a serving signature; see `python/spindle_keras`), as a Spark ML `Estimator`.
   *
   * {{{
   * val fitted = new SpindleEstimator()
@@ -165,8 +165,13 @@ class SpindleEstimator(override val uid: String)
     val previous = sc.getLocalProperty("spark.job.description")
     sc.setJobDescription(s"Spindle: train $getModelPath on $workers workers")
     val reports =
-      try SpindleSqlShim.internalRows(data).barrier().mapPartitions(new TrainTask(job)).collect()
-      catch { case e: SparkException => throw SpindleEstimator.typedCause(e) }
+      try
+        SpindleCoreShim.withTaskFailures(sc) {
+          SpindleSqlShim.internalRows(data).barrier().mapPartitions(new TrainTask(job)).collect()
+        } match {
+          case Right(r)                => r
+          case Left((e, taskFailures)) => throw SpindleEstimator.rootCause(e, taskFailures)
+        }
       finally sc.setJobDescription(previous)
     val summary = TrainingSummary.of(reports.toSeq.map(TrainingReport.parseFrom), target)
     summary.steps.foreach { s =>
@@ -236,11 +241,16 @@ object SpindleEstimator extends DefaultParamsReadable[SpindleEstimator] {
     fs.makeQualified(new HPath(s"/tmp/spindle-export-$uid-${System.currentTimeMillis()}")).toString
   }
 
-  /** The Spindle exception a worker threw, rather than Spark's job-abort wrapper around it. */
-  private def typedCause(e: SparkException): Throwable =
-    Iterator
-      .iterate[Throwable](e)(_.getCause)
-      .takeWhile(_ != null)
-      .collectFirst { case s: SpindleException => s }
+  /** The Spindle exception a worker threw, rather than Spark's job-abort wrapper around it. When one worker fails, its
+    * peers fail too, with a cluster error about the ring it left: the first other error is the cause.
+    */
+  private def rootCause(e: SparkException, taskFailures: Seq[Throwable]): Throwable = {
+    val thrown = Iterator.iterate[Throwable](e)(_.getCause).takeWhile(_ != null).toSeq ++ taskFailures
+    val spindle = thrown.collect { case s: SpindleException => s }
+    spindle
+      .find(!_.isInstanceOf[SpindleClusterException])
+      .orElse(spindle.headOption)
+      .map { s => s.addSuppressed(e); s }
       .getOrElse(e)
+  }
 }

@@ -6,7 +6,7 @@ import java.util.zip.GZIPInputStream
 import scala.io.Source
 
 import org.apache.spark.sql.{DataFrame, SparkSession}
-import org.apache.spark.sql.functions.{col, udf}
+import org.apache.spark.sql.functions.{array_max, array_position, col}
 
 /** scikit-learn's copy of the UCI handwritten digits (1797 8x8 images, `digits.csv.gz`), as the examples, tests and
   * benchmarks use it.
@@ -35,10 +35,12 @@ object Digits {
 
   def training(digits: DataFrame): DataFrame = digits.filter(col("index") % 4 =!= 0)
 
-  /** Adds `prediction`, the most probable class of the `probabilities` array column. */
+  /** Adds `prediction`, the most probable class of the `probabilities` array column. Built-in functions only, no UDF:
+    * executors that have only Spindle's jar cannot deserialize a lambda of this project.
+    */
   def withPrediction(scored: DataFrame): DataFrame = {
-    val argmax = udf((p: Seq[Float]) => p.indices.maxBy(p).toLong)
-    scored.withColumn("prediction", argmax(col("probabilities")))
+    val p = col("probabilities")
+    scored.withColumn("prediction", array_position(p, array_max(p)) - 1)
   }
 
   /** (correct, total) over rows with `label` and `prediction`. */

@@ -37,7 +37,8 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     val model = ModelCache.loadPrivate(job.model.copy(localPath = local))
     var rendezvous = 0L
     var trainer = 0L
-    val exportDir = if (rank == 0 && job.exportPath.isDefined) Some(Files.createTempDirectory("spindle-export")) else None
+    val exportDir =
+      if (rank == 0 && job.exportPath.isDefined) Some(Files.createTempDirectory("spindle-export")) else None
     ctx.addTaskCompletionListener[Unit] { _ =>
       NativeRuntime.closeTrainer(trainer)
       NativeRuntime.closeRendezvous(rendezvous)
@@ -69,7 +70,14 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     val consumed = rendezvous
     rendezvous = 0
     trainer = NativeRuntime.openTrainer(model.nativeHandle, config.build().toByteArray, consumed)
-    feed(trainer, buffered, FeederLayout.parseFrom(NativeRuntime.trainerLayout(trainer)), shapes, rank, config.getBatchSize)
+    feed(
+      trainer,
+      buffered,
+      FeederLayout.parseFrom(NativeRuntime.trainerLayout(trainer)),
+      shapes,
+      rank,
+      config.getBatchSize
+    )
     val report = NativeRuntime.finishTraining(trainer)
     for (dir <- exportDir; target <- job.exportPath) upload(dir.resolve("model").toString, target)
     Iterator(report)

@@ -1,9 +1,14 @@
 package org.apache.spark
 
+import java.util.concurrent.ConcurrentLinkedQueue
+
+import scala.jdk.CollectionConverters._
+
+import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
 import org.apache.spark.util.Utils
 
-/** The package-private Spark core calls training needs: the executor's host and local dir, and the cluster's task
-  * slots.
+/** The package-private Spark core calls training needs: the executor's host and local dir, the cluster's task slots,
+  * and the exceptions failed tasks threw.
   */
 object SpindleCoreShim {
 
@@ -16,4 +21,25 @@ object SpindleCoreShim {
   /** How many tasks of the default resource profile the registered executors can run at once. */
   def maxConcurrentTasks(sc: SparkContext): Int =
     sc.maxNumConcurrentTasks(sc.resourceProfileManager.defaultResourceProfile)
+
+  /** Runs `job`; when it fails, returns Spark's error with the exceptions its failed tasks threw, as the driver
+    * received them. A failed barrier stage aborts with a message only, without the task's exception as the cause, so
+    * this listens for them. Tasks of other jobs that fail meanwhile are included: callers pick by type.
+    */
+  def withTaskFailures[T](sc: SparkContext)(job: => T): Either[(SparkException, Seq[Throwable]), T] = {
+    val failures = new ConcurrentLinkedQueue[Throwable]()
+    val listener = new SparkListener {
+      override def onTaskEnd(end: SparkListenerTaskEnd): Unit = end.reason match {
+        case f: ExceptionFailure => f.exception.foreach(failures.add)
+        case _                   =>
+      }
+    }
+    sc.addSparkListener(listener)
+    try Right(job)
+    catch {
+      case e: SparkException =>
+        sc.listenerBus.waitUntilEmpty(10000L) // the task-end events are delivered asynchronously
+        Left((e, failures.asScala.toSeq))
+    } finally sc.removeSparkListener(listener)
+  }
 }

@@ -7,8 +7,8 @@ import io.spindle.{SpindleClusterException, SpindleEstimator, SpindleTestBase, T
 import io.spindle.examples.{Digits, DigitsTraining}
 
 /** Distributed training on a Spark with separate executor JVMs (`local-cluster[2,1,...]`: two executors of one core),
-  * Spindle shipped only through `spark.jars`. Each worker is a barrier task in its own JVM; the workers meet over a real
-  * TCP ring.
+  * Spindle shipped only through `spark.jars`. Each worker is a barrier task in its own JVM; the workers meet over a
+  * real TCP ring.
   */
 class TrainingClusterSuite extends SpindleTestBase {
 
@@ -51,7 +51,9 @@ class TrainingClusterSuite extends SpindleTestBase {
     assert(correct.toDouble / total >= 0.97, s"held-out accuracy $correct of $total")
   }
 
-  test("two workers with batch B equal one worker with batch 2B: loss of every step and weights after 8 steps agree to 1e-5") {
+  test(
+    "two workers with batch B equal one worker with batch 2B: loss of every step and weights after 8 steps agree to 1e-5"
+  ) {
     val b = 16
     // Worker 0 gets the first half of each 2B-row batch of the one-worker run, worker 1 the second half.
     val rows = Digits.training(digits).orderBy("index").limit(16 * b).collect().toSeq

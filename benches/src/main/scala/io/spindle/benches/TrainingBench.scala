@@ -1,0 +1,96 @@
+package io.spindle.benches
+
+import scala.util.Random
+
+import org.apache.spark.sql.{DataFrame, SparkSession, SpindleSqlShim}
+
+import io.spindle.SpindleEstimator
+
+/** Training throughput through `SpindleEstimator.fit`, one worker. benches/training.sh runs it beside the plain Rust
+  * `train` loop (native/spindle-runtime/examples/train_bench.rs) and prints the ratios.
+  *
+  *   - `BENCH fit-train`: samples/s of the training loop of a 1-worker fit of the MLP 784-128-10 (mnist_mlp, SGD) over
+  *     `rows` rows for `epochs` epochs, batch 256, one intra-op and one inter-op thread: all examples over the sum of
+  *     the step times (each step's wait for its input included), so Spark's job start, the model load and the export
+  *     are left out, as the Rust loop leaves them out.
+  *   - `BENCH fed` and `BENCH spark-scan`: rows/s fed during the first epoch of a 1-worker fit of the digits MLP
+  *     (64-32-10, whose step costs far less than writing its rows), against Spark's scan of the same cached
+  *     one-partition DataFrame reading every value.
+  *
+  * Each figure is the best of `repeats` runs after one untimed run.
+  *
+  * Usage: TrainingBench [rows=60000] [epochs=3] [repeats=3] [feedRows=400000]
+  */
+object TrainingBench {
+  def main(args: Array[String]): Unit = {
+    val rows = args.lift(0).map(_.toInt).getOrElse(60000)
+    val epochs = args.lift(1).map(_.toInt).getOrElse(3)
+    val repeats = args.lift(2).map(_.toInt).getOrElse(3)
+    val feedRows = args.lift(3).map(_.toInt).getOrElse(400000)
+    val spark = SparkSession
+      .builder()
+      .master("local[2]")
+      .appName("spindle-training-bench")
+      .config("spark.ui.enabled", "false")
+      .getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+
+    def best(label: String, unit: String)(run: => Double): Double = {
+      run // warm-up
+      val rate = (0 until repeats).map(_ => run).max
+      println(f"BENCH $label%-10s $rate%12.0f $unit (best of $repeats)")
+      rate
+    }
+    def estimator(model: String, epochs: Int) = new SpindleEstimator()
+      .setModelPath(model)
+      .setInputCols(Map("features" -> "features", "labels" -> "label"))
+      .setNumWorkers(1)
+      .setEpochs(epochs)
+      .setBatchSize(256)
+      .setIntraOpThreads(1)
+      .setInterOpThreads(1)
+
+    val mnist = data(spark, rows, 784)
+    best("fit-train", "samples/s") {
+      estimator("tests/fixtures/mnist_mlp", epochs).fit(mnist).summary.examplesPerSecond
+    }
+
+    val digits = data(spark, feedRows, 64)
+    val scan = best("spark-scan", "rows/s") {
+      val t0 = System.nanoTime()
+      SpindleSqlShim
+        .internalRows(digits)
+        .mapPartitions { it =>
+          var s = 0.0
+          it.foreach { r =>
+            val a = r.getArray(0); var i = 0
+            while (i < a.numElements()) { s += a.getFloat(i); i += 1 }
+            s += r.getLong(1)
+          }
+          Iterator(s)
+        }
+        .sum()
+      feedRows / ((System.nanoTime() - t0) / 1e9)
+    }
+    val fed = best("fed", "rows/s") {
+      val steps = estimator("tests/fixtures/digits_mlp_init", 1).fit(digits).summary.steps
+      steps.map(_.examples).sum / steps.map(s => s.examples / s.examplesPerSecond).sum
+    }
+    println(f"BENCH ratio fed/spark-scan ${fed / scan}%.3f (target >= 0.8)")
+    spark.stop()
+  }
+
+  /** `rows` rows of `width` floats in [0, 1) and a class label 0..9, cached in one partition. */
+  private def data(spark: SparkSession, rows: Int, width: Int): DataFrame = {
+    import spark.implicits._
+    val df = spark.sparkContext
+      .parallelize(0 until rows, 1)
+      .mapPartitions { it =>
+        val rnd = new Random(width); it.map(_ => (Array.fill(width)(rnd.nextFloat()), rnd.nextInt(10).toLong))
+      }
+      .toDF("features", "label")
+      .cache()
+    df.count()
+    df
+  }
+}

@@ -1,0 +1,112 @@
+//! Ring all-reduce time against the ideal 2 (N - 1) / N x S / B, where B is the point-to-point throughput of one
+//! loopback TCP connection measured in the same run (same 256 KiB writes, TCP_NODELAY). Each rank is a thread.
+//!
+//! Usage: allreduce_bench [repeats=5] [sizes in MB=1,10,100] [ranks=2,4]
+//! Every figure is the best of `repeats` timed runs after one untimed run.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use spindle_runtime::{Rendezvous, Ring, RingConfig};
+
+const MB: usize = 1 << 20;
+
+fn list(arg: Option<String>, default: &[usize]) -> Vec<usize> {
+    arg.map(|a| a.split(',').map(|v| v.parse().expect("a number")).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// Seconds to move `bytes` over one loopback connection, best of `repeats`.
+fn point_to_point(bytes: usize, repeats: usize) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = vec![0u8; bytes];
+        for _ in 0..=repeats {
+            s.read_exact(&mut buf).expect("read");
+            s.write_all(&[1]).expect("ack");
+        }
+    });
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    let data = vec![7u8; bytes];
+    let mut best = f64::MAX;
+    for round in 0..=repeats {
+        let t0 = Instant::now();
+        for chunk in data.chunks(256 * 1024) {
+            s.write_all(chunk).expect("write");
+        }
+        s.read_exact(&mut [0u8]).expect("ack");
+        if round > 0 {
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+    }
+    reader.join().expect("reader");
+    best
+}
+
+/// Seconds for one all-reduce of `bytes` over `world` ranks, best of `repeats` (the slowest rank of each run).
+fn ring(world: usize, bytes: usize, repeats: usize) -> f64 {
+    let rendezvous: Vec<_> = (0..world)
+        .map(|_| Rendezvous::bind("127.0.0.1").expect("bind"))
+        .collect();
+    let peers: Vec<String> = rendezvous.iter().map(|r| r.address().to_string()).collect();
+    let barrier = Arc::new(Barrier::new(world));
+    let threads: Vec<_> = rendezvous
+        .into_iter()
+        .enumerate()
+        .map(|(rank, r)| {
+            let config = RingConfig {
+                rank,
+                peers: peers.clone(),
+                secret: b"bench".to_vec(),
+                connect_timeout: Duration::from_secs(30),
+                io_timeout: Duration::from_secs(60),
+            };
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut ring = Ring::connect(r, &config).expect("ring");
+                let mut data = vec![1.0f32; bytes / 4];
+                (0..=repeats)
+                    .map(|_| {
+                        barrier.wait();
+                        let t0 = Instant::now();
+                        ring.all_reduce(&mut data).expect("all-reduce");
+                        t0.elapsed().as_secs_f64()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let times: Vec<Vec<f64>> = threads.into_iter().map(|t| t.join().expect("rank")).collect();
+    (1..=repeats)
+        .map(|i| times.iter().map(|t| t[i]).fold(0.0, f64::max))
+        .fold(f64::MAX, f64::min)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let repeats = args.next().map(|r| r.parse().expect("repeats")).unwrap_or(5);
+    let sizes = list(args.next(), &[1, 10, 100]);
+    let worlds = list(args.next(), &[2, 4]);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("all-reduce over loopback TCP, {cores} cores, best of {repeats}");
+    for &mb in &sizes {
+        let bytes = mb * MB;
+        let b = bytes as f64 / point_to_point(bytes, repeats);
+        println!("BENCH p2p {mb:>4} MB  B = {:8.0} MB/s", b / MB as f64);
+        for &n in &worlds {
+            let took = ring(n, bytes, repeats);
+            let ideal = 2.0 * (n - 1) as f64 / n as f64 * bytes as f64 / b;
+            println!(
+                "BENCH allreduce {mb:>4} MB  {n} ranks  {:9.2} ms  ideal {:9.2} ms  ratio {:.2} (target <= 1.25)",
+                took * 1e3,
+                ideal * 1e3,
+                took / ideal
+            );
+        }
+    }
+}
