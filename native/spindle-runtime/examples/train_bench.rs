@@ -15,9 +15,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize, default: usize| args.get(i).map_or(Ok(default), |a| a.parse());
     let path = args.get(0).cloned().unwrap_or_else(|| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/mnist_mlp").to_string()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/mnist_mlp"
+        )
+        .to_string()
     });
-    let (rows, batch, epochs, repeats) = (number(1, 60_000)?, number(2, 256)?, number(3, 3)?, number(4, 3)?);
+    let (rows, batch, epochs, repeats) = (
+        number(1, 60_000)?,
+        number(2, 256)?,
+        number(3, 3)?,
+        number(4, 3)?,
+    );
     let config = ModelConfig {
         path,
         intra_op_threads: number(5, 1)? as i32,
