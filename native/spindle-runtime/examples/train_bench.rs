@@ -14,7 +14,7 @@ use spindle_runtime::Model;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize, default: usize| args.get(i).map_or(Ok(default), |a| a.parse());
-    let path = args.get(0).cloned().unwrap_or_else(|| {
+    let path = args.first().cloned().unwrap_or_else(|| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../tests/fixtures/mnist_mlp"

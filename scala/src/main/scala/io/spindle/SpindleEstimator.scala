@@ -183,7 +183,8 @@ class SpindleEstimator(override val uid: String)
     }
     log.info(
       f"trained ${summary.steps.size}%d steps at ${summary.examplesPerSecond}%.0f examples/s; " +
-        s"rows per worker ${summary.rowsPerWorker.mkString(", ")}; model exported to $target"
+        s"rows per worker ${summary.rowsPerWorker.mkString(", ")}; " +
+        f"fed ${summary.rowsFedPerSecond}%.0f rows/s; model exported to $target"
     )
     val fitted = copyValues(new SpindleModel(uid))
       .setModelPath(target)

@@ -24,10 +24,17 @@ final case class StepSummary(
 
 /** What [[SpindleEstimator.fit]] saw: every step, the rows each worker fed, and the trained variables when the model
   * has a `variables` signature.
+  *
+  * @param feedSecondsPerWorker
+  *   time each worker's task spent reading its rows from Spark and writing them into batches (first epoch)
+  * @param feedWaitSecondsPerWorker
+  *   time each worker's task waited for a free batch window, held back by training
   */
 final class TrainingSummary private[spindle] (
     val steps: Seq[StepSummary],
     val rowsPerWorker: Seq[Long],
+    val feedSecondsPerWorker: Seq[Double],
+    val feedWaitSecondsPerWorker: Seq[Double],
     val variables: Map[String, Array[Float]],
     val exportPath: String
 ) extends Serializable {
@@ -42,6 +49,10 @@ final class TrainingSummary private[spindle] (
     val seconds = steps.map(s => s.examples / math.max(s.examplesPerSecond, 1e-9)).sum
     if (seconds > 0) steps.map(_.examples).sum / seconds else 0.0
   }
+
+  /** Rows per second the workers together could feed when not held back by training (sum over workers). */
+  def rowsFedPerSecond: Double =
+    rowsPerWorker.zip(feedSecondsPerWorker).map { case (r, s) => if (s > 0) r / s else 0.0 }.sum
 
   /** Java-friendly view of [[variables]]. */
   def variablesJava: java.util.Map[String, Array[Float]] = variables.asJava
@@ -71,6 +82,13 @@ private[spindle] object TrainingSummary {
     val variables = byRank.head.getVariablesList.asScala.map { t =>
       t.getName -> t.getValuesList.asScala.map(_.floatValue).toArray
     }.toMap
-    new TrainingSummary(steps, byRank.map(_.getRows), variables, exportPath)
+    new TrainingSummary(
+      steps,
+      byRank.map(_.getRows),
+      byRank.map(_.getFeedMicros / 1e6),
+      byRank.map(_.getFeedWaitMicros / 1e6),
+      variables,
+      exportPath
+    )
   }
 }

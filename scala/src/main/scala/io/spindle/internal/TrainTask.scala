@@ -10,7 +10,7 @@ import org.apache.spark.sql.catalyst.InternalRow
 
 import io.spindle.SpindleInputException
 import io.spindle.jni.NativeRuntime
-import io.spindle.proto.{FeederLayout, InputLayout, TrainerConfig}
+import io.spindle.proto.{FeederLayout, InputLayout, TrainerConfig, TrainingReport}
 
 /** What every barrier task of a training job needs, serialized once with the stage. */
 final case class TrainJob(
@@ -70,7 +70,7 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     val consumed = rendezvous
     rendezvous = 0
     trainer = NativeRuntime.openTrainer(model.nativeHandle, config.build().toByteArray, consumed)
-    feed(
+    val (feedNanos, waitNanos) = feed(
       trainer,
       buffered,
       FeederLayout.parseFrom(NativeRuntime.trainerLayout(trainer)),
@@ -78,9 +78,14 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       rank,
       config.getBatchSize
     )
-    val report = NativeRuntime.finishTraining(trainer)
+    val report = TrainingReport
+      .parseFrom(NativeRuntime.finishTraining(trainer))
+      .toBuilder
+      .setFeedMicros((feedNanos - waitNanos) / 1000)
+      .setFeedWaitMicros(waitNanos / 1000)
+      .build()
     for (dir <- exportDir; target <- job.exportPath) upload(dir.resolve("model").toString, target)
-    Iterator(report)
+    Iterator(report.toByteArray)
   }
 
   private def feed(
@@ -90,13 +95,17 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       shapes: Seq[Seq[Long]],
       partition: Int,
       batchSize: Int
-  ): Unit = {
+  ): (Long, Long) = {
+    val started = System.nanoTime()
+    var waited = 0L
     val writers = job.inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt, partition) }
     val offsets = layout.getInputOffsetsList.asScala.map(_.longValue).toArray
     val rowBytes = layout.getRowBytesList.asScala.map(_.longValue).toArray
     var rowNumber = 0L
     while (rows.hasNext) {
+      val waiting = System.nanoTime()
       val base = NativeRuntime.acquireBatch(trainer)
+      waited += System.nanoTime() - waiting
       var n = 0
       while (n < batchSize && rows.hasNext) {
         val row = rows.next()
@@ -110,6 +119,7 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       }
       NativeRuntime.submitBatch(trainer, n)
     }
+    (System.nanoTime() - started, waited)
   }
 
   private def upload(localDir: String, target: String): Unit = {
