@@ -21,7 +21,9 @@ cargo test --release --workspace 2>&1 | tee target/ci/cargo-test.log
 echo "==== pytest"
 .venv/bin/python -m pytest tests/python -q --junitxml=target/ci/pytest.xml || status=1
 
-step ./sbt scalafmtCheckAll core/test tests/test
+# Formatting is its own sbt run, so that a misformatted file does not keep the suites from running.
+step ./sbt scalafmtCheckAll
+step ./sbt core/test tests/test
 
 python3 ci/summarize.py "$root" || status=1
 exit $status

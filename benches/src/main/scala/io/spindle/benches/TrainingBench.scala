@@ -15,8 +15,8 @@ import io.spindle.SpindleEstimator
   *     are left out, as the Rust loop leaves them out.
   *   - `BENCH fed` and `BENCH spark-scan`: rows/s the task fed during the first epoch of a 1-worker fit of the digits
   *     MLP (64 float features and a long label per row): rows over the time the task spent pulling rows from Spark and
-  *     writing them into batch windows, the time it waited for a free window (held back by training) left out;
-  *     against Spark's scan of the same cached one-partition DataFrame reading every value.
+  *     writing them into batch windows, the time it waited for a free window (held back by training) left out; against
+  *     Spark's scan of the same cached one-partition DataFrame reading every value.
   *
   * Each figure is the best of `repeats` runs after one untimed run.
   *
