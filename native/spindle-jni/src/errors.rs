@@ -38,6 +38,7 @@ const MODEL: &str = "io/spindle/SpindleModelException";
 const INPUT: &str = "io/spindle/SpindleInputException";
 const CLUSTER: &str = "io/spindle/SpindleClusterException";
 const NATIVE: &str = "io/spindle/SpindleNativeException";
+const CHECKPOINT: &str = "io/spindle/SpindleCheckpointException";
 
 fn class_and_message(e: &JniError) -> (&'static str, String) {
     match e {
@@ -45,6 +46,7 @@ fn class_and_message(e: &JniError) -> (&'static str, String) {
         JniError::Runtime(RuntimeError::Input(m)) => (INPUT, m.clone()),
         JniError::Runtime(RuntimeError::Cluster(m)) => (CLUSTER, m.clone()),
         JniError::Runtime(RuntimeError::Native(m)) => (NATIVE, m.clone()),
+        JniError::Runtime(RuntimeError::Checkpoint(m)) => (CHECKPOINT, m.clone()),
         JniError::Jni(jni::errors::Error::NullPtr(what)) => {
             (NATIVE, format!("null argument: {what}"))
         }

@@ -294,6 +294,38 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_finishTraining<'l>(
 }
 
 #[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_nextCheckpoint<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    trainer: jlong,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        match TRAINERS.get(trainer)?.next_checkpoint() {
+            Some(info) => bytes_out(env, &info),
+            None => Ok(std::ptr::null_mut()),
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_checkpointDone<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    trainer: jlong,
+    step: jlong,
+    failure: JString<'l>,
+) {
+    guard(&mut env, (), |env| {
+        let failure = if failure.is_null() {
+            None
+        } else {
+            Some(env.get_string(&failure)?.into())
+        };
+        Ok(TRAINERS.get(trainer)?.checkpoint_done(step, failure)?)
+    })
+}
+
+#[no_mangle]
 pub extern "system" fn Java_io_spindle_jni_NativeRuntime_closeTrainer<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,

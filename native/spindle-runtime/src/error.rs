@@ -13,6 +13,9 @@ pub enum Error {
     /// Cluster or peer trouble (rendezvous, network).
     #[error("{0}")]
     Cluster(String),
+    /// A checkpoint cannot be written, read or used (corrupt, of another model).
+    #[error("{0}")]
+    Checkpoint(String),
     /// A broken internal invariant, a bad handle or an OS failure.
     #[error("{0}")]
     Native(String),

@@ -6,6 +6,7 @@
 //! - [`ring`]: the workers' authenticated TCP ring and its pipelined all-reduce.
 //! - [`trainer`]: one worker of synchronous data-parallel training, fed through a spill file.
 
+pub mod checkpoint;
 pub mod error;
 pub mod feeder;
 pub mod model;

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use spindle_proto::spindle::{DType, ModelConfig, ModelInfo, SignatureInfo, TensorSpec};
 use spindle_proto::tensorflow::{SaverDef, TensorInfo};
+use spindle_proto::Message;
 
 use crate::error::{Error, Result};
 use crate::tf::{tf_type_name, DataType, Port, SavedModel, Tensor};
@@ -100,15 +101,7 @@ impl Model {
     /// Writes the current variables as a TF2 checkpoint at `prefix` through the model's saver (the
     /// prefix's parent directory must exist).
     pub fn save(&self, prefix: &Path) -> Result<()> {
-        let saver = self.saver_def().ok_or_else(|| {
-            Error::Model(format!(
-                "SavedModel {} has no saver_def, so its variables cannot be saved",
-                self.path
-            ))
-        })?;
-        let prefix_text = prefix.to_str().ok_or_else(|| {
-            Error::Input(format!("checkpoint path {} is not UTF-8", prefix.display()))
-        })?;
+        let (saver, prefix_text) = self.saver(prefix)?;
         let filename = Tensor::scalar_string(prefix_text)?;
         let feed = self.port(&saver.filename_tensor_name)?;
         let save = self.port(&saver.save_tensor_name)?;
@@ -118,6 +111,42 @@ impl Model {
             &format!("the saver (writing {prefix_text})"),
         )?;
         Ok(())
+    }
+
+    /// Restores the variables from the checkpoint at `prefix` through the model's saver.
+    pub fn restore(&self, prefix: &Path) -> Result<()> {
+        let (saver, prefix_text) = self.saver(prefix)?;
+        let filename = Tensor::scalar_string(prefix_text)?;
+        let feed = self.port(&saver.filename_tensor_name)?;
+        let restore = self.port(&saver.restore_op_name)?;
+        self.saved.run_targets(
+            &[(feed, &filename)],
+            &[],
+            &[restore],
+            &format!("the saver (restoring {prefix_text})"),
+        )?;
+        Ok(())
+    }
+
+    /// Identifies the model's signatures (names, dtypes, shapes): two models with the same fingerprint take
+    /// each other's checkpoints.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.info.encode_to_vec());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn saver<'a>(&self, prefix: &'a Path) -> Result<(&SaverDef, &'a str)> {
+        let saver = self.saver_def().ok_or_else(|| {
+            Error::Model(format!(
+                "SavedModel {} has no saver_def, so its variables cannot be saved or restored",
+                self.path
+            ))
+        })?;
+        let text = prefix.to_str().ok_or_else(|| {
+            Error::Input(format!("checkpoint path {} is not UTF-8", prefix.display()))
+        })?;
+        Ok((saver, text))
     }
 
     /// Writes a SavedModel of the current variables into `dir`: the graph files are copied from the

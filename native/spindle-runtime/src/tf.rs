@@ -441,6 +441,20 @@ impl SavedModel {
         outputs: &[Port],
         what: &str,
     ) -> Result<Vec<Tensor>> {
+        self.run_targets(inputs, outputs, &[], what)
+    }
+
+    /// [`Self::run`], also running the operations of `targets` (ops with no output to fetch, such as a
+    /// saver's restore).
+    pub fn run_targets(
+        &self,
+        inputs: &[(Port, &Tensor)],
+        outputs: &[Port],
+        targets: &[Port],
+        what: &str,
+    ) -> Result<Vec<Tensor>> {
+        let target_ops: Vec<*const tf::TF_Operation> =
+            targets.iter().map(|p| p.0.oper as *const _).collect();
         let in_ports: Vec<tf::TF_Output> = inputs.iter().map(|(p, _)| p.0).collect();
         let in_values: Vec<*mut tf::TF_Tensor> = inputs.iter().map(|(_, t)| t.0).collect();
         let out_ports: Vec<tf::TF_Output> = outputs.iter().map(|p| p.0).collect();
@@ -457,8 +471,8 @@ impl SavedModel {
                 out_ports.as_ptr(),
                 out_values.as_mut_ptr(),
                 out_ports.len() as c_int,
-                ptr::null(),
-                0,
+                target_ops.as_ptr(),
+                target_ops.len() as c_int,
                 ptr::null_mut(),
                 status.0,
             );

@@ -33,9 +33,11 @@ use memmap2::{MmapMut, MmapOptions};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use spindle_proto::spindle::{
-    DType, FeederLayout, FloatTensor, SignatureInfo, StepMetrics, TrainerConfig, TrainingReport,
+    CheckpointInfo, DType, FeederLayout, FloatTensor, SignatureInfo, StepMetrics, TrainerConfig,
+    TrainingReport,
 };
 
+use crate::checkpoint::{self, Checkpointer, Handoff};
 use crate::error::{Error, Result};
 use crate::feeder::{align, check_input, too_big};
 use crate::model::Model;
@@ -181,6 +183,12 @@ struct Worker {
     mode: Mode,
     config: TrainerConfig,
     report: TrainingReport,
+    /// The chief's, when checkpoints were asked for.
+    checkpointer: Option<Checkpointer>,
+    /// Global steps done, those before a restored checkpoint included.
+    done: i64,
+    /// Steps done in the current epoch, those skipped on resume included.
+    epoch_step: i64,
 }
 
 /// One training worker. Has one owner (the JNI handle table); [`Trainer::close`] is idempotent and runs
@@ -190,6 +198,7 @@ pub struct Trainer {
     layout: FeederLayout,
     thread: Mutex<Option<JoinHandle<Result<TrainingReport>>>>,
     closer: Option<RingCloser>,
+    checkpoints: Option<Arc<Handoff>>,
 }
 
 fn signature_output(sig: &SignatureInfo, model: &Model, name: &str) -> Result<Port> {
@@ -305,6 +314,19 @@ impl Trainer {
         }
         let stride = cursor.max(1).div_ceil(PAGE) * PAGE;
         let (file, spill_path) = spill_file(Path::new(&config.spill_dir))?;
+        if let Some(resume) = &config.resume {
+            checkpoint::restore(&model, resume)?;
+        }
+        let checkpoints = (!config.checkpoint_dir.is_empty()).then(Arc::<Handoff>::default);
+        let checkpointer = checkpoints.as_ref().map(|handoff| {
+            Checkpointer::new(
+                Arc::clone(handoff),
+                Path::new(&config.checkpoint_dir),
+                config.checkpoint_every_steps,
+                config.checkpoint_every_millis,
+                model.fingerprint(),
+            )
+        });
         let mode = if world > 1 {
             let rendezvous = rendezvous.ok_or_else(|| {
                 Error::Native(format!("rank {rank} of {world} has no rendezvous"))
@@ -358,6 +380,9 @@ impl Trainer {
                 rank: rank as i32,
                 ..Default::default()
             },
+            checkpointer,
+            done: config.resume.as_ref().map_or(0, |r| r.step),
+            epoch_step: 0,
         };
         let thread = std::thread::Builder::new()
             .name(format!("spindle-trainer {}", config.label))
@@ -378,6 +403,7 @@ impl Trainer {
             layout,
             thread: Mutex::new(Some(thread)),
             closer,
+            checkpoints,
         })
     }
 
@@ -459,6 +485,20 @@ impl Trainer {
             .map_err(|_| Error::Native("the trainer thread panicked".into()))?
     }
 
+    /// Blocks until the chief saved a checkpoint for the JVM to upload and hands it over; `None` once no
+    /// more will come (training ended or was closed, or this worker does not checkpoint).
+    pub fn next_checkpoint(&self) -> Option<CheckpointInfo> {
+        self.checkpoints.as_ref().and_then(|h| h.next())
+    }
+
+    /// The JVM finished uploading checkpoint `step`, or failed to (then training fails with `failure`).
+    pub fn checkpoint_done(&self, step: i64, failure: Option<String>) -> Result<()> {
+        match &self.checkpoints {
+            Some(h) => h.done(step, failure),
+            None => Err(Error::Input("this trainer takes no checkpoints".into())),
+        }
+    }
+
     /// Stops training: wakes every wait, shuts the ring (so peers fail at once instead of timing out)
     /// and joins the thread. Idempotent.
     pub fn close(&self) {
@@ -466,6 +506,9 @@ impl Trainer {
         self.shared.changed.notify_all();
         if let Some(closer) = &self.closer {
             closer.close();
+        }
+        if let Some(handoff) = &self.checkpoints {
+            handoff.finish();
         }
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = thread {
@@ -519,14 +562,36 @@ fn scalar(t: &Tensor, what: &str) -> Result<f64> {
 }
 
 impl Worker {
+    /// Batches of `epoch` each worker skips because a restored checkpoint already trained on them
+    /// (`usize::MAX`: the whole epoch). Every worker restores the same checkpoint, so all skip alike.
+    fn skipped(&self, epoch: i32) -> usize {
+        match &self.config.resume {
+            Some(r) if epoch < r.epoch => usize::MAX,
+            Some(r) if epoch == r.epoch => r.epoch_step as usize,
+            _ => 0,
+        }
+    }
+
     fn run(&mut self) -> Result<TrainingReport> {
         let started = Instant::now();
         let mut batch_rows = Vec::new();
-        // Epoch 1 streams from the JVM.
+        // Epoch 1 streams from the JVM; batches a restored checkpoint covers are only spilled.
+        let skip = self.skipped(1);
+        self.epoch_step = skip.min(i64::MAX as usize) as i64;
         loop {
             let waiting = Instant::now();
             let fed = self.shared.next_fed()?;
             let waited = waiting.elapsed();
+            match &fed {
+                Some(f) if batch_rows.len() < skip => {
+                    batch_rows.push(f.rows);
+                    drop(fed);
+                    self.shared.release_window();
+                    continue;
+                }
+                None if skip == usize::MAX => break,
+                _ => {}
+            }
             let batch = fed.as_ref().map(|f| (f.map.as_ptr() as *mut u8, f.rows));
             let more = self.step(batch, 1, waited)?;
             if let Some(f) = fed {
@@ -557,6 +622,11 @@ impl Worker {
             None
         };
         for epoch in 2..=self.config.epochs {
+            let skip = self.skipped(epoch);
+            if skip == usize::MAX {
+                continue;
+            }
+            self.epoch_step = skip as i64;
             let mut order: Vec<usize> = (0..batch_rows.len()).collect();
             if self.config.shuffle {
                 let seed = (self.config.seed as u64)
@@ -564,7 +634,7 @@ impl Worker {
                     ^ (self.config.rank as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
             }
-            let mut order = order.into_iter();
+            let mut order = order.into_iter().skip(skip);
             loop {
                 if self.shared.lock().closing {
                     return Err(Error::Native("trainer closed while training".into()));
@@ -640,7 +710,9 @@ impl Worker {
             }
         };
         let elapsed = started.elapsed();
-        let step = self.report.steps.len() as i64 + 1;
+        self.done += 1;
+        self.epoch_step += 1;
+        let step = self.done;
         self.report.steps.push(StepMetrics {
             step,
             epoch,
@@ -652,6 +724,9 @@ impl Worker {
             step_micros: (elapsed + waited).as_micros() as i64,
         });
         log::debug!("step {step} epoch {epoch}: loss {loss:.6}, {examples} examples");
+        if let Some(c) = &mut self.checkpointer {
+            c.after_step(&self.runner.model, step, epoch, self.epoch_step)?;
+        }
         Ok(true)
     }
 }

@@ -1,11 +1,14 @@
 //! Training workers against real TensorFlow, the checked-in trainable digits MLP, a real spill file and a real
 //! TCP ring on the loopback interface (each worker on its own thread).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use spindle_proto::spindle::{DType, InputLayout, ModelConfig, TrainerConfig, TrainingReport};
-use spindle_runtime::{Model, Rendezvous, Trainer};
+use spindle_proto::spindle::{
+    CheckpointInfo, DType, InputLayout, ModelConfig, TrainerConfig, TrainingReport,
+};
+use spindle_proto::Message;
+use spindle_runtime::{checkpoint, Error, Model, Rendezvous, Trainer};
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -91,11 +94,37 @@ fn feed(trainer: &Trainer, rows: &[([f32; 64], i64)], batch: usize) -> TrainingR
     trainer.finish().expect("training finishes")
 }
 
-/// Trains one job: each worker gets its shard, on its own thread; returns the reports by rank.
+/// Plays the JVM's uploader: copies each checkpoint the chief saves into `uploads`.
+fn upload_checkpoints(trainer: &Trainer, uploads: &Path) {
+    while let Some(info) = trainer.next_checkpoint() {
+        let from = Path::new(&info.prefix).parent().expect("a checkpoint dir");
+        let to = uploads.join(format!("ckpt-{}", info.step));
+        std::fs::create_dir_all(&to).expect("upload dir");
+        for entry in std::fs::read_dir(from).expect("checkpoint files") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+        trainer.checkpoint_done(info.step, None).expect("done");
+    }
+}
+
+/// The uploaded checkpoint of `step`, as the JVM hands it to a resuming worker.
+fn uploaded(uploads: &Path, step: i64) -> CheckpointInfo {
+    let dir = uploads.join(format!("ckpt-{step}"));
+    let bytes = std::fs::read(dir.join(checkpoint::INFO_FILE)).expect("checkpoint.pb");
+    let mut info = CheckpointInfo::decode(bytes.as_slice()).expect("decodes");
+    info.prefix = dir.join("variables").to_string_lossy().into_owned();
+    info.source = format!("remote://{}", dir.display());
+    info
+}
+
+/// Trains one job: each worker gets its shard, on its own thread; returns the reports by rank. With `uploads`,
+/// the chief checkpoints (as `base` says) and its checkpoints are copied there.
 fn train(
     shards: Vec<Vec<([f32; 64], i64)>>,
     mut base: TrainerConfig,
     export: Option<String>,
+    uploads: Option<&Path>,
 ) -> Vec<TrainingReport> {
     let world = shards.len();
     let batch = base.batch_size as usize;
@@ -120,13 +149,26 @@ fn train(
         .map(|(rank, (rows, rendezvous))| {
             let mut config = base.clone();
             config.rank = rank as i32;
+            let uploads = uploads.filter(|_| rank == 0).map(Path::to_path_buf);
+            let local = tempfile::tempdir().expect("local checkpoint dir");
             if rank == 0 {
                 config.export_dir = export.clone().unwrap_or_default();
+                if uploads.is_some() {
+                    config.checkpoint_dir = local.path().to_string_lossy().into_owned();
+                }
             }
             std::thread::spawn(move || {
                 let model = load(&fixture("digits_mlp_init"));
                 let trainer = Trainer::open(model, &config, rendezvous).expect("trainer opens");
-                feed(&trainer, &rows, batch)
+                let report = std::thread::scope(|s| {
+                    if let Some(uploads) = &uploads {
+                        s.spawn(|| upload_checkpoints(&trainer, uploads));
+                    }
+                    feed(&trainer, &rows, batch)
+                });
+                let left = std::fs::read_dir(local.path()).expect("local dir").count();
+                assert_eq!(left, 0, "uploaded checkpoints leave local disk");
+                report
             })
         })
         .collect();
@@ -169,7 +211,7 @@ fn assert_close(a: &[f32], b: &[f32], rel: f32) {
 #[test]
 fn one_worker_learns_over_replayed_epochs() {
     let data = dataset(600, 1);
-    let reports = train(vec![data], config(50, 4, true), None);
+    let reports = train(vec![data], config(50, 4, true), None, None);
     let r = &reports[0];
     assert_eq!(r.rows, 600);
     assert_eq!(r.batches, 12);
@@ -194,8 +236,8 @@ fn two_workers_with_batch_b_equal_one_worker_with_batch_2b() {
             shard1.extend_from_slice(chunk)
         }
     }
-    let two = train(vec![shard0, shard1], config(b as i32, 1, false), None);
-    let one = train(vec![data], config(2 * b as i32, 1, false), None);
+    let two = train(vec![shard0, shard1], config(b as i32, 1, false), None, None);
+    let one = train(vec![data], config(2 * b as i32, 1, false), None, None);
     assert_eq!(two[0].steps.len(), 8);
     assert_eq!(one[0].steps.len(), 8);
     for (x, y) in two[0].steps.iter().zip(&one[0].steps) {
@@ -219,7 +261,7 @@ fn two_workers_with_batch_b_equal_one_worker_with_batch_2b() {
 fn uneven_and_empty_partitions_finish() {
     let data = dataset(130, 3);
     let shards = vec![data[..100].to_vec(), data[100..].to_vec(), Vec::new()];
-    let reports = train(shards, config(16, 2, true), None);
+    let reports = train(shards, config(16, 2, true), None, None);
     // Worker 0 has ceil(100 / 16) = 7 batches, the most, so every epoch has 7 steps.
     for r in &reports {
         assert_eq!(r.steps.len(), 14, "rank {}", r.rank);
@@ -249,6 +291,7 @@ fn the_chief_exports_a_savedmodel_holding_the_trained_variables() {
         vec![dataset(200, 4)],
         config(25, 1, false),
         Some(export.clone()),
+        None,
     );
     let exported = load(&export);
     let sig = exported
@@ -293,4 +336,75 @@ fn a_closed_trainer_fails_its_feeder_instead_of_blocking() {
         trainer.finish().is_err(),
         "finish after close reports the closed trainer"
     );
+}
+
+#[test]
+fn a_run_resumed_from_any_checkpoint_ends_with_the_uninterrupted_weights() {
+    let data = dataset(230, 5);
+    // 150 and 80 rows in batches of 20: 8 and 4 batches, so 8 steps an epoch and 24 in all.
+    let shards = vec![data[..150].to_vec(), data[150..].to_vec()];
+    let uploads = tempfile::tempdir().expect("upload dir");
+    let mut base = config(20, 3, true);
+    base.checkpoint_every_steps = 5;
+    let full = train(shards.clone(), base.clone(), None, Some(uploads.path()));
+    assert_eq!(full[0].steps.len(), 24);
+    // Step 5 is in epoch 1 (streamed), 10 early in epoch 2, 20 in epoch 3 (both replayed, shuffled).
+    for (step, epoch, epoch_step) in [(5, 1, 5), (10, 2, 2), (20, 3, 4)] {
+        let info = uploaded(uploads.path(), step);
+        assert_eq!(
+            (info.step, info.epoch, info.epoch_step),
+            (step, epoch, epoch_step)
+        );
+        let mut resume = config(20, 3, true);
+        resume.resume = Some(info);
+        let rest = train(shards.clone(), resume, None, None);
+        assert_eq!(rest[0].steps.len() as i64, 24 - step, "from step {step}");
+        assert_eq!(rest[0].steps[0].step, step + 1);
+        for (x, y) in rest[0].steps.iter().zip(&full[0].steps[step as usize..]) {
+            assert_eq!((x.step, x.epoch, x.examples), (y.step, y.epoch, y.examples));
+        }
+        assert_close(&variables(&rest[0]), &variables(&full[0]), 1e-6);
+    }
+    let kept: Vec<_> = std::fs::read_dir(uploads.path())
+        .expect("uploads")
+        .collect();
+    assert_eq!(kept.len(), 4, "checkpoints at steps 5, 10, 15 and 20");
+}
+
+#[test]
+fn corrupt_and_foreign_checkpoints_are_checkpoint_errors_naming_the_path() {
+    let uploads = tempfile::tempdir().expect("upload dir");
+    let mut base = config(25, 1, false);
+    base.checkpoint_every_steps = 2;
+    train(vec![dataset(100, 6)], base, None, Some(uploads.path()));
+
+    let info = uploaded(uploads.path(), 2);
+    let other = load(&fixture("mnist_mlp"));
+    match checkpoint::restore(&other, &info) {
+        Err(Error::Checkpoint(m)) => {
+            assert!(
+                m.contains(&info.source) && m.contains("different model"),
+                "{m}"
+            )
+        }
+        other => panic!("expected a checkpoint error, got {:?}", other.err()),
+    }
+
+    let corrupt = uploaded(uploads.path(), 4);
+    let data = PathBuf::from(format!("{}.data-00000-of-00001", corrupt.prefix));
+    let len = std::fs::metadata(&data).expect("data file").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("truncate");
+    let mut resume = config(25, 1, false);
+    resume.resume = Some(corrupt.clone());
+    match Trainer::open(load(&fixture("digits_mlp_init")), &resume, None) {
+        Err(Error::Checkpoint(m)) => assert!(m.contains(&corrupt.source), "{m}"),
+        other => panic!("expected a checkpoint error, got {:?}", other.err()),
+    }
+    // The older checkpoint is untouched and still restores.
+    resume.resume = Some(info);
+    Trainer::open(load(&fixture("digits_mlp_init")), &resume, None).expect("step 2 restores");
 }

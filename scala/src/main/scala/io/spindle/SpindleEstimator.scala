@@ -14,7 +14,7 @@ import org.apache.spark.sql.{Dataset, SparkSession, SpindleSqlShim}
 import org.apache.spark.sql.types.StructType
 import org.slf4j.LoggerFactory
 
-import io.spindle.internal.{ModelCache, Plan, SerializableConfiguration, TrainJob, TrainTask}
+import io.spindle.internal.{Checkpoints, ModelCache, Plan, SerializableConfiguration, TrainJob, TrainTask}
 import io.spindle.proto.{TrainerConfig, TrainingReport}
 
 /** Params of [[SpindleEstimator]], on top of those its fitted [[SpindleModel]] keeps. */
@@ -54,13 +54,41 @@ trait SpindleTrainingParams extends SpindleParams {
     ParamValidators.gt(0)
   )
 
+  final val checkpointDir = new Param[String](
+    this,
+    "checkpointDir",
+    "where the chief keeps checkpoints (any Hadoop FileSystem path); fit resumes from the newest one there, as does a " +
+      "barrier stage Spark retries after a failure; unset: no checkpoints"
+  )
+
+  final val checkpointEverySteps =
+    new IntParam(
+      this,
+      "checkpointEverySteps",
+      "checkpoint every this many steps (0: not by steps)",
+      ParamValidators.gtEq(0)
+    )
+
+  final val checkpointEverySeconds = new IntParam(
+    this,
+    "checkpointEverySeconds",
+    "checkpoint when this many seconds have passed since the last one (0: not by time)",
+    ParamValidators.gtEq(0)
+  )
+
+  final val keepCheckpoints =
+    new IntParam(this, "keepCheckpoints", "how many of the newest checkpoints to keep", ParamValidators.gt(0))
+
   setDefault(
     numWorkers -> 1,
     epochs -> 1,
     shuffle -> true,
     seed -> getClass.getName.hashCode.toLong,
     rendezvousTimeout -> 120,
-    peerTimeout -> 600
+    peerTimeout -> 600,
+    checkpointEverySteps -> 100,
+    checkpointEverySeconds -> 0,
+    keepCheckpoints -> 3
   )
 
   def getNumWorkers: Int = $(numWorkers)
@@ -70,6 +98,10 @@ trait SpindleTrainingParams extends SpindleParams {
   def getExportPath: String = $(exportPath)
   def getRendezvousTimeout: Int = $(rendezvousTimeout)
   def getPeerTimeout: Int = $(peerTimeout)
+  def getCheckpointDir: String = $(checkpointDir)
+  def getCheckpointEverySteps: Int = $(checkpointEverySteps)
+  def getCheckpointEverySeconds: Int = $(checkpointEverySeconds)
+  def getKeepCheckpoints: Int = $(keepCheckpoints)
 }
 
 /** Synchronous data-parallel training of a trainable SavedModel (signatures `train`, `gradients`, `apply_gradients` and
@@ -119,6 +151,10 @@ class SpindleEstimator(override val uid: String)
   def setExportPath(value: String): this.type = set(exportPath, value)
   def setRendezvousTimeout(seconds: Int): this.type = set(rendezvousTimeout, seconds)
   def setPeerTimeout(seconds: Int): this.type = set(peerTimeout, seconds)
+  def setCheckpointDir(value: String): this.type = set(checkpointDir, value)
+  def setCheckpointEverySteps(value: Int): this.type = set(checkpointEverySteps, value)
+  def setCheckpointEverySeconds(value: Int): this.type = set(checkpointEverySeconds, value)
+  def setKeepCheckpoints(value: Int): this.type = set(keepCheckpoints, value)
 
   /** The fitted model's output schema; also checks the training inputs and labels. */
   override def transformSchema(schema: StructType): StructType = {
@@ -137,6 +173,7 @@ class SpindleEstimator(override val uid: String)
     if (workers > 1) model.signature("apply_gradients")
     val inputs = Plan.inputsOf(df.schema, model.signature(trainingSignature), getInputCols)
     SpindleEstimator.requireSlots(sc, workers)
+    val checkpoints = if (isDefined(checkpointDir)) Some(checkpointStore(sc)) else None
     val data = if (SpindleSqlShim.internalRows(df).getNumPartitions == workers) df else df.repartition(workers)
     val target = if (isDefined(exportPath)) getExportPath else SpindleEstimator.defaultExportPath(spark, uid)
     val secret = new Array[Byte](32)
@@ -151,6 +188,8 @@ class SpindleEstimator(override val uid: String)
       .setSecret(ByteString.copyFrom(secret))
       .setConnectTimeoutMs(getRendezvousTimeout * 1000L)
       .setIoTimeoutMs(getPeerTimeout * 1000L)
+      .setCheckpointEverySteps(getCheckpointEverySteps)
+      .setCheckpointEveryMillis(getCheckpointEverySeconds * 1000L)
       .build()
     val job = TrainJob(
       getModelPath,
@@ -158,7 +197,8 @@ class SpindleEstimator(override val uid: String)
       inputs,
       config.toByteArray,
       Some(target),
-      new SerializableConfiguration(sc.hadoopConfiguration)
+      new SerializableConfiguration(sc.hadoopConfiguration),
+      checkpoints
     )
     val log = LoggerFactory.getLogger(getClass)
     log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")
@@ -166,8 +206,11 @@ class SpindleEstimator(override val uid: String)
     sc.setJobDescription(s"Spindle: train $getModelPath on $workers workers")
     val reports =
       try
-        SpindleCoreShim.withTaskFailures(sc) {
-          SpindleSqlShim.internalRows(data).barrier().mapPartitions(new TrainTask(job)).collect()
+        SpindleCoreShim.withTaskFailures(sc, SpindleEstimator.hasRootCause) {
+          // The shuffle after the barrier stage makes it a map stage: Spark aborts a failed barrier result stage,
+          // but retries a failed barrier map stage whole (up to spark.stage.maxConsecutiveAttempts), so workers
+          // lost with an executor come back and resume from the newest checkpoint.
+          SpindleSqlShim.internalRows(data).barrier().mapPartitions(new TrainTask(job)).repartition(1).collect()
         } match {
           case Right(r)                => r
           case Left((e, taskFailures)) => throw SpindleEstimator.rootCause(e, taskFailures)
@@ -191,6 +234,17 @@ class SpindleEstimator(override val uid: String)
       .setInputCols(getInputCols.filter { case (input, _) => servingInputs(model).contains(input) })
       .setParent(this)
     fitted.setSummary(summary)
+  }
+
+  private def checkpointStore(sc: org.apache.spark.SparkContext): Checkpoints = {
+    require(
+      getCheckpointEverySteps > 0 || getCheckpointEverySeconds > 0,
+      "checkpointDir is set, but checkpointEverySteps and checkpointEverySeconds are both 0"
+    )
+    val store =
+      new Checkpoints(getCheckpointDir, getKeepCheckpoints, new SerializableConfiguration(sc.hadoopConfiguration))
+    store.requireWritable()
+    store
   }
 
   private def trainingSignature: String = if (getNumWorkers > 1) "gradients" else "train"
@@ -241,6 +295,10 @@ object SpindleEstimator extends DefaultParamsReadable[SpindleEstimator] {
     val fs = org.apache.hadoop.fs.FileSystem.get(spark.sparkContext.hadoopConfiguration)
     fs.makeQualified(new HPath(s"/tmp/spindle-export-$uid-${System.currentTimeMillis()}")).toString
   }
+
+  /** Whether `failures` hold an exception other than a peer's ring error, which only follows another failure. */
+  private def hasRootCause(failures: Seq[Throwable]): Boolean =
+    failures.exists(f => !f.isInstanceOf[SpindleClusterException])
 
   /** The Spindle exception a worker threw, rather than Spark's job-abort wrapper around it. When one worker fails, its
     * peers fail too, with a cluster error about the ring it left: the first other error is the cause.

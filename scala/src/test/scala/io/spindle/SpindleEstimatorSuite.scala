@@ -1,9 +1,15 @@
 package io.spindle
 
+import java.nio.file.{Files, Path}
+
 import scala.util.Random
+
+import org.apache.commons.io.FileUtils
 
 import org.apache.spark.sql.DataFrame
 import org.apache.spark.sql.functions.{col, lit, when}
+
+import io.spindle.proto.CheckpointInfo
 
 /** Training in `local[2]` (workers are threads of this JVM, still joined by a real TCP ring): params, schema checks,
   * learning, failure handling. The multi-JVM suite is tests/.../TrainingClusterSuite.
@@ -78,5 +84,78 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     val loaded = SpindleEstimator.load(path)
     assert(loaded.getNumWorkers == 2 && loaded.getEpochs == 3 && loaded.getSeed == 9)
     assert(loaded.getInputCols == Map("features" -> "pixels", "labels" -> "digit"))
+  }
+
+  /** Checkpoint directories of `dir`, by name. */
+  private def checkpointsIn(dir: Path): Seq[String] =
+    Option(dir.toFile.list()).toSeq.flatten.filter(_.startsWith("ckpt-")).sortBy(_.drop(5).toInt)
+
+  private def copyTree(from: Path, to: Path): Unit =
+    FileUtils.copyDirectory(from.toFile, to.toFile)
+
+  private def assertSameWeights(a: TrainingSummary, b: TrainingSummary): Unit = {
+    assert(a.variables.nonEmpty && a.variables.keySet == b.variables.keySet)
+    for ((name, x) <- a.variables; y = b.variables(name); i <- x.indices)
+      assert(math.abs(x(i) - y(i)) <= 1e-6 * math.max(math.abs(y(i)), 1e-3), s"$name[$i]: ${x(i)} vs ${y(i)}")
+  }
+
+  test("checkpoints every N steps keep the newest K; a fit over a checkpointDir resumes to the same weights") {
+    val data = synthetic(400, 2).cache()
+    data.count()
+    val first = tempDir("spindle-ckpt")
+    def fit(dir: Path) = estimator
+      .setNumWorkers(2)
+      .setBatchSize(25)
+      .setEpochs(3)
+      .setCheckpointDir(dir.toUri.toString)
+      .setCheckpointEverySteps(4)
+      .setKeepCheckpoints(3)
+      .fit(data)
+      .summary
+    val full = fit(first)
+    assert(full.steps.size == 24, "200 rows a worker in batches of 25: 8 steps an epoch")
+    assert(checkpointsIn(first) == Seq("ckpt-16", "ckpt-20", "ckpt-24"))
+    val info = CheckpointInfo.parseFrom(Files.readAllBytes(first.resolve("ckpt-20/checkpoint.pb")))
+    assert((info.getStep, info.getEpoch, info.getEpochStep) == (20L, 3, 4L))
+
+    // A directory holding step 16 and a half-written step 20: the resumed fit takes 16 and ignores the other.
+    val second = tempDir("spindle-ckpt")
+    copyTree(first.resolve("ckpt-16"), second.resolve("ckpt-16"))
+    Files.createDirectories(second.resolve(".ckpt-20.incomplete"))
+    val resumed = fit(second)
+    assert(resumed.steps.map(_.step) == (17L to 24L))
+    assert(resumed.steps.map(_.examples) == full.steps.drop(16).map(_.examples))
+    assertSameWeights(resumed, full)
+  }
+
+  test("an unwritable, corrupt or foreign checkpoint is a SpindleCheckpointException naming it; nothing is lost") {
+    val data = synthetic(200, 1).cache()
+    def fit(dir: String) = estimator.setBatchSize(25).setCheckpointDir(dir).setCheckpointEverySteps(4).fit(data)
+    val notADir = tempDir("spindle-ckpt").resolve("file")
+    Files.write(notADir, Array[Byte](1))
+    val unwritable = failureOf[SpindleCheckpointException](fit(notADir.resolve("checkpoints").toString))
+    assert(unwritable.getMessage.contains(notADir.resolve("checkpoints").toString), unwritable.getMessage)
+
+    val good = tempDir("spindle-ckpt")
+    fit(good.toString)
+    assert(checkpointsIn(good) == Seq("ckpt-4", "ckpt-8"))
+
+    val corrupt = tempDir("spindle-ckpt")
+    copyTree(good, corrupt)
+    val dataFile = corrupt.resolve("ckpt-8/variables.data-00000-of-00001")
+    Files.write(dataFile, Files.readAllBytes(dataFile).take(100))
+    Files.deleteIfExists(corrupt.resolve("ckpt-8/.variables.data-00000-of-00001.crc"))
+    val e = failureOf[SpindleCheckpointException](fit(corrupt.toString))
+    assert(e.getMessage.contains("ckpt-8") && e.getMessage.contains(corrupt.toString), e.getMessage)
+    assert(checkpointsIn(corrupt) == Seq("ckpt-4", "ckpt-8") && Files.size(dataFile) == 100, "nothing deleted")
+
+    val foreign = tempDir("spindle-ckpt")
+    copyTree(good.resolve("ckpt-8"), foreign.resolve("ckpt-8"))
+    val infoFile = foreign.resolve("ckpt-8/checkpoint.pb")
+    val other = CheckpointInfo.parseFrom(Files.readAllBytes(infoFile)).toBuilder.setModelFingerprint("another model")
+    Files.write(infoFile, other.build().toByteArray)
+    Files.deleteIfExists(foreign.resolve("ckpt-8/.checkpoint.pb.crc"))
+    val f = failureOf[SpindleCheckpointException](fit(foreign.toString))
+    assert(f.getMessage.contains("different model") && f.getMessage.contains(foreign.toString), f.getMessage)
   }
 }

@@ -163,6 +163,18 @@ public final class NativeRuntime {
   public static native byte[] finishTraining(long trainer);
 
   /**
+   * Blocks until the chief's trainer saved a checkpoint on local disk and returns its CheckpointInfo bytes; null once
+   * no more will come (training ended or was closed, or the trainer takes no checkpoints).
+   */
+  public static native byte[] nextCheckpoint(long trainer);
+
+  /**
+   * Reports that checkpoint {@code step}, from {@link #nextCheckpoint}, was uploaded (failure null) or could not be
+   * (then training fails with a SpindleCheckpointException carrying {@code failure}); its local copy is deleted.
+   */
+  public static native void checkpointDone(long trainer, long step, String failure);
+
+  /**
    * Stops training (peers blocked on this worker fail at once), joins its thread and frees its memory.
    * Idempotent.
    *

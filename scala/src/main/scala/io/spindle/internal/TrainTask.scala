@@ -19,13 +19,16 @@ final case class TrainJob(
     inputs: Seq[InputPlan],
     config: Array[Byte],
     exportPath: Option[String],
-    hadoopConf: SerializableConfiguration
+    hadoopConf: SerializableConfiguration,
+    checkpoints: Option[Checkpoints]
 )
 
 /** One worker of a training job: the body of a barrier task. It loads a session of its own, publishes its ring address
-  * through `allGather`, streams its partition into the trainer's spill windows and, on the chief (rank 0), uploads the
-  * exported SavedModel. Everything native it opens is closed by the task's completion listener, on success or failure;
-  * closing the trainer shuts its ring, so peers blocked on this worker fail at once.
+  * through `allGather` (the chief adds the checkpoint every worker resumes from: the newest complete one in
+  * `checkpointDir` when the task starts, so a stage Spark retries after a failure resumes too), streams its partition
+  * into the trainer's spill windows and, on the chief (rank 0), uploads checkpoints as they come and the exported
+  * SavedModel at the end. Everything native it opens is closed by the task's completion listener, on success or
+  * failure; closing the trainer shuts its ring, so peers blocked on this worker fail at once.
   */
 final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[Array[Byte]]) with Serializable {
 
@@ -37,19 +40,21 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     val model = ModelCache.loadPrivate(job.model.copy(localPath = local))
     var rendezvous = 0L
     var trainer = 0L
-    val exportDir =
-      if (rank == 0 && job.exportPath.isDefined) Some(Files.createTempDirectory("spindle-export")) else None
+    val scratch = Files.createTempDirectory(java.nio.file.Paths.get(SpindleCoreShim.localDir), "spindle-train")
+    val exportDir = if (rank == 0 && job.exportPath.isDefined) Some(scratch.resolve("export")) else None
     ctx.addTaskCompletionListener[Unit] { _ =>
       NativeRuntime.closeTrainer(trainer)
       NativeRuntime.closeRendezvous(rendezvous)
       model.close()
-      exportDir.foreach(d => FileUtil.fullyDelete(d.toFile))
+      FileUtil.fullyDelete(scratch.toFile)
     }
-    val peers =
-      if (world == 1) Seq.empty
+    val newest = if (rank == 0) job.checkpoints.flatMap(_.newest()).map(_.toString).getOrElse("") else ""
+    val (peers, resumeFrom) =
+      if (world == 1) (Seq.empty, newest)
       else {
         rendezvous = NativeRuntime.bindRendezvous(SpindleCoreShim.executorHost)
-        ctx.allGather(NativeRuntime.rendezvousAddress(rendezvous)).toSeq
+        val gathered = ctx.allGather(NativeRuntime.rendezvousAddress(rendezvous) + "\n" + newest).toSeq
+        (gathered.map(_.takeWhile(_ != '\n')), gathered.head.dropWhile(_ != '\n').drop(1))
       }
     val buffered = rows.buffered
     val shapes = job.inputs.map(in => RowShapes.of(in, if (buffered.hasNext) Some(buffered.head) else None))
@@ -60,7 +65,11 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       .addAllPeers(peers.asJava)
       .setSpillDir(SpindleCoreShim.localDir)
       .setLabel(s"stage ${ctx.stageId()} rank $rank of $world")
-      .setExportDir(exportDir.map(_.resolve("model").toString).getOrElse(""))
+      .setExportDir(exportDir.map(_.toString).getOrElse(""))
+    for (store <- job.checkpoints; path <- Some(resumeFrom).filter(_.nonEmpty))
+      config.setResume(store.download(new HPath(path), Files.createDirectories(scratch.resolve("restore"))))
+    val uploads = if (rank == 0) job.checkpoints else None
+    uploads.foreach(_ => config.setCheckpointDir(Files.createDirectories(scratch.resolve("checkpoints")).toString))
     job.inputs.zip(shapes).foreach { case (in, shape) =>
       config.addInputs(
         InputLayout.newBuilder().setName(in.tensor).setDtype(in.dtype.proto).addAllRowShape(shape.map(Long.box).asJava)
@@ -70,6 +79,7 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     val consumed = rendezvous
     rendezvous = 0
     trainer = NativeRuntime.openTrainer(model.nativeHandle, config.build().toByteArray, consumed)
+    val uploader = uploads.map(new Checkpoints.Uploader(trainer, _, config.getLabel))
     val (feedNanos, waitNanos) = feed(
       trainer,
       buffered,
@@ -84,7 +94,8 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       .setFeedMicros((feedNanos - waitNanos) / 1000)
       .setFeedWaitMicros(waitNanos / 1000)
       .build()
-    for (dir <- exportDir; target <- job.exportPath) upload(dir.resolve("model").toString, target)
+    uploader.flatMap(_.join()).foreach(e => throw e)
+    for (dir <- exportDir; target <- job.exportPath) upload(dir.toString, target)
     Iterator(report.toByteArray)
   }
 

@@ -24,9 +24,13 @@ object SpindleCoreShim {
 
   /** Runs `job`; when it fails, returns Spark's error with the exceptions its failed tasks threw, as the driver
     * received them. A failed barrier stage aborts with a message only, without the task's exception as the cause, so
-    * this listens for them. Tasks of other jobs that fail meanwhile are included: callers pick by type.
+    * this listens for them. The stage aborts on the first failure to arrive, which may be a peer's consequence of the
+    * real one, so this waits (up to 5 s) until `settled` accepts what arrived. Tasks of other jobs that fail meanwhile
+    * are included: callers pick by type.
     */
-  def withTaskFailures[T](sc: SparkContext)(job: => T): Either[(SparkException, Seq[Throwable]), T] = {
+  def withTaskFailures[T](sc: SparkContext, settled: Seq[Throwable] => Boolean)(
+      job: => T
+  ): Either[(SparkException, Seq[Throwable]), T] = {
     val failures = new ConcurrentLinkedQueue[Throwable]()
     val listener = new SparkListener {
       override def onTaskEnd(end: SparkListenerTaskEnd): Unit = end.reason match {
@@ -38,7 +42,12 @@ object SpindleCoreShim {
     try Right(job)
     catch {
       case e: SparkException =>
+        val deadline = System.currentTimeMillis() + 5000L
         sc.listenerBus.waitUntilEmpty(10000L) // the task-end events are delivered asynchronously
+        while (!settled(failures.asScala.toSeq) && System.currentTimeMillis() < deadline) {
+          Thread.sleep(100)
+          sc.listenerBus.waitUntilEmpty(10000L)
+        }
         Left((e, failures.asScala.toSeq))
     } finally sc.removeSparkListener(listener)
   }

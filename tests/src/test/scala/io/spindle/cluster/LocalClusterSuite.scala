@@ -2,26 +2,12 @@ package io.spindle.cluster
 
 import org.apache.spark.sql.functions.col
 
-import io.spindle.{SpindleInputException, SpindleModel, SpindleTestBase}
+import io.spindle.{SpindleInputException, SpindleModel}
 
-/** Inference on a Spark with separate executor JVMs (`local-cluster`: a master and two workers in the driver JVM, each
-  * worker forking an executor JVM), with Spindle shipped only as the assembly jar in `spark.jars`, the way
-  * `spark-submit --jars` ships it. `local[N]` cannot test this: its executors are driver threads.
-  */
-class LocalClusterSuite extends SpindleTestBase {
+/** Inference on executor JVMs (see [[ClusterSuite]]). */
+class LocalClusterSuite extends ClusterSuite {
 
-  private def required(name: String) =
-    sys.props.getOrElse(name, throw new IllegalStateException(s"system property $name is set by build.sbt"))
-
-  override protected def master: String = "local-cluster[2,1,1536]"
-
-  override protected def sparkConf: Map[String, String] = Map(
-    "spark.jars" -> Seq(required("spindle.assembly"), required("spindle.tensorflowJar")).mkString(","),
-    // The suite's own closures (not Spindle's classes: those come from the assembly only).
-    "spark.executor.extraClassPath" -> required("spindle.testClasses"),
-    "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL" -> "2",
-    "spark.task.maxFailures" -> "1"
-  )
+  override protected def sparkConf: Map[String, String] = super.sparkConf + ("spark.task.maxFailures" -> "1")
 
   private def rows(n: Int) = {
     val s = spark

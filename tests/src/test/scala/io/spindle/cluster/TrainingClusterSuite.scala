@@ -3,25 +3,16 @@ package io.spindle.cluster
 import org.apache.spark.sql.{DataFrame, Row}
 import org.apache.spark.sql.functions.col
 
-import io.spindle.{SpindleClusterException, SpindleEstimator, SpindleTestBase, TrainingSummary}
+import io.spindle.{SpindleClusterException, SpindleEstimator, TrainingSummary}
 import io.spindle.examples.{Digits, DigitsTraining}
 
-/** Distributed training on a Spark with separate executor JVMs (`local-cluster[2,1,...]`: two executors of one core),
-  * Spindle shipped only through `spark.jars`. Each worker is a barrier task in its own JVM; the workers meet over a
-  * real TCP ring.
+/** Distributed training on executor JVMs (see [[ClusterSuite]]): each worker is a barrier task in its own JVM; the
+  * workers meet over a real TCP ring.
   */
-class TrainingClusterSuite extends SpindleTestBase {
+class TrainingClusterSuite extends ClusterSuite {
 
-  private def required(name: String) =
-    sys.props.getOrElse(name, throw new IllegalStateException(s"system property $name is set by build.sbt"))
-
-  override protected def master: String = "local-cluster[2,1,1536]"
-
-  override protected def sparkConf: Map[String, String] = Map(
-    "spark.jars" -> Seq(required("spindle.assembly"), required("spindle.tensorflowJar")).mkString(","),
-    "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL" -> "2",
-    "spark.stage.maxConsecutiveAttempts" -> "1"
-  )
+  override protected def sparkConf: Map[String, String] =
+    super.sparkConf + ("spark.stage.maxConsecutiveAttempts" -> "1")
 
   // Two partitions in file order (the local data is split into contiguous halves), so runs are reproducible.
   private lazy val digits: DataFrame = Digits.load(spark, digitsCsv.toString).cache()

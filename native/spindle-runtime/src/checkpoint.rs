@@ -1,0 +1,214 @@
+//! The chief's checkpointer and its hand-off to the JVM's uploader.
+//!
+//! Saving runs on the trainer thread between two steps, where the variables are consistent: the model's
+//! saver writes `<dir>/ckpt-<step>/variables.*` on local disk, and `checkpoint.pb` (a [`CheckpointInfo`]:
+//! step, data position, model fingerprint) beside it. The upload to the Hadoop FileSystem is the JVM's
+//! (only it speaks Hadoop): its uploader thread takes the checkpoint through [`Handoff::next`] and reports
+//! back with [`Handoff::done`]. One checkpoint is in flight at a time, so training waits only when the next
+//! save comes due while the previous upload still runs, and local disk holds at most two checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use spindle_proto::spindle::CheckpointInfo;
+use spindle_proto::Message;
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// Name of the data-position file beside a checkpoint's variables.
+pub const INFO_FILE: &str = "checkpoint.pb";
+
+#[derive(Default)]
+struct State {
+    /// Saved, not yet taken by the uploader.
+    ready: Option<CheckpointInfo>,
+    /// Taken by the uploader, not yet reported done.
+    uploading: Option<CheckpointInfo>,
+    /// No checkpoint will come any more (training ended, or was closed).
+    finished: bool,
+    failure: Option<Error>,
+}
+
+/// Where the checkpointer and the JVM uploader meet.
+#[derive(Default)]
+pub struct Handoff {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Handoff {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Blocks until a checkpoint is ready to upload and takes it; `None` once no more will come.
+    pub fn next(&self) -> Option<CheckpointInfo> {
+        let mut s = self.lock();
+        loop {
+            if let Some(info) = s.ready.take() {
+                s.uploading = Some(info.clone());
+                return Some(info);
+            }
+            if s.finished {
+                return None;
+            }
+            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The uploader is done with checkpoint `step`: its local copy goes; a failed upload fails training.
+    pub fn done(&self, step: i64, failure: Option<String>) -> Result<()> {
+        let mut s = self.lock();
+        let info = match s.uploading.take() {
+            Some(info) if info.step == step => info,
+            other => {
+                s.uploading = other;
+                return Err(Error::Input(format!(
+                    "checkpoint {step} is not being uploaded"
+                )));
+            }
+        };
+        if let Some(message) = failure {
+            s.failure.get_or_insert(Error::Checkpoint(message));
+        }
+        drop(s);
+        self.changed.notify_all();
+        if let Some(dir) = Path::new(&info.prefix).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        Ok(())
+    }
+
+    /// No checkpoint will come any more; wakes the uploader (and a save waiting for it).
+    pub fn finish(&self) {
+        self.lock().finished = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until nothing is in flight, or returns the failure of the last upload.
+    fn wait_idle(&self) -> Result<()> {
+        let mut s = self.lock();
+        loop {
+            if let Some(e) = &s.failure {
+                return Err(e.clone());
+            }
+            if s.finished {
+                return Err(Error::Native("trainer closed while checkpointing".into()));
+            }
+            if s.ready.is_none() && s.uploading.is_none() {
+                return Ok(());
+            }
+            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn offer(&self, info: CheckpointInfo) {
+        self.lock().ready = Some(info);
+        self.changed.notify_all();
+    }
+}
+
+/// Decides when a checkpoint is due and writes it. Owned by the chief's trainer thread.
+pub struct Checkpointer {
+    handoff: Arc<Handoff>,
+    dir: PathBuf,
+    every_steps: i64,
+    every: Option<Duration>,
+    last: Instant,
+    fingerprint: String,
+}
+
+impl Checkpointer {
+    pub fn new(
+        handoff: Arc<Handoff>,
+        dir: &Path,
+        every_steps: i64,
+        every_millis: i64,
+        fingerprint: String,
+    ) -> Checkpointer {
+        Checkpointer {
+            handoff,
+            dir: dir.to_path_buf(),
+            every_steps,
+            every: (every_millis > 0).then(|| Duration::from_millis(every_millis as u64)),
+            last: Instant::now(),
+            fingerprint,
+        }
+    }
+
+    /// Saves a checkpoint after global step `step` (the `epoch_step`-th of `epoch`) when one is due.
+    pub fn after_step(
+        &mut self,
+        model: &Model,
+        step: i64,
+        epoch: i32,
+        epoch_step: i64,
+    ) -> Result<()> {
+        let by_steps = self.every_steps > 0 && step % self.every_steps == 0;
+        let by_time = self.every.is_some_and(|every| self.last.elapsed() >= every);
+        if !(by_steps || by_time) {
+            return Ok(());
+        }
+        self.handoff.wait_idle()?;
+        let dir = self.dir.join(format!("ckpt-{step}"));
+        let io = |what: &str, e: std::io::Error| {
+            Error::Checkpoint(format!("checkpoint {}: {what}: {e}", dir.display()))
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| io("creating it", e))?;
+        let prefix = dir.join("variables");
+        model.save(&prefix).map_err(|e| {
+            Error::Checkpoint(format!("saving checkpoint {}: {e}", prefix.display()))
+        })?;
+        let info = CheckpointInfo {
+            step,
+            epoch,
+            epoch_step,
+            prefix: prefix.to_string_lossy().into_owned(),
+            model_fingerprint: self.fingerprint.clone(),
+            saved_at_millis: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            source: String::new(),
+        };
+        std::fs::write(dir.join(INFO_FILE), info.encode_to_vec()).map_err(|e| io(INFO_FILE, e))?;
+        self.last = Instant::now();
+        log::info!("checkpoint at step {step} (epoch {epoch}, step {epoch_step} of it) saved");
+        self.handoff.offer(info);
+        Ok(())
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.handoff.finish();
+    }
+}
+
+/// Restores `info` (a checkpoint the JVM downloaded: `prefix` local, `source` where it came from) into
+/// `model`, after checking that it was written by the same model.
+pub fn restore(model: &Model, info: &CheckpointInfo) -> Result<()> {
+    let shown = if info.source.is_empty() {
+        &info.prefix
+    } else {
+        &info.source
+    };
+    if info.model_fingerprint != model.fingerprint() {
+        return Err(Error::Checkpoint(format!(
+            "checkpoint {shown} was written by a different model than {} (their signatures differ)",
+            model.path()
+        )));
+    }
+    model
+        .restore(Path::new(&info.prefix))
+        .map_err(|e| Error::Checkpoint(format!("checkpoint {shown} cannot be restored: {e}")))?;
+    log::info!(
+        "restored checkpoint {shown}: step {}, epoch {}, step {} of it",
+        info.step,
+        info.epoch,
+        info.epoch_step
+    );
+    Ok(())
+}

@@ -1,0 +1,70 @@
+package io.spindle.cluster
+
+import java.nio.file.Path
+
+import scala.concurrent.{Await, Future}
+import scala.concurrent.ExecutionContext.Implicits.global
+import scala.concurrent.duration._
+
+import org.apache.spark.sql.DataFrame
+
+import io.spindle.{SpindleEstimator, TrainingSummary}
+import io.spindle.examples.Digits
+
+/** Losing an executor JVM mid-training (see [[ClusterSuite]]): Spark retries the barrier stage, the workers resume from
+  * the newest checkpoint, and the job ends with the weights of an uninterrupted run over the same data order.
+  */
+class FaultToleranceSuite extends ClusterSuite {
+
+  // Spark's default: a barrier stage is retried up to 4 times in a row.
+  override protected def sparkConf: Map[String, String] =
+    super.sparkConf + ("spark.stage.maxConsecutiveAttempts" -> "4")
+
+  // Two partitions in file order; an executor's cached half is recomputed, in the same order, from the file.
+  private lazy val digits: DataFrame = Digits.training(Digits.load(spark, digitsCsv.toString)).cache()
+
+  private def fit(checkpoints: Path): TrainingSummary = new SpindleEstimator()
+    .setModelPath(fixture("digits_mlp_init"))
+    .setInputCols(Map("features" -> "features", "labels" -> "label"))
+    .setExportPath(tempDir("spindle-export").resolve("model").toString)
+    .setNumWorkers(2)
+    .setEpochs(120)
+    .setBatchSize(32)
+    .setSeed(3)
+    .setCheckpointDir(checkpoints.toUri.toString)
+    .setCheckpointEverySteps(50)
+    .fit(digits)
+    .summary
+
+  private def complete(dir: Path): Seq[String] =
+    Option(dir.toFile.list()).toSeq.flatten.filter(_.matches("ckpt-\\d+"))
+
+  test("an executor JVM killed after a checkpoint: the stage retries, resumes, and ends with the same weights") {
+    assert(digits.rdd.getNumPartitions == 2)
+    val uninterrupted = fit(tempDir("spindle-ckpt"))
+    val steps = uninterrupted.steps.size
+    assert(uninterrupted.steps.head.step == 1 && uninterrupted.steps.last.step == steps)
+
+    val pids = spark.sparkContext.parallelize(1 to 20, 20).mapPartitions(new ExecutorPid).collect().distinct
+    assert(pids.length == 2, s"two executor JVMs: ${pids.mkString(", ")}")
+    val dir = tempDir("spindle-ckpt")
+    val interrupted = Future(fit(dir))
+    val deadline = System.nanoTime() + 120.seconds.toNanos
+    while (complete(dir).isEmpty && !interrupted.isCompleted && System.nanoTime() < deadline) Thread.sleep(20)
+    assert(complete(dir).nonEmpty && !interrupted.isCompleted, "a checkpoint came before training ended")
+    val victim = ProcessHandle.of(pids.head).orElseThrow()
+    assert(victim.destroyForcibly(), s"killing executor JVM ${pids.head}")
+
+    val resumed = Await.result(interrupted, 10.minutes)
+    val from = resumed.steps.head.step - 1
+    assert(from >= 50 && from % 50 == 0, s"the retried stage resumed from a checkpoint (step $from)")
+    assert(resumed.steps.last.step == steps && resumed.steps.size == steps - from)
+    for ((name, x) <- uninterrupted.variables; y = resumed.variables(name); i <- x.indices)
+      assert(math.abs(x(i) - y(i)) <= 1e-6 * math.max(math.abs(x(i)), 1e-3), s"$name[$i]: ${x(i)} vs ${y(i)}")
+  }
+}
+
+/** The executor's pid, from a task (a top-level class: see [[CountCorrectRows]]). */
+class ExecutorPid extends (Iterator[Int] => Iterator[Long]) with Serializable {
+  override def apply(rows: Iterator[Int]): Iterator[Long] = Iterator(ProcessHandle.current().pid())
+}
