@@ -294,6 +294,18 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_finishTraining<'l>(
 }
 
 #[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_trainerProgress<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    trainer: jlong,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let progress = TRAINERS.get(trainer)?.progress();
+        bytes_out(env, &progress)
+    })
+}
+
+#[no_mangle]
 pub extern "system" fn Java_io_spindle_jni_NativeRuntime_nextCheckpoint<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,

@@ -80,6 +80,8 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     changed: Condvar,
+    /// The last step's metrics, for progress reports while training runs.
+    last_step: Mutex<StepMetrics>,
     file: File,
     spill_path: PathBuf,
     stride: usize,
@@ -354,6 +356,7 @@ impl Trainer {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             changed: Condvar::new(),
+            last_step: Mutex::default(),
             file,
             spill_path,
             stride,
@@ -483,6 +486,15 @@ impl Trainer {
         thread
             .join()
             .map_err(|_| Error::Native("the trainer thread panicked".into()))?
+    }
+
+    /// The metrics of the last step done (all zero before the first).
+    pub fn progress(&self) -> StepMetrics {
+        self.shared
+            .last_step
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Blocks until the chief saved a checkpoint for the JVM to upload and hands it over; `None` once no
@@ -713,7 +725,7 @@ impl Worker {
         self.done += 1;
         self.epoch_step += 1;
         let step = self.done;
-        self.report.steps.push(StepMetrics {
+        let metrics = StepMetrics {
             step,
             epoch,
             loss,
@@ -722,7 +734,13 @@ impl Worker {
             compute_micros: (elapsed - reduce).as_micros() as i64,
             allreduce_micros: reduce.as_micros() as i64,
             step_micros: (elapsed + waited).as_micros() as i64,
-        });
+        };
+        *self
+            .shared
+            .last_step
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = metrics.clone();
+        self.report.steps.push(metrics);
         log::debug!("step {step} epoch {epoch}: loss {loss:.6}, {examples} examples");
         if let Some(c) = &mut self.checkpointer {
             c.after_step(&self.runner.model, step, epoch, self.epoch_step)?;

@@ -14,7 +14,7 @@ import org.apache.spark.sql.{Dataset, SparkSession, SpindleSqlShim}
 import org.apache.spark.sql.types.StructType
 import org.slf4j.LoggerFactory
 
-import io.spindle.internal.{Checkpoints, ModelCache, Plan, SerializableConfiguration, TrainJob, TrainTask}
+import io.spindle.internal.{Checkpoints, ModelCache, Plan, Progress, SerializableConfiguration, TrainJob, TrainTask}
 import io.spindle.proto.{TrainerConfig, TrainingReport}
 
 /** Params of [[SpindleEstimator]], on top of those its fitted [[SpindleModel]] keeps. */
@@ -198,7 +198,8 @@ class SpindleEstimator(override val uid: String)
       config.toByteArray,
       Some(target),
       new SerializableConfiguration(sc.hadoopConfiguration),
-      checkpoints
+      checkpoints,
+      Progress.register(sc)
     )
     val log = LoggerFactory.getLogger(getClass)
     log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")
@@ -206,12 +207,12 @@ class SpindleEstimator(override val uid: String)
     sc.setJobDescription(s"Spindle: train $getModelPath on $workers workers")
     val reports =
       try
-        SpindleCoreShim.withTaskFailures(sc, SpindleEstimator.hasRootCause) {
+        SpindleCoreShim.withTaskFailures(sc, SpindleEstimator.hasRootCause)(job.progress.logged(sc, log) {
           // The shuffle after the barrier stage makes it a map stage: Spark aborts a failed barrier result stage,
           // but retries a failed barrier map stage whole (up to spark.stage.maxConsecutiveAttempts), so workers
           // lost with an executor come back and resume from the newest checkpoint.
           SpindleSqlShim.internalRows(data).barrier().mapPartitions(new TrainTask(job)).repartition(1).collect()
-        } match {
+        }) match {
           case Right(r)                => r
           case Left((e, taskFailures)) => throw SpindleEstimator.rootCause(e, taskFailures)
         }

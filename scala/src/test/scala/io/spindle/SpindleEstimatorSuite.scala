@@ -2,10 +2,12 @@ package io.spindle
 
 import java.nio.file.{Files, Path}
 
+import scala.jdk.CollectionConverters._
 import scala.util.Random
 
 import org.apache.commons.io.FileUtils
 
+import org.apache.spark.scheduler.{SparkListener, SparkListenerExecutorMetricsUpdate, SparkListenerStageCompleted}
 import org.apache.spark.sql.DataFrame
 import org.apache.spark.sql.functions.{col, lit, when}
 
@@ -15,6 +17,9 @@ import io.spindle.proto.CheckpointInfo
   * learning, failure handling. The multi-JVM suite is tests/.../TrainingClusterSuite.
   */
 class SpindleEstimatorSuite extends SpindleTestBase {
+
+  // Progress travels with executor heartbeats: a short interval lets a test see it.
+  override protected def sparkConf: Map[String, String] = Map("spark.executor.heartbeatInterval" -> "500ms")
 
   /** A learnable digits-shaped set: 64 features in [0, 1), raised by 0.5 in the label's group of six. */
   private def synthetic(rows: Int, partitions: Int, seed: Int = 1): DataFrame = {
@@ -58,6 +63,59 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     assert(summary.rowsPerWorker.sum == 400)
     assert(summary.steps.forall(s => s.allReduceMs >= 0 && s.examples <= 50))
     assert(summary.steps.filter(_.epoch == 1).map(_.examples).sum == 400)
+  }
+
+  test("the exported SavedModel loads in Python's TensorFlow and predicts what the fitted model predicts") {
+    val data = synthetic(300, 1)
+    val fitted = estimator.setBatchSize(30).setEpochs(2).fit(data)
+    val rows = data.orderBy("id").limit(25).select("pixels").collect().map(_.getSeq[Float](0))
+    val csv = tempDir("spindle-rows").resolve("rows.csv")
+    Files.write(csv, rows.map(_.mkString(",")).mkString("\n").getBytes)
+    val python = new ProcessBuilder(
+      repoRoot.resolve(".venv/bin/python").toString,
+      repoRoot.resolve("tests/python/predict_savedmodel.py").toString,
+      fitted.getModelPath,
+      csv.toString
+    ).redirectError(ProcessBuilder.Redirect.INHERIT).start()
+    val printed = scala.io.Source.fromInputStream(python.getInputStream).getLines().toVector
+    assert(python.waitFor() == 0, "tests/python/predict_savedmodel.py failed (its error is above)")
+    val expected = printed.map(_.split(',').map(_.toFloat).toSeq)
+    val spindle = fitted
+      .transform(data.orderBy("id").limit(25))
+      .select("probabilities")
+      .collect()
+      .map(_.getSeq[Float](0))
+    assert(expected.size == 25 && spindle.length == 25)
+    for ((p, s) <- expected.zip(spindle); (a, b) <- p.zip(s))
+      assert(math.abs(a - b) <= 1e-6f, s"Python's TensorFlow $p vs Spindle $s")
+  }
+
+  test("progress reaches the driver while training runs, and the stage's accumulators hold the last step") {
+    val live = new java.util.concurrent.ConcurrentLinkedQueue[Long]()
+    val atEnd = new java.util.concurrent.ConcurrentLinkedQueue[(String, String)]()
+    val listener = new SparkListener {
+      override def onExecutorMetricsUpdate(u: SparkListenerExecutorMetricsUpdate): Unit =
+        for ((_, _, _, infos) <- u.accumUpdates; i <- infos if i.name.contains("spindle: training step"))
+          i.update.foreach(v => live.add(v.asInstanceOf[Long]))
+      override def onStageCompleted(c: SparkListenerStageCompleted): Unit =
+        c.stageInfo.accumulables.values
+          .filter(_.name.exists(_.startsWith("spindle: ")))
+          .foreach(i => atEnd.add(i.name.get -> i.value.get.toString))
+    }
+    spark.sparkContext.addSparkListener(listener)
+    val summary =
+      try estimator.setBatchSize(10).setEpochs(400).fit(synthetic(400, 1)).summary
+      finally {
+        val deadline = System.nanoTime() + 10e9.toLong // listener events arrive asynchronously
+        while (atEnd.size < 2 && System.nanoTime() < deadline) Thread.sleep(50)
+        spark.sparkContext.removeSparkListener(listener)
+      }
+    val total = summary.steps.size.toLong
+    assert(total == 16000)
+    assert(live.asScala.exists(s => s > 0 && s < total), s"a step seen while training ran: ${live.asScala}")
+    val last = atEnd.asScala.toMap
+    assert(last.get("spindle: training step").contains(total.toString), s"stage accumulators: $last")
+    assert(last.get("spindle: training loss").map(_.toDouble).contains(summary.steps.last.loss), s"$last")
   }
 
   test("a missing label column is named before any task starts") {

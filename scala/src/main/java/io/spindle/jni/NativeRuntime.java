@@ -162,6 +162,9 @@ public final class NativeRuntime {
    */
   public static native byte[] finishTraining(long trainer);
 
+  /** StepMetrics bytes of the trainer's last step (all fields zero before the first); never blocks. */
+  public static native byte[] trainerProgress(long trainer);
+
   /**
    * Blocks until the chief's trainer saved a checkpoint on local disk and returns its CheckpointInfo bytes; null once
    * no more will come (training ended or was closed, or the trainer takes no checkpoints).

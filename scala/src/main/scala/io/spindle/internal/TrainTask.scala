@@ -20,7 +20,8 @@ final case class TrainJob(
     config: Array[Byte],
     exportPath: Option[String],
     hadoopConf: SerializableConfiguration,
-    checkpoints: Option[Checkpoints]
+    checkpoints: Option[Checkpoints],
+    progress: Progress
 )
 
 /** One worker of a training job: the body of a barrier task. It loads a session of its own, publishes its ring address
@@ -80,6 +81,8 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     rendezvous = 0
     trainer = NativeRuntime.openTrainer(model.nativeHandle, config.build().toByteArray, consumed)
     val uploader = uploads.map(new Checkpoints.Uploader(trainer, _, config.getLabel))
+    val reporter = if (rank == 0) Some(job.progress.report(trainer, config.getLabel)) else None
+    ctx.addTaskCompletionListener[Unit](_ => reporter.foreach(_.close()))
     val (feedNanos, waitNanos) = feed(
       trainer,
       buffered,

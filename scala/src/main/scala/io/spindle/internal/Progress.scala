@@ -1,0 +1,80 @@
+package io.spindle.internal
+
+import scala.util.control.NonFatal
+
+import org.apache.spark.SparkContext
+import org.apache.spark.scheduler.{SparkListener, SparkListenerExecutorMetricsUpdate}
+import org.apache.spark.util.{DoubleAccumulator, LongAccumulator}
+import org.slf4j.Logger
+
+import io.spindle.jni.NativeRuntime
+import io.spindle.proto.StepMetrics
+
+/** Live progress of a training job. The chief's task copies its trainer's last step into two named accumulators every
+  * second; executors send accumulators of running tasks with their heartbeats (`spark.executor.heartbeatInterval`), and
+  * a listener on the driver logs each new step it sees. The Spark UI lists the accumulators on the stage's page.
+  */
+final class Progress(val step: LongAccumulator, val loss: DoubleAccumulator) extends Serializable {
+
+  /** Runs `body` while logging the progress the heartbeats bring. */
+  def logged[T](sc: SparkContext, log: Logger)(body: => T): T = {
+    val listener = new SparkListener {
+      private var last = 0L
+      override def onExecutorMetricsUpdate(update: SparkListenerExecutorMetricsUpdate): Unit = {
+        val values = update.accumUpdates.flatMap(_._4).flatMap(i => i.update.map(i.id -> _)).toMap
+        (values.get(step.id), values.get(loss.id)) match {
+          case (Some(s: Long), Some(l: Double)) if s > last =>
+            last = s
+            log.info(f"training: step $s%d, loss $l%.5f")
+          case _ =>
+        }
+      }
+    }
+    sc.addSparkListener(listener)
+    try body
+    finally sc.removeSparkListener(listener)
+  }
+
+  /** On the chief's executor: publishes `trainer`'s progress every second, and once more when closed (before the
+    * trainer closes, so that the stage's accumulators end with the last step).
+    */
+  def report(trainer: Long, label: String): AutoCloseable = {
+    def publish(): Unit = {
+      val last = StepMetrics.parseFrom(NativeRuntime.trainerProgress(trainer))
+      // reset + add: an accumulator has no public setter; a heartbeat in between reads step 0, which is ignored.
+      if (last.getStep > step.value) {
+        step.reset(); step.add(last.getStep)
+        loss.reset(); loss.add(last.getLoss)
+      }
+    }
+    @volatile var running = true
+    val thread = new Thread(
+      () =>
+        try
+          while (running) {
+            publish()
+            Thread.sleep(1000)
+          }
+        catch {
+          // Stopped, or the trainer closed under us because the task is ending: nothing left to report.
+          case _: InterruptedException =>
+          case NonFatal(_)             =>
+        },
+      s"spindle-progress $label"
+    )
+    thread.setDaemon(true)
+    thread.start()
+    () => {
+      running = false
+      thread.interrupt()
+      thread.join()
+      try publish()
+      catch { case NonFatal(_) => }
+    }
+  }
+}
+
+object Progress {
+  def register(sc: SparkContext): Progress =
+    new Progress(sc.longAccumulator("spindle: training step"), sc.doubleAccumulator("spindle: training loss"))
+}
