@@ -490,11 +490,11 @@ impl Trainer {
 
     /// The metrics of the last step done (all zero before the first).
     pub fn progress(&self) -> StepMetrics {
-        self.shared
+        *self
+            .shared
             .last_step
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// Blocks until the chief saved a checkpoint for the JVM to upload and hands it over; `None` once no
@@ -739,7 +739,7 @@ impl Worker {
             .shared
             .last_step
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = metrics.clone();
+            .unwrap_or_else(|p| p.into_inner()) = metrics;
         self.report.steps.push(metrics);
         log::debug!("step {step} epoch {epoch}: loss {loss:.6}, {examples} examples");
         if let Some(c) = &mut self.checkpointer {
