@@ -6,7 +6,7 @@ pub mod spindle {
     include!(concat!(env!("OUT_DIR"), "/spindle.rs"));
 }
 
-/// Wire-compatible subset of TensorFlow's MetaGraphDef and ConfigProto.
+/// Wire-compatible subset of TensorFlow's MetaGraphDef, ConfigProto, and the Event and Summary of event files.
 pub mod tensorflow {
     include!(concat!(env!("OUT_DIR"), "/tensorflow.rs"));
 }

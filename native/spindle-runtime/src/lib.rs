@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod events;
 pub mod feeder;
 pub mod model;
 pub mod ring;
@@ -15,6 +16,7 @@ pub mod tf;
 pub mod trainer;
 
 pub use error::{Error, Result};
+pub use events::EventWriter;
 pub use feeder::Feeder;
 pub use model::Model;
 pub use ring::{Rendezvous, Ring, RingCloser, RingConfig};

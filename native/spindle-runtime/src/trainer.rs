@@ -39,6 +39,7 @@ use spindle_proto::spindle::{
 
 use crate::checkpoint::{self, Checkpointer, Handoff};
 use crate::error::{Error, Result};
+use crate::events::EventWriter;
 use crate::feeder::{align, check_input, too_big};
 use crate::model::Model;
 use crate::ring::{Rendezvous, Ring, RingCloser, RingConfig};
@@ -187,6 +188,8 @@ struct Worker {
     report: TrainingReport,
     /// The chief's, when checkpoints were asked for.
     checkpointer: Option<Checkpointer>,
+    /// The chief's TensorBoard event file, when asked for.
+    events: Option<EventWriter>,
     /// Global steps done, those before a restored checkpoint included.
     done: i64,
     /// Steps done in the current epoch, those skipped on resume included.
@@ -319,6 +322,10 @@ impl Trainer {
         if let Some(resume) = &config.resume {
             checkpoint::restore(&model, resume)?;
         }
+        let events = match config.events_dir.as_str() {
+            "" => None,
+            dir => Some(EventWriter::create(Path::new(dir))?),
+        };
         let checkpoints = (!config.checkpoint_dir.is_empty()).then(Arc::<Handoff>::default);
         let checkpointer = checkpoints.as_ref().map(|handoff| {
             Checkpointer::new(
@@ -384,6 +391,7 @@ impl Trainer {
                 ..Default::default()
             },
             checkpointer,
+            events,
             done: config.resume.as_ref().map_or(0, |r| r.step),
             epoch_step: 0,
         };
@@ -725,6 +733,11 @@ impl Worker {
         self.done += 1;
         self.epoch_step += 1;
         let step = self.done;
+        let checkpointing = Instant::now();
+        if let Some(c) = &mut self.checkpointer {
+            c.after_step(&self.runner.model, step, epoch, self.epoch_step)?;
+        }
+        let checkpoint = checkpointing.elapsed();
         let metrics = StepMetrics {
             step,
             epoch,
@@ -733,7 +746,8 @@ impl Worker {
             input_wait_micros: waited.as_micros() as i64,
             compute_micros: (elapsed - reduce).as_micros() as i64,
             allreduce_micros: reduce.as_micros() as i64,
-            step_micros: (elapsed + waited).as_micros() as i64,
+            step_micros: (elapsed + waited + checkpoint).as_micros() as i64,
+            checkpoint_micros: checkpoint.as_micros() as i64,
         };
         *self
             .shared
@@ -742,9 +756,7 @@ impl Worker {
             .unwrap_or_else(|p| p.into_inner()) = metrics;
         self.report.steps.push(metrics);
         log::debug!("step {step} epoch {epoch}: loss {loss:.6}, {examples} examples");
-        if let Some(c) = &mut self.checkpointer {
-            c.after_step(&self.runner.model, step, epoch, self.epoch_step)?;
-        }
+        self.write_events(&metrics);
         Ok(true)
     }
 }
@@ -816,6 +828,35 @@ impl Worker {
                 })
             })
             .collect()
+    }
+
+    /// Adds the step to the TensorBoard event file. A failed write stops the events, not the training: the
+    /// model is worth more than its curves.
+    fn write_events(&mut self, m: &StepMetrics) {
+        let Some(writer) = &mut self.events else {
+            return;
+        };
+        let ms = |micros: i64| micros as f64 / 1e3;
+        let written = writer
+            .scalars(
+                m.step,
+                &[
+                    ("loss", m.loss),
+                    (
+                        "examples_per_second",
+                        m.examples as f64 * 1e6 / m.step_micros.max(1) as f64,
+                    ),
+                    ("step_time_ms/input_wait", ms(m.input_wait_micros)),
+                    ("step_time_ms/compute", ms(m.compute_micros)),
+                    ("step_time_ms/allreduce", ms(m.allreduce_micros)),
+                    ("step_time_ms/checkpoint", ms(m.checkpoint_micros)),
+                ],
+            )
+            .and_then(|_| writer.flush());
+        if let Err(e) = written {
+            log::warn!("{}: TensorBoard events stop: {e}", self.config.label);
+            self.events = None;
+        }
     }
 
     fn log_epoch(&self, epoch: i32) {

@@ -79,6 +79,13 @@ trait SpindleTrainingParams extends SpindleParams {
   final val keepCheckpoints =
     new IntParam(this, "keepCheckpoints", "how many of the newest checkpoints to keep", ParamValidators.gt(0))
 
+  final val tensorboardDir = new Param[String](
+    this,
+    "tensorboardDir",
+    "where the chief writes TensorBoard event files (loss, examples/s, the step-time split): live on the local " +
+      "filesystem, copied when training ends on any other Hadoop FileSystem; unset: none"
+  )
+
   setDefault(
     numWorkers -> 1,
     epochs -> 1,
@@ -102,6 +109,7 @@ trait SpindleTrainingParams extends SpindleParams {
   def getCheckpointEverySteps: Int = $(checkpointEverySteps)
   def getCheckpointEverySeconds: Int = $(checkpointEverySeconds)
   def getKeepCheckpoints: Int = $(keepCheckpoints)
+  def getTensorboardDir: String = $(tensorboardDir)
 }
 
 /** Synchronous data-parallel training of a trainable SavedModel (signatures `train`, `gradients`, `apply_gradients` and
@@ -155,6 +163,7 @@ class SpindleEstimator(override val uid: String)
   def setCheckpointEverySteps(value: Int): this.type = set(checkpointEverySteps, value)
   def setCheckpointEverySeconds(value: Int): this.type = set(checkpointEverySeconds, value)
   def setKeepCheckpoints(value: Int): this.type = set(keepCheckpoints, value)
+  def setTensorboardDir(value: String): this.type = set(tensorboardDir, value)
 
   /** The fitted model's output schema; also checks the training inputs and labels. */
   override def transformSchema(schema: StructType): StructType = {
@@ -199,7 +208,8 @@ class SpindleEstimator(override val uid: String)
       Some(target),
       new SerializableConfiguration(sc.hadoopConfiguration),
       checkpoints,
-      Progress.register(sc)
+      Progress.register(sc),
+      get(tensorboardDir)
     )
     val log = LoggerFactory.getLogger(getClass)
     log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")
@@ -222,7 +232,7 @@ class SpindleEstimator(override val uid: String)
       log.info(
         f"step ${s.step}%d epoch ${s.epoch}%d: loss ${s.loss}%.6f, ${s.examples}%d examples, " +
           f"${s.examplesPerSecond}%.0f examples/s, input wait ${s.inputWaitMs}%.2f ms, compute ${s.computeMs}%.2f ms, " +
-          f"all-reduce ${s.allReduceMs}%.2f ms"
+          f"all-reduce ${s.allReduceMs}%.2f ms, checkpoint ${s.checkpointMs}%.2f ms"
       )
     }
     log.info(

@@ -10,6 +10,8 @@ import io.spindle.proto.TrainingReport
   *   mean loss over every worker's rows of the step
   * @param examples
   *   rows of the step over all workers
+  * @param checkpointMs
+  *   time the chief spent checkpointing after the step (part of the step's time, so of `examplesPerSecond`)
   */
 final case class StepSummary(
     step: Long,
@@ -19,7 +21,8 @@ final case class StepSummary(
     examplesPerSecond: Double,
     inputWaitMs: Double,
     computeMs: Double,
-    allReduceMs: Double
+    allReduceMs: Double,
+    checkpointMs: Double
 )
 
 /** What [[SpindleEstimator.fit]] saw: every step, the rows each worker fed, and the trained variables when the model
@@ -76,7 +79,8 @@ private[spindle] object TrainingSummary {
         first.getExamples * 1e6 / math.max(stepMicros, 1L),
         all.map(_.getInputWaitMicros).max / 1e3,
         all.map(_.getComputeMicros).max / 1e3,
-        all.map(_.getAllreduceMicros).max / 1e3
+        all.map(_.getAllreduceMicros).max / 1e3,
+        all.map(_.getCheckpointMicros).max / 1e3
       )
     }
     val variables = byRank.head.getVariablesList.asScala.map { t =>

@@ -71,15 +71,8 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     val rows = data.orderBy("id").limit(25).select("pixels").collect().map(_.getSeq[Float](0))
     val csv = tempDir("spindle-rows").resolve("rows.csv")
     Files.write(csv, rows.map(_.mkString(",")).mkString("\n").getBytes)
-    val python = new ProcessBuilder(
-      repoRoot.resolve(".venv/bin/python").toString,
-      repoRoot.resolve("tests/python/predict_savedmodel.py").toString,
-      fitted.getModelPath,
-      csv.toString
-    ).redirectError(ProcessBuilder.Redirect.INHERIT).start()
-    val printed = scala.io.Source.fromInputStream(python.getInputStream).getLines().toVector
-    assert(python.waitFor() == 0, "tests/python/predict_savedmodel.py failed (its error is above)")
-    val expected = printed.map(_.split(',').map(_.toFloat).toSeq)
+    val expected =
+      python("predict_savedmodel.py", fitted.getModelPath, csv.toString).map(_.split(',').map(_.toFloat).toSeq)
     val spindle = fitted
       .transform(data.orderBy("id").limit(25))
       .select("probabilities")
@@ -116,6 +109,34 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     val last = atEnd.asScala.toMap
     assert(last.get("spindle: training step").contains(total.toString), s"stage accumulators: $last")
     assert(last.get("spindle: training loss").map(_.toDouble).contains(summary.steps.last.loss), s"$last")
+  }
+
+  test("the chief's TensorBoard events read back with TensorBoard's own reader: every step's loss and timings") {
+    val dir = tempDir("spindle-tensorboard")
+    val summary =
+      estimator
+        .setNumWorkers(2)
+        .setBatchSize(25)
+        .setEpochs(2)
+        .setTensorboardDir(dir.toString)
+        .fit(synthetic(300, 2))
+        .summary
+    val events = python("read_events.py", dir.toString).map(_.split('\t')).groupBy(_(0))
+    val tags = Set("loss", "examples_per_second") ++
+      Seq("input_wait", "compute", "allreduce", "checkpoint").map("step_time_ms/" + _)
+    assert(events.keySet == tags)
+    val loss = events("loss").map(e => e(1).toLong -> e(2).toFloat)
+    assert(loss == summary.steps.map(s => s.step -> s.loss.toFloat), "one loss per step, as float32")
+    assert(events("step_time_ms/allreduce").map(_(2).toDouble).exists(_ > 0), "two workers all-reduce")
+  }
+
+  /** Runs a script of tests/python with the project's virtualenv (ci/setup-python.sh); its output lines. */
+  private def python(script: String, args: String*): Vector[String] = {
+    val command = Seq(repoRoot.resolve(".venv/bin/python").toString, repoRoot.resolve(s"tests/python/$script").toString)
+    val process = new ProcessBuilder((command ++ args): _*).redirectError(ProcessBuilder.Redirect.INHERIT).start()
+    val printed = scala.io.Source.fromInputStream(process.getInputStream).getLines().toVector
+    assert(process.waitFor() == 0, s"tests/python/$script failed (its error is above)")
+    printed
   }
 
   test("a missing label column is named before any task starts") {

@@ -86,7 +86,7 @@ object TrainingBench {
   }
 
   /** `rows` rows of `width` floats in [0, 1) and a class label 0..9, cached in one partition. */
-  private def data(spark: SparkSession, rows: Int, width: Int): DataFrame = {
+  private[benches] def data(spark: SparkSession, rows: Int, width: Int): DataFrame = {
     import spark.implicits._
     val df = spark.sparkContext
       .parallelize(0 until rows, 1)

@@ -4,7 +4,7 @@ import java.nio.file.Files
 
 import scala.jdk.CollectionConverters._
 
-import org.apache.hadoop.fs.{FileUtil, Path => HPath}
+import org.apache.hadoop.fs.{FileUtil, LocalFileSystem, Path => HPath}
 import org.apache.spark.{BarrierTaskContext, SpindleCoreShim}
 import org.apache.spark.sql.catalyst.InternalRow
 
@@ -21,7 +21,8 @@ final case class TrainJob(
     exportPath: Option[String],
     hadoopConf: SerializableConfiguration,
     checkpoints: Option[Checkpoints],
-    progress: Progress
+    progress: Progress,
+    tensorboardDir: Option[String]
 )
 
 /** One worker of a training job: the body of a barrier task. It loads a session of its own, publishes its ring address
@@ -43,10 +44,12 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     var trainer = 0L
     val scratch = Files.createTempDirectory(java.nio.file.Paths.get(SpindleCoreShim.localDir), "spindle-train")
     val exportDir = if (rank == 0 && job.exportPath.isDefined) Some(scratch.resolve("export")) else None
+    val events = if (rank == 0) job.tensorboardDir.map(new TensorBoardDir(_, job.hadoopConf.value, scratch)) else None
     ctx.addTaskCompletionListener[Unit] { _ =>
       NativeRuntime.closeTrainer(trainer)
       NativeRuntime.closeRendezvous(rendezvous)
       model.close()
+      events.foreach(_.publish())
       FileUtil.fullyDelete(scratch.toFile)
     }
     val newest = if (rank == 0) job.checkpoints.flatMap(_.newest()).map(_.toString).getOrElse("") else ""
@@ -67,6 +70,7 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       .setSpillDir(SpindleCoreShim.localDir)
       .setLabel(s"stage ${ctx.stageId()} rank $rank of $world")
       .setExportDir(exportDir.map(_.toString).getOrElse(""))
+      .setEventsDir(events.map(_.localDir).getOrElse(""))
     for (store <- job.checkpoints; path <- Some(resumeFrom).filter(_.nonEmpty))
       config.setResume(store.download(new HPath(path), Files.createDirectories(scratch.resolve("restore"))))
     val uploads = if (rank == 0) job.checkpoints else None
@@ -168,4 +172,23 @@ object RowShapes {
             case _                 => row.getArray(in.ordinal).numElements().toLong
           })
       }
+}
+
+/** Where the chief's TensorBoard event files go. On the local filesystem the trainer writes them in place, so a running
+  * TensorBoard follows the training live; on any other Hadoop FileSystem they are written on local disk and copied to
+  * `dir` when the task ends, failed or not.
+  */
+final class TensorBoardDir(dir: String, conf: org.apache.hadoop.conf.Configuration, scratch: java.nio.file.Path) {
+  private val target = new HPath(dir)
+  private val fs = target.getFileSystem(conf)
+  private val direct = fs.isInstanceOf[LocalFileSystem]
+
+  /** The local directory the trainer writes into. */
+  val localDir: String =
+    if (direct) fs.asInstanceOf[LocalFileSystem].pathToFile(target).toString else scratch.resolve("events").toString
+
+  def publish(): Unit = if (!direct) {
+    val files = Option(new java.io.File(localDir).listFiles()).toSeq.flatten
+    files.foreach(f => FileUtil.copy(f, fs, new HPath(target, f.getName), false, conf))
+  }
 }
