@@ -47,6 +47,7 @@ object CheckpointBench {
       println(
         f"  ${if (checkpoints) "checkpoint every " + every else "no checkpoints"}%-22s " +
           f"${summary.examplesPerSecond}%8.0f samples/s" +
+          f" (input wait ${summary.steps.map(_.inputWaitMs).sum}%.0f ms, compute ${summary.steps.map(_.computeMs).sum}%.0f ms)" +
           (if (checkpoints) f"; ${ms.size}%d checkpoints, ${ms.sum / ms.size.max(1)}%.1f ms each" else "")
       )
       summary.examplesPerSecond

@@ -8,8 +8,8 @@ import org.apache.spark.sql.SparkSession
 import io.spindle.{SpindleEstimator, SpindleModel}
 
 /** The main example: trains the untrained Keras MLP exported by `python/spindle_keras` on the handwritten digits with
-  * two synchronous workers, evaluates it on held-out digits, and scores with the trained model, on an embedded local
-  * Spark (`local[2]` unless a master is set, as spark-submit does).
+  * two synchronous workers (checkpointing, and writing TensorBoard events), evaluates it on held-out digits, and scores
+  * with the trained model, on an embedded local Spark (`local[2]` unless a master is set, as spark-submit does).
   *
   * Usage: DigitsTraining <digits.csv.gz> [initialSavedModelDir] [exportDir]
   */
@@ -18,7 +18,8 @@ object DigitsTraining {
   def main(args: Array[String]): Unit = {
     require(args.nonEmpty, "usage: DigitsTraining <digits.csv.gz> [initialSavedModelDir] [exportDir]")
     val initial = args.lift(1).getOrElse("tests/fixtures/digits_mlp_init")
-    val export = args.lift(2).getOrElse(Files.createTempDirectory("spindle-digits").resolve("model").toString)
+    val work = Files.createTempDirectory("spindle-digits")
+    val export = args.lift(2).getOrElse(work.resolve("model").toString)
     val builder = SparkSession.builder()
     if (!new SparkConf().contains("spark.master")) builder.master("local[2]")
     val spark = builder.appName("spindle-digits-training").config("spark.ui.enabled", "false").getOrCreate()
@@ -34,12 +35,16 @@ object DigitsTraining {
         .setBatchSize(DigitsTraining.BatchSize)
         .setSeed(1)
         .setExportPath(export)
+        .setCheckpointDir(work.resolve("checkpoints").toString) // a fresh one: a used one would be resumed from
+        .setCheckpointEverySteps(200)
+        .setTensorboardDir(work.resolve("tensorboard").toString) // tensorboard --logdir <this>
         .fit(Digits.training(digits))
       val losses = fitted.summary.lossHistory
       println(
         f"trained ${losses.length} steps on 2 workers: loss ${losses.head}%.4f -> ${losses.last}%.4f, " +
           f"${fitted.summary.examplesPerSecond}%.0f examples/s; exported to $export"
       )
+      println(s"checkpoints in ${work.resolve("checkpoints")}, TensorBoard events in ${work.resolve("tensorboard")}")
       val scored = Digits.withPrediction(fitted.transform(Digits.heldOut(digits)))
       val (correct, total) = Digits.accuracy(scored)
       scored.select("index", "label", "prediction").show(5)

@@ -1,12 +1,12 @@
 package io.spindle.internal
 
 import java.io.File
-import java.nio.file.{Files, Path => JPath}
+import java.nio.file.{Files, Path => JPath, StandardCopyOption}
 
 import scala.util.control.NonFatal
 
 import org.apache.hadoop.conf.Configuration
-import org.apache.hadoop.fs.{FileSystem, FileUtil, Path => HPath}
+import org.apache.hadoop.fs.{FileSystem, FileUtil, LocalFileSystem, Path => HPath}
 
 import io.spindle.SpindleCheckpointException
 import io.spindle.jni.NativeRuntime
@@ -72,13 +72,24 @@ final class Checkpoints(dir: String, keep: Int, hadoopConf: SerializableConfigur
     val staging = new HPath(root, s".ckpt-${info.getStep}.incomplete")
     try {
       fs.delete(staging, true)
-      if (!FileUtil.copy(local, fs, staging, false, conf)) throw new java.io.IOException(s"copy to $staging failed")
+      if (!moved(local, staging) && !FileUtil.copy(local, fs, staging, false, conf))
+        throw new java.io.IOException(s"copy to $staging failed")
       fs.delete(target, true)
       if (!fs.rename(staging, target)) throw new java.io.IOException(s"renaming $staging to $target failed")
     } catch { case NonFatal(e) => fail(s"uploading checkpoint ${info.getStep}", e) }
     val complete = fs.listStatus(root).flatMap(s => Checkpoints.step(s.getPath.getName).map(_ -> s.getPath))
     complete.sortBy(-_._1).drop(keep).foreach { case (_, old) => fs.delete(old, true) }
     target
+  }
+
+  /** Moves `local` to `staging` when both are on the same local filesystem: a rename costs no copy and no checksum, and
+    * training shares the machine's cores with the upload.
+    */
+  private def moved(local: File, staging: HPath): Boolean = fs match {
+    case lfs: LocalFileSystem =>
+      try { Files.move(local.toPath, lfs.pathToFile(staging).toPath, StandardCopyOption.ATOMIC_MOVE); true }
+      catch { case NonFatal(_) => false } // another device: copy instead
+    case _ => false
   }
 }
 

@@ -187,8 +187,15 @@ final class TensorBoardDir(dir: String, conf: org.apache.hadoop.conf.Configurati
   val localDir: String =
     if (direct) fs.asInstanceOf[LocalFileSystem].pathToFile(target).toString else scratch.resolve("events").toString
 
+  /** Copies the event files to `dir` when they were written elsewhere. A failure is logged, not thrown: training's
+    * outcome does not depend on its curves.
+    */
   def publish(): Unit = if (!direct) {
     val files = Option(new java.io.File(localDir).listFiles()).toSeq.flatten
-    files.foreach(f => FileUtil.copy(f, fs, new HPath(target, f.getName), false, conf))
+    try files.foreach(f => FileUtil.copy(f, fs, new HPath(target, f.getName), false, conf))
+    catch {
+      case scala.util.control.NonFatal(e) =>
+        org.slf4j.LoggerFactory.getLogger(getClass).warn(s"copying TensorBoard events to $dir failed", e)
+    }
   }
 }
