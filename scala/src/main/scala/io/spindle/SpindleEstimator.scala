@@ -284,16 +284,25 @@ class SpindleEstimator(override val uid: String)
 
 object SpindleEstimator extends DefaultParamsReadable[SpindleEstimator] {
 
-  /** Executors still registering get this long to bring the cluster's task slots up to `numWorkers`. */
+  /** Executors still registering get this long after the last one came to bring the task slots up to `numWorkers`, and
+    * never more than `SlotWaitMaxMs` in all.
+    */
   private val SlotWaitMs = 5000L
+  private val SlotWaitMaxMs = 60000L
 
   /** Fails at once, instead of letting a barrier stage wait forever, when the cluster cannot run every worker. */
   private def requireSlots(sc: org.apache.spark.SparkContext, workers: Int): Unit = {
-    val deadline = System.currentTimeMillis() + SlotWaitMs
+    val started = System.currentTimeMillis()
+    var changed = started
     var slots = SpindleCoreShim.maxConcurrentTasks(sc)
-    while (slots < workers && System.currentTimeMillis() < deadline) {
+    while (
+      slots < workers && System.currentTimeMillis() - changed < SlotWaitMs &&
+      System.currentTimeMillis() - started < SlotWaitMaxMs
+    ) {
       Thread.sleep(100)
-      slots = SpindleCoreShim.maxConcurrentTasks(sc)
+      val now = SpindleCoreShim.maxConcurrentTasks(sc)
+      if (now > slots) changed = System.currentTimeMillis()
+      slots = now
     }
     if (slots < workers)
       throw new SpindleClusterException(

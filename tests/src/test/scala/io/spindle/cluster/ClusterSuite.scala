@@ -19,4 +19,13 @@ trait ClusterSuite extends SpindleTestBase {
     "spark.executor.extraClassPath" -> required("spindle.testClasses"),
     "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL" -> "2"
   )
+
+  /** Waits for both executor JVMs: on a loaded machine they take longer to start than a test takes to submit a job. */
+  override protected def beforeAll(): Unit = {
+    super.beforeAll()
+    val deadline = System.nanoTime() + 120e9.toLong
+    def executors = spark.sparkContext.getExecutorMemoryStatus.size - 1 // the driver's block manager is listed too
+    while (executors < 2 && System.nanoTime() < deadline) Thread.sleep(100)
+    assert(executors == 2, s"the local cluster started $executors of its 2 executors within 120 s")
+  }
 }
