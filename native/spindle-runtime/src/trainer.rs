@@ -3,7 +3,14 @@
 //! Actors: the JVM task thread feeds (it writes batches straight into memory-mapped windows of a spill
 //! file); the trainer thread, which [`Trainer::open`] starts, runs the steps; with more than one worker the
 //! trainer owns the [`Ring`] to its peers and averages gradients through it. Each actor owns its state; the
-//! feeder and the trainer meet only in `Queue`, under one lock.
+//! feeder and the trainer meet only in `Queue`, under one lock. On the chief, the trainer also checkpoints
+//! between steps and hands each checkpoint to the JVM's uploader ([`crate::checkpoint`]), and writes
+//! TensorBoard events ([`crate::events`]).
+//!
+//! Resume: every worker restores the same checkpoint before training and skips the batches it covered (its
+//! `epoch_step` first batches of its epoch; the epochs before it whole). Epoch 1 is still streamed and
+//! spilled, and later epochs replay the same seeded order, so the steps that follow are those an
+//! uninterrupted run takes.
 //!
 //! Memory: the first epoch's batches are written once, by the JVM, into the spill file: batch `i` lives at
 //! `i * stride` and TensorFlow reads it in place (no copy). At most `num_slots` batches are mapped at a
@@ -327,15 +334,18 @@ impl Trainer {
             dir => Some(EventWriter::create(Path::new(dir))?),
         };
         let checkpoints = (!config.checkpoint_dir.is_empty()).then(Arc::<Handoff>::default);
-        let checkpointer = checkpoints.as_ref().map(|handoff| {
-            Checkpointer::new(
-                Arc::clone(handoff),
-                Path::new(&config.checkpoint_dir),
-                config.checkpoint_every_steps,
-                config.checkpoint_every_millis,
-                model.fingerprint(),
-            )
-        });
+        let checkpointer = checkpoints
+            .as_ref()
+            .map(|handoff| {
+                Checkpointer::new(
+                    Arc::clone(handoff),
+                    &model,
+                    Path::new(&config.checkpoint_dir),
+                    config.checkpoint_every_steps,
+                    config.checkpoint_every_millis,
+                )
+            })
+            .transpose()?;
         let mode = if world > 1 {
             let rendezvous = rendezvous.ok_or_else(|| {
                 Error::Native(format!("rank {rank} of {world} has no rendezvous"))
