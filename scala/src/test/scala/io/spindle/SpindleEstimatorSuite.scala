@@ -19,7 +19,10 @@ import io.spindle.proto.CheckpointInfo
 class SpindleEstimatorSuite extends SpindleTestBase {
 
   // Progress travels with executor heartbeats: a short interval lets a test see it.
-  override protected def sparkConf: Map[String, String] = Map("spark.executor.heartbeatInterval" -> "500ms")
+  override protected def sparkConf: Map[String, String] = Map(
+    "spark.executor.heartbeatInterval" -> "500ms",
+    "spark.hadoop.fs.fakeremote.impl" -> classOf[FakeRemoteFileSystem].getName
+  )
 
   /** A learnable digits-shaped set: 64 features in [0, 1), raised by 0.5 in the label's group of six. */
   private def synthetic(rows: Int, partitions: Int, seed: Int = 1): DataFrame = {
@@ -205,6 +208,26 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     assert(resumed.steps.map(_.step) == (17L to 24L))
     assert(resumed.steps.map(_.examples) == full.steps.drop(16).map(_.examples))
     assertSameWeights(resumed, full)
+  }
+
+  test("on a non-local Hadoop FileSystem, checkpoints and TensorBoard events are copied there, and resumed from") {
+    val data = synthetic(200, 1).cache()
+    val (checkpoints, events) = (tempDir("spindle-ckpt"), tempDir("spindle-tensorboard"))
+    def fit(epochs: Int) = estimator
+      .setBatchSize(25)
+      .setEpochs(epochs)
+      .setCheckpointDir(s"fakeremote://$checkpoints")
+      .setCheckpointEverySteps(4)
+      .setTensorboardDir(s"fakeremote://$events")
+      .fit(data)
+      .summary
+    assert(fit(1).steps.size == 8)
+    assert(checkpointsIn(checkpoints) == Seq("ckpt-4", "ckpt-8"))
+    assert(Files.isRegularFile(checkpoints.resolve("ckpt-8/checkpoint.pb")))
+    assert(python("read_events.py", events.toString).count(_.startsWith("loss\t")) == 8, "the events were copied")
+    // Two epochs over the directory: epoch 1 is done (step 8 is its last), so only epoch 2 runs.
+    assert(fit(2).steps.map(_.step) == (9L to 16L))
+    assert(checkpointsIn(checkpoints) == Seq("ckpt-8", "ckpt-12", "ckpt-16"))
   }
 
   test("an unwritable, corrupt or foreign checkpoint is a SpindleCheckpointException naming it; nothing is lost") {
