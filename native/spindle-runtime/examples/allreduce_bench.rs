@@ -22,38 +22,9 @@ fn list(arg: Option<String>, default: &[usize]) -> Vec<usize> {
         .unwrap_or_else(|| default.to_vec())
 }
 
-/// Seconds to move `bytes` over one loopback connection, best of `repeats`.
-fn point_to_point(bytes: usize, repeats: usize) -> f64 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let reader = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        let mut buf = vec![0u8; bytes];
-        for _ in 0..=repeats {
-            s.read_exact(&mut buf).expect("read");
-            s.write_all(&[1]).expect("ack");
-        }
-    });
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_nodelay(true).expect("nodelay");
-    let data = vec![7u8; bytes];
-    let mut best = f64::MAX;
-    for round in 0..=repeats {
-        let t0 = Instant::now();
-        for chunk in data.chunks(256 * 1024) {
-            s.write_all(chunk).expect("write");
-        }
-        s.read_exact(&mut [0u8]).expect("ack");
-        if round > 0 {
-            best = best.min(t0.elapsed().as_secs_f64());
-        }
-    }
-    reader.join().expect("reader");
-    best
-}
-
 /// Seconds for `world` loopback connections, all at once, each to move `bytes`: the ring's traffic with neither
 /// reduction nor pipelining. On a machine with fewer cores than the links need, this is the bound the ring meets.
+/// With `world` 1 it is the point-to-point time of one connection.
 fn concurrent_links(world: usize, bytes: usize, repeats: usize) -> f64 {
     let barrier = Arc::new(Barrier::new(world));
     let links: Vec<_> = (0..world)
@@ -152,7 +123,7 @@ fn main() {
     println!("all-reduce over loopback TCP, {cores} cores, best of {repeats}");
     for &mb in &sizes {
         let bytes = mb * MB;
-        let b = bytes as f64 / point_to_point(bytes, 4 * repeats);
+        let b = bytes as f64 / concurrent_links(1, bytes, 4 * repeats);
         println!("BENCH p2p {mb:>4} MB  B = {:8.0} MB/s", b / MB as f64);
         for &n in &worlds {
             let took = ring(n, bytes, repeats);

@@ -133,16 +133,14 @@ impl Checkpointer {
         every_millis: i64,
     ) -> Result<Checkpointer> {
         let scratch = dir.join("first-save");
-        std::fs::create_dir_all(&scratch)
-            .and_then(|_| {
-                model
-                    .save(&scratch.join("variables"))
-                    .map_err(std::io::Error::other)
-            })
-            .and_then(|_| std::fs::remove_dir_all(&scratch))
-            .map_err(|e| {
-                Error::Checkpoint(format!("saving a checkpoint into {}: {e}", dir.display()))
-            })?;
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::Checkpoint(format!("saving a checkpoint into {}: {e}", dir.display()))
+        };
+        std::fs::create_dir_all(&scratch).map_err(|e| failed(&e))?;
+        model
+            .save(&scratch.join("variables"))
+            .map_err(|e| failed(&e))?;
+        let _ = std::fs::remove_dir_all(&scratch);
         Ok(Checkpointer {
             handoff,
             dir: dir.to_path_buf(),

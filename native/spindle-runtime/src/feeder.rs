@@ -17,21 +17,113 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Sender};
 use memmap2::MmapMut;
 use spindle_proto::spindle::{
-    BatchOutputs, DType, FeederConfig, FeederLayout, OutputTensor, SignatureInfo, TensorSpec,
+    BatchOutputs, DType, FeederConfig, FeederLayout, InputLayout, OutputTensor, SignatureInfo,
+    TensorSpec,
 };
 
 use crate::error::{Error, Result};
 use crate::model::{from_proto, to_proto, Model};
 use crate::tf::{AliasGuard, DataType, Port, Tensor, ALIGNMENT};
 
-/// One input's place in every slot.
-struct SlotInput {
+/// One input's place in a batch (a feeder slot or a trainer window): its `[rows, ...row_shape]` array of
+/// `dtype` starts `offset` bytes into the batch.
+pub(crate) struct BatchInput {
     name: String,
-    port: Port,
+    pub(crate) port: Port,
     dtype: DataType,
     row_shape: Vec<i64>,
-    offset: usize,
-    row_bytes: usize,
+    pub(crate) offset: usize,
+    pub(crate) row_bytes: usize,
+}
+
+impl BatchInput {
+    /// A tensor over this input's first `rows` rows in the batch at `base`, without a copy.
+    ///
+    /// # Safety
+    /// The batch at `base` must stay mapped and unwritten until `guard.live()` drops back.
+    pub(crate) unsafe fn alias(
+        &self,
+        base: *mut u8,
+        rows: usize,
+        guard: &Arc<AliasGuard>,
+    ) -> Result<Tensor> {
+        let mut dims = Vec::with_capacity(self.row_shape.len() + 1);
+        dims.push(rows as i64);
+        dims.extend_from_slice(&self.row_shape);
+        // SAFETY: the caller's contract; `rows * row_bytes` bytes from `offset` lie inside the batch.
+        unsafe {
+            Tensor::from_external(
+                self.dtype,
+                &dims,
+                base.add(self.offset),
+                rows * self.row_bytes,
+                guard,
+            )
+        }
+    }
+}
+
+/// Checks `layouts` against signature `sig_name` of `model` (every input fed once, dtypes and shapes that fit)
+/// and places them, 64-byte aligned, in a batch of `batch` rows. Returns the inputs and the batch's bytes.
+pub(crate) fn lay_out(
+    model: &Model,
+    sig_name: &str,
+    layouts: &[InputLayout],
+    batch: usize,
+) -> Result<(Vec<BatchInput>, usize)> {
+    let sig = model.signature(sig_name)?;
+    let mut inputs: Vec<BatchInput> = Vec::with_capacity(layouts.len());
+    let mut cursor = 0usize;
+    for layout in layouts {
+        let spec = sig
+            .inputs
+            .iter()
+            .find(|s| s.name == layout.name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = sig.inputs.iter().map(|s| s.name.as_str()).collect();
+                Error::Input(format!(
+                    "signature '{sig_name}' has no input '{}' (its inputs: {})",
+                    layout.name,
+                    names.join(", ")
+                ))
+            })?;
+        if inputs.iter().any(|i| i.name == layout.name) {
+            return Err(Error::Input(format!(
+                "input '{}' is fed twice",
+                layout.name
+            )));
+        }
+        let dtype = check_input(spec, layout.dtype, &layout.row_shape, sig_name)?;
+        let row_bytes = layout
+            .row_shape
+            .iter()
+            .try_fold(dtype.size(), |n, d| n.checked_mul(*d as usize))
+            .ok_or_else(|| too_big(&layout.name))?;
+        let offset = align(cursor);
+        cursor = batch
+            .checked_mul(row_bytes)
+            .and_then(|n| n.checked_add(offset))
+            .ok_or_else(|| too_big(&layout.name))?;
+        inputs.push(BatchInput {
+            name: layout.name.clone(),
+            port: model.port(&spec.tensor)?,
+            dtype,
+            row_shape: layout.row_shape.clone(),
+            offset,
+            row_bytes,
+        });
+    }
+    if let Some(missing) = sig
+        .inputs
+        .iter()
+        .find(|s| !inputs.iter().any(|i| i.name == s.name))
+    {
+        return Err(Error::Input(format!(
+            "input '{}' of signature '{sig_name}' is not fed",
+            missing.name
+        )));
+    }
+    Ok((inputs, cursor))
 }
 
 enum SlotState {
@@ -43,7 +135,7 @@ enum SlotState {
 struct Shared {
     model: Arc<Model>,
     signature: String,
-    inputs: Vec<SlotInput>,
+    inputs: Vec<BatchInput>,
     outputs: Vec<(String, Port)>,
     batch_size: usize,
     stride: usize,
@@ -136,57 +228,7 @@ impl Feeder {
             )));
         }
         let batch = config.batch_size as usize;
-        let mut inputs = Vec::with_capacity(sig.inputs.len());
-        let mut cursor = 0usize;
-        for layout in &config.inputs {
-            let spec = sig
-                .inputs
-                .iter()
-                .find(|s| s.name == layout.name)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = sig.inputs.iter().map(|s| s.name.as_str()).collect();
-                    Error::Input(format!(
-                        "signature '{sig_name}' has no input '{}' (its inputs: {})",
-                        layout.name,
-                        names.join(", ")
-                    ))
-                })?;
-            if inputs.iter().any(|i: &SlotInput| i.name == layout.name) {
-                return Err(Error::Input(format!(
-                    "input '{}' is fed twice",
-                    layout.name
-                )));
-            }
-            let dtype = check_input(spec, layout.dtype, &layout.row_shape, sig_name)?;
-            let row_bytes = layout
-                .row_shape
-                .iter()
-                .try_fold(dtype.size(), |n, d| n.checked_mul(*d as usize))
-                .ok_or_else(|| too_big(&layout.name))?;
-            let offset = align(cursor);
-            cursor = batch
-                .checked_mul(row_bytes)
-                .and_then(|n| n.checked_add(offset))
-                .ok_or_else(|| too_big(&layout.name))?;
-            inputs.push(SlotInput {
-                name: layout.name.clone(),
-                port: model.port(&spec.tensor)?,
-                dtype,
-                row_shape: layout.row_shape.clone(),
-                offset,
-                row_bytes,
-            });
-        }
-        if let Some(missing) = sig
-            .inputs
-            .iter()
-            .find(|s| !inputs.iter().any(|i| i.name == s.name))
-        {
-            return Err(Error::Input(format!(
-                "input '{}' of signature '{sig_name}' is not fed",
-                missing.name
-            )));
-        }
+        let (inputs, bytes) = lay_out(&model, sig_name, &config.inputs, batch)?;
         let wanted: Vec<&TensorSpec> = if config.outputs.is_empty() {
             sig.outputs.iter().collect()
         } else {
@@ -215,7 +257,7 @@ impl Feeder {
             }
             outputs.push((spec.name.clone(), model.port(&spec.tensor)?));
         }
-        let stride = align(cursor.max(1));
+        let stride = align(bytes.max(1));
         let slots = config.num_slots as usize;
         let bytes = stride.checked_mul(slots).ok_or_else(|| too_big("slots"))?;
         let region = MmapMut::map_anon(bytes).map_err(|e| {
@@ -391,21 +433,11 @@ impl Shared {
         let base = self.region.as_ptr() as *mut u8;
         let mut tensors = Vec::with_capacity(self.inputs.len());
         for input in &self.inputs {
-            let mut dims = Vec::with_capacity(input.row_shape.len() + 1);
-            dims.push(rows as i64);
-            dims.extend_from_slice(&input.row_shape);
-            // SAFETY: the array lies inside the region, which outlives the tensor (the region drops
-            // after every slot state), and the JVM does not write a slot until release_slot sees no alias.
-            let t = unsafe {
-                Tensor::from_external(
-                    input.dtype,
-                    &dims,
-                    base.add(slot * self.stride + input.offset),
-                    rows * input.row_bytes,
-                    &self.guards[slot],
-                )
-            }?;
-            tensors.push(t);
+            // SAFETY: the slot lies inside the region, which outlives the tensor (the region drops after
+            // every slot state), and the JVM does not write a slot until release_slot sees no alias.
+            tensors.push(unsafe {
+                input.alias(base.add(slot * self.stride), rows, &self.guards[slot])
+            }?);
         }
         let feeds: Vec<(Port, &Tensor)> = self
             .inputs

@@ -47,22 +47,13 @@ use spindle_proto::spindle::{
 use crate::checkpoint::{self, Checkpointer, Handoff};
 use crate::error::{Error, Result};
 use crate::events::EventWriter;
-use crate::feeder::{align, check_input, too_big};
+use crate::feeder::{lay_out, too_big, BatchInput};
 use crate::model::Model;
 use crate::ring::{Rendezvous, Ring, RingCloser, RingConfig};
 use crate::tf::{AliasGuard, DataType, Port, Tensor};
 
 /// Windows of the spill file are mapped at page-aligned offsets.
 const PAGE: usize = 4096;
-
-/// One input's place in a batch window.
-struct BatchInput {
-    port: Port,
-    dtype: DataType,
-    row_shape: Vec<i64>,
-    offset: usize,
-    row_bytes: usize,
-}
 
 /// A window the JVM has filled and the trainer has not yet run.
 struct Fed {
@@ -280,51 +271,9 @@ impl Trainer {
             )));
         }
         let sig_name = if world > 1 { "gradients" } else { "train" };
-        let sig = model.signature(sig_name)?;
         let batch = config.batch_size as usize;
-        let mut inputs = Vec::with_capacity(config.inputs.len());
-        let mut cursor = 0usize;
-        for layout in &config.inputs {
-            let spec = sig
-                .inputs
-                .iter()
-                .find(|s| s.name == layout.name)
-                .ok_or_else(|| {
-                    Error::Input(format!(
-                        "signature '{sig_name}' has no input '{}'",
-                        layout.name
-                    ))
-                })?;
-            let dtype = check_input(spec, layout.dtype, &layout.row_shape, sig_name)?;
-            let row_bytes = layout
-                .row_shape
-                .iter()
-                .try_fold(dtype.size(), |n, d| n.checked_mul(*d as usize))
-                .ok_or_else(|| too_big(&layout.name))?;
-            let offset = align(cursor);
-            cursor = batch
-                .checked_mul(row_bytes)
-                .and_then(|n| n.checked_add(offset))
-                .ok_or_else(|| too_big(&layout.name))?;
-            inputs.push(BatchInput {
-                port: model.port(&spec.tensor)?,
-                dtype,
-                row_shape: layout.row_shape.clone(),
-                offset,
-                row_bytes,
-            });
-        }
-        if let Some(missing) = sig
-            .inputs
-            .iter()
-            .find(|s| !config.inputs.iter().any(|i| i.name == s.name))
-        {
-            return Err(Error::Input(format!(
-                "input '{}' of signature '{sig_name}' is not fed",
-                missing.name
-            )));
-        }
-        let stride = cursor.max(1).div_ceil(PAGE) * PAGE;
+        let (inputs, bytes) = lay_out(&model, sig_name, &config.inputs, batch)?;
+        let stride = bytes.max(1).div_ceil(PAGE) * PAGE;
         let (file, spill_path) = spill_file(Path::new(&config.spill_dir))?;
         if let Some(resume) = &config.resume {
             checkpoint::restore(&model, resume)?;
@@ -363,7 +312,7 @@ impl Trainer {
             Mode::Multi(Box::new(exchange(&model, ring)?))
         } else {
             Mode::Single {
-                loss: signature_output(sig, &model, "loss")?,
+                loss: signature_output(model.signature(sig_name)?, &model, "loss")?,
             }
         };
         let closer = match &mode {
@@ -776,20 +725,9 @@ impl Runner {
     fn run(&self, base: *mut u8, rows: usize, fetch: &[Port], what: &str) -> Result<Vec<Tensor>> {
         let mut tensors = Vec::with_capacity(self.inputs.len());
         for input in &self.inputs {
-            let mut dims = Vec::with_capacity(input.row_shape.len() + 1);
-            dims.push(rows as i64);
-            dims.extend_from_slice(&input.row_shape);
-            // SAFETY: the array lies inside a mapped window that outlives the run; the guard is checked
-            // below before the window is unmapped or rewritten.
-            tensors.push(unsafe {
-                Tensor::from_external(
-                    input.dtype,
-                    &dims,
-                    base.add(input.offset),
-                    rows * input.row_bytes,
-                    &self.guard,
-                )
-            }?);
+            // SAFETY: the window outlives the run; the guard is checked below before the window is
+            // unmapped or rewritten.
+            tensors.push(unsafe { input.alias(base, rows, &self.guard) }?);
         }
         let feeds: Vec<(Port, &Tensor)> = self
             .inputs

@@ -2,8 +2,6 @@ package io.spindle.benches
 
 import java.nio.file.Files
 
-import org.apache.spark.sql.SparkSession
-
 import io.spindle.SpindleEstimator
 
 /** Cost of checkpointing: samples/s of a 1-worker fit of the MNIST MLP (784-128-10, SGD: about 0.4 MB of variables per
@@ -17,17 +15,11 @@ import io.spindle.SpindleEstimator
   */
 object CheckpointBench {
   def main(args: Array[String]): Unit = {
-    val rows = args.lift(0).map(_.toInt).getOrElse(60000)
-    val epochs = args.lift(1).map(_.toInt).getOrElse(3)
-    val repeats = args.lift(2).map(_.toInt).getOrElse(3)
-    val every = args.lift(3).map(_.toInt).getOrElse(100)
-    val spark = SparkSession
-      .builder()
-      .master("local[2]")
-      .appName("spindle-checkpoint-bench")
-      .config("spark.ui.enabled", "false")
-      .getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    val rows = Bench.arg(args, 0, 60000)
+    val epochs = Bench.arg(args, 1, 3)
+    val repeats = Bench.arg(args, 2, 3)
+    val every = Bench.arg(args, 3, 100)
+    val spark = Bench.spark("spindle-checkpoint-bench")
     val mnist = TrainingBench.data(spark, rows, 784)
 
     def fit(checkpoints: Boolean): Double = {

@@ -2,7 +2,7 @@ package io.spindle.benches
 
 import scala.util.Random
 
-import org.apache.spark.sql.{SparkSession, SpindleSqlShim}
+import org.apache.spark.sql.SpindleSqlShim
 
 import io.spindle.SpindleModel
 
@@ -17,16 +17,10 @@ import io.spindle.SpindleModel
   */
 object InferenceBench {
   def main(args: Array[String]): Unit = {
-    val rows = args.lift(0).map(_.toInt).getOrElse(60000)
-    val batch = args.lift(1).map(_.toInt).getOrElse(256)
-    val repeats = args.lift(2).map(_.toInt).getOrElse(15)
-    val spark = SparkSession
-      .builder()
-      .master("local[2]")
-      .appName("spindle-bench")
-      .config("spark.ui.enabled", "false")
-      .getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    val rows = Bench.arg(args, 0, 60000)
+    val batch = Bench.arg(args, 1, 256)
+    val repeats = Bench.arg(args, 2, 15)
+    val spark = Bench.spark("spindle-bench")
     import spark.implicits._
     val df = spark.sparkContext
       .parallelize(0 until rows, 2)

@@ -24,17 +24,11 @@ import io.spindle.SpindleEstimator
   */
 object TrainingBench {
   def main(args: Array[String]): Unit = {
-    val rows = args.lift(0).map(_.toInt).getOrElse(60000)
-    val epochs = args.lift(1).map(_.toInt).getOrElse(3)
-    val repeats = args.lift(2).map(_.toInt).getOrElse(3)
-    val feedRows = args.lift(3).map(_.toInt).getOrElse(400000)
-    val spark = SparkSession
-      .builder()
-      .master("local[2]")
-      .appName("spindle-training-bench")
-      .config("spark.ui.enabled", "false")
-      .getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    val rows = Bench.arg(args, 0, 60000)
+    val epochs = Bench.arg(args, 1, 3)
+    val repeats = Bench.arg(args, 2, 3)
+    val feedRows = Bench.arg(args, 3, 400000)
+    val spark = Bench.spark("spindle-training-bench")
 
     def best(label: String, unit: String)(run: => Double): Double = {
       run // warm-up

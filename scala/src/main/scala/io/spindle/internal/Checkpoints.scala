@@ -66,7 +66,7 @@ final class Checkpoints(dir: String, keep: Int, hadoopConf: SerializableConfigur
   }
 
   /** Uploads a checkpoint the trainer saved locally, makes it visible, then drops the oldest beyond `keep`. */
-  def upload(info: CheckpointInfo): HPath = {
+  def upload(info: CheckpointInfo): Unit = {
     val local = new File(info.getPrefix).getParentFile
     val target = new HPath(root, s"ckpt-${info.getStep}")
     val staging = new HPath(root, s".ckpt-${info.getStep}.incomplete")
@@ -79,7 +79,6 @@ final class Checkpoints(dir: String, keep: Int, hadoopConf: SerializableConfigur
     } catch { case NonFatal(e) => fail(s"uploading checkpoint ${info.getStep}", e) }
     val complete = fs.listStatus(root).flatMap(s => Checkpoints.step(s.getPath.getName).map(_ -> s.getPath))
     complete.sortBy(-_._1).drop(keep).foreach { case (_, old) => fs.delete(old, true) }
-    target
   }
 
   /** Moves `local` to `staging` when both are on the same local filesystem: a rename costs no copy and no checksum, and

@@ -10,7 +10,7 @@ import org.apache.spark.sql.catalyst.expressions.{BoundReference, GenericInterna
 
 import io.spindle.SpindleModelException
 import io.spindle.jni.NativeRuntime
-import io.spindle.proto.{BatchOutputs, FeederConfig, FeederLayout, InputLayout}
+import io.spindle.proto.{BatchOutputs, FeederConfig, FeederLayout}
 
 /** Scores one partition: rows go into a ring of memory-mapped slots, TensorFlow runs each full slot on the feeder's
   * native thread, and output rows are the input rows joined with the output columns.
@@ -34,7 +34,7 @@ final class InferenceIterator(
   private val rows = input.buffered
   private var feeder = 0L
   private var layout: FeederLayout = _
-  private var writers: Array[RowWriter] = _
+  private var writer: BatchWriter = _
   private val free = mutable.Queue.range(0, numSlots)
   private val inFlight = mutable.Queue.empty[(Int, Array[InternalRow])]
   private val arenas = Array.fill(numSlots)(new RowArena(plan.schema.length - plan.outputs.length))
@@ -104,11 +104,7 @@ final class InferenceIterator(
       arena.reset()
       while (batch.size < batchSize && rows.hasNext) {
         val row = rows.next()
-        var i = 0
-        while (i < writers.length) {
-          writers(i).write(row, base + layout.getInputOffsets(i) + batch.size * layout.getRowBytes(i), rowNumber)
-          i += 1
-        }
+        writer.write(row, base, batch.size, rowNumber)
         batch += arena.add(row)
         rowNumber += 1
       }
@@ -121,8 +117,6 @@ final class InferenceIterator(
     val shapes = plan.inputs.map(in => RowShapes.of(in, Some(first)))
     val task = Option(TaskContext.get())
     val partition = task.map(_.partitionId()).getOrElse(0)
-    writers =
-      plan.inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt, partition) }.toArray
     val config = FeederConfig
       .newBuilder()
       .setSignature(signature)
@@ -130,13 +124,10 @@ final class InferenceIterator(
       .setNumSlots(numSlots)
       .setLabel(task.map(t => s"stage ${t.stageId()} partition $partition task ${t.taskAttemptId()}").getOrElse(""))
       .addAllOutputs(plan.outputs.map(_.output).asJava)
-    plan.inputs.zip(shapes).foreach { case (in, shape) =>
-      config.addInputs(
-        InputLayout.newBuilder().setName(in.tensor).setDtype(in.dtype.proto).addAllRowShape(shape.map(Long.box).asJava)
-      )
-    }
+      .addAllInputs(BatchWriter.layouts(plan.inputs, shapes).asJava)
     feeder = NativeRuntime.openFeeder(model.nativeHandle, config.build().toByteArray)
     layout = FeederLayout.parseFrom(NativeRuntime.feederLayout(feeder))
+    writer = new BatchWriter(plan.inputs, shapes, layout, partition)
   }
 
   private def checkOutputs(rows: Int, outputs: BatchOutputs): Array[Int] =

@@ -10,7 +10,7 @@ import org.apache.spark.sql.catalyst.InternalRow
 
 import io.spindle.SpindleInputException
 import io.spindle.jni.NativeRuntime
-import io.spindle.proto.{FeederLayout, InputLayout, TrainerConfig, TrainingReport}
+import io.spindle.proto.{FeederLayout, TrainerConfig, TrainingReport}
 
 /** What every barrier task of a training job needs, serialized once with the stage. */
 final case class TrainJob(
@@ -75,11 +75,7 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       config.setResume(store.download(new HPath(path), Files.createDirectories(scratch.resolve("restore"))))
     val uploads = if (rank == 0) job.checkpoints else None
     uploads.foreach(_ => config.setCheckpointDir(Files.createDirectories(scratch.resolve("checkpoints")).toString))
-    job.inputs.zip(shapes).foreach { case (in, shape) =>
-      config.addInputs(
-        InputLayout.newBuilder().setName(in.tensor).setDtype(in.dtype.proto).addAllRowShape(shape.map(Long.box).asJava)
-      )
-    }
+    config.addAllInputs(BatchWriter.layouts(job.inputs, shapes).asJava)
     // The rendezvous is consumed by openTrainer, even when it fails.
     val consumed = rendezvous
     rendezvous = 0
@@ -87,14 +83,9 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     val uploader = uploads.map(new Checkpoints.Uploader(trainer, _, config.getLabel))
     val reporter = if (rank == 0) Some(job.progress.report(trainer, config.getLabel)) else None
     ctx.addTaskCompletionListener[Unit](_ => reporter.foreach(_.close()))
-    val (feedNanos, waitNanos) = feed(
-      trainer,
-      buffered,
-      FeederLayout.parseFrom(NativeRuntime.trainerLayout(trainer)),
-      shapes,
-      rank,
-      config.getBatchSize
-    )
+    val layout = FeederLayout.parseFrom(NativeRuntime.trainerLayout(trainer))
+    val (feedNanos, waitNanos) =
+      feed(trainer, buffered, new BatchWriter(job.inputs, shapes, layout, rank), config.getBatchSize)
     val report = TrainingReport
       .parseFrom(NativeRuntime.finishTraining(trainer))
       .toBuilder
@@ -106,19 +97,11 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     Iterator(report.toByteArray)
   }
 
-  private def feed(
-      trainer: Long,
-      rows: Iterator[InternalRow],
-      layout: FeederLayout,
-      shapes: Seq[Seq[Long]],
-      partition: Int,
-      batchSize: Int
-  ): (Long, Long) = {
+  /** Streams `rows` into the trainer's batch windows; returns the nanoseconds it took and those it waited for a window.
+    */
+  private def feed(trainer: Long, rows: Iterator[InternalRow], writer: BatchWriter, batchSize: Int): (Long, Long) = {
     val started = System.nanoTime()
     var waited = 0L
-    val writers = job.inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt, partition) }
-    val offsets = layout.getInputOffsetsList.asScala.map(_.longValue).toArray
-    val rowBytes = layout.getRowBytesList.asScala.map(_.longValue).toArray
     var rowNumber = 0L
     while (rows.hasNext) {
       val waiting = System.nanoTime()
@@ -126,12 +109,7 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       waited += System.nanoTime() - waiting
       var n = 0
       while (n < batchSize && rows.hasNext) {
-        val row = rows.next()
-        var i = 0
-        while (i < writers.length) {
-          writers(i).write(row, base + offsets(i) + n * rowBytes(i), rowNumber)
-          i += 1
-        }
+        writer.write(rows.next(), base, n, rowNumber)
         n += 1
         rowNumber += 1
       }
