@@ -86,7 +86,11 @@ trait SpindleTrainingParams extends SpindleParams {
       "filesystem, copied when training ends on any other Hadoop FileSystem; unset: none"
   )
 
+  // Training windows are pages of the spill file, not heap: 8 of them let the JVM run ahead far enough that a
+  // stall of the Spark scan (a GC pause, a cached block opening) does not stall the step. Two, as for inference,
+  // left the trainer waiting 100-400 ms per epoch 1 in benches/training.sh.
   setDefault(
+    numSlots -> 8,
     numWorkers -> 1,
     epochs -> 1,
     shuffle -> true,

@@ -49,9 +49,14 @@ object TrainingBench {
     best("fit-train", "samples/s") {
       val summary = estimator("tests/fixtures/mnist_mlp", epochs).fit(mnist).summary
       val perEpoch = summary.steps.groupBy(_.epoch).toSeq.sortBy(_._1).map { case (_, steps) =>
-        f"${steps.map(_.examples).sum / steps.map(s => s.examples / s.examplesPerSecond).sum}%.0f"
+        val rate = steps.map(_.examples).sum / steps.map(s => s.examples / s.examplesPerSecond).sum
+        f"$rate%.0f (input wait ${steps.map(_.inputWaitMs).sum}%.0f ms, compute ${steps.map(_.computeMs).sum}%.0f ms)"
       }
       println(s"  samples/s by epoch: ${perEpoch.mkString(", ")}")
+      println(
+        f"  epoch 1 feeding: ${summary.feedSecondsPerWorker.head * 1e3}%.0f ms writing rows, " +
+          f"${summary.feedWaitSecondsPerWorker.head * 1e3}%.0f ms waiting for a free window"
+      )
       summary.examplesPerSecond
     }
 
