@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::{unbounded, Sender};
 use memmap2::MmapMut;
@@ -61,6 +61,33 @@ impl BatchInput {
             )
         }
     }
+}
+
+/// Runs `fetch` of `model` on the first `rows` rows of the batch at `base`, its `inputs` aliased (no copy);
+/// `what` names the signature in errors.
+///
+/// # Safety
+/// The batch at `base` must stay mapped and unwritten until `guard.live()` drops back.
+pub(crate) unsafe fn run_batch(
+    model: &Model,
+    inputs: &[BatchInput],
+    base: *mut u8,
+    rows: usize,
+    guard: &Arc<AliasGuard>,
+    fetch: &[Port],
+    what: &str,
+) -> Result<Vec<Tensor>> {
+    let tensors = inputs
+        .iter()
+        // SAFETY: the caller's contract.
+        .map(|input| unsafe { input.alias(base, rows, guard) })
+        .collect::<Result<Vec<_>>>()?;
+    let feeds: Vec<(Port, &Tensor)> = inputs
+        .iter()
+        .zip(&tensors)
+        .map(|(i, t)| (i.port, t))
+        .collect();
+    model.run(&feeds, fetch, what)
 }
 
 /// Checks `layouts` against signature `sig_name` of `model` (every input fed once, dtypes and shapes that fit)
@@ -390,16 +417,7 @@ impl Feeder {
         }
         states[slot] = SlotState::Free; // drops the outputs, which may release aliases
         drop(states);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while s.guards[slot].live() > 0 {
-            if Instant::now() > deadline {
-                return Err(Error::Native(format!(
-                    "TensorFlow still holds slot {slot} after 30 s"
-                )));
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
-        Ok(())
+        s.guards[slot].wait_released(&format!("slot {slot}"))
     }
 
     /// Stops the thread (skipping batches not yet started) and waits for it. Idempotent.
@@ -430,24 +448,21 @@ impl Shared {
     }
 
     fn run_slot(&self, slot: usize, rows: usize) -> Result<Vec<Tensor>> {
-        let base = self.region.as_ptr() as *mut u8;
-        let mut tensors = Vec::with_capacity(self.inputs.len());
-        for input in &self.inputs {
-            // SAFETY: the slot lies inside the region, which outlives the tensor (the region drops after
-            // every slot state), and the JVM does not write a slot until release_slot sees no alias.
-            tensors.push(unsafe {
-                input.alias(base.add(slot * self.stride), rows, &self.guards[slot])
-            }?);
-        }
-        let feeds: Vec<(Port, &Tensor)> = self
-            .inputs
-            .iter()
-            .zip(&tensors)
-            .map(|(i, t)| (i.port, t))
-            .collect();
         let ports: Vec<Port> = self.outputs.iter().map(|(_, p)| *p).collect();
         let what = format!("signature '{}'", self.signature);
-        self.model.run(&feeds, &ports, &what)
+        // SAFETY: the slot lies inside the region, which outlives the tensors (the region drops after
+        // every slot state), and the JVM does not write a slot until release_slot sees no alias.
+        unsafe {
+            run_batch(
+                &self.model,
+                &self.inputs,
+                (self.region.as_ptr() as *mut u8).add(slot * self.stride),
+                rows,
+                &self.guards[slot],
+                &ports,
+                &what,
+            )
+        }
     }
 
     fn describe(&self, tensors: &[Tensor], micros: i64) -> Result<BatchOutputs> {

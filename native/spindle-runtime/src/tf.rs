@@ -9,6 +9,7 @@ use std::path::Path;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
 
 use prost::Message;
 use spindle_proto::tensorflow::{ConfigProto, MetaGraphDef};
@@ -69,6 +70,21 @@ impl AliasGuard {
     /// Number of tensors TensorFlow still holds over the buffer.
     pub fn live(&self) -> usize {
         self.0.load(Ordering::Acquire)
+    }
+
+    /// Waits until TensorFlow has released every tensor over the buffer, at most 30 s; `what` names the
+    /// buffer in the error. TensorFlow frees tensors on its own threads, so this is usually already true.
+    pub fn wait_released(&self, what: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.live() > 0 {
+            if Instant::now() > deadline {
+                return Err(Error::Native(format!(
+                    "TensorFlow still holds {what} after 30 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        Ok(())
     }
 }
 

@@ -47,7 +47,7 @@ use spindle_proto::spindle::{
 use crate::checkpoint::{self, Checkpointer, Handoff};
 use crate::error::{Error, Result};
 use crate::events::EventWriter;
-use crate::feeder::{lay_out, too_big, BatchInput};
+use crate::feeder::{lay_out, run_batch, too_big, BatchInput};
 use crate::model::Model;
 use crate::ring::{Rendezvous, Ring, RingCloser, RingConfig};
 use crate::tf::{AliasGuard, DataType, Port, Tensor};
@@ -723,30 +723,20 @@ impl Worker {
 impl Runner {
     /// Runs the batch at `base` (in a spill window) and fetches `fetch`; the inputs alias the window.
     fn run(&self, base: *mut u8, rows: usize, fetch: &[Port], what: &str) -> Result<Vec<Tensor>> {
-        let mut tensors = Vec::with_capacity(self.inputs.len());
-        for input in &self.inputs {
-            // SAFETY: the window outlives the run; the guard is checked below before the window is
-            // unmapped or rewritten.
-            tensors.push(unsafe { input.alias(base, rows, &self.guard) }?);
-        }
-        let feeds: Vec<(Port, &Tensor)> = self
-            .inputs
-            .iter()
-            .zip(&tensors)
-            .map(|(i, t)| (i.port, t))
-            .collect();
-        let out = self.model.run(&feeds, fetch, what);
-        drop(feeds);
-        drop(tensors);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.guard.live() > 0 {
-            if Instant::now() > deadline {
-                return Err(Error::Native(
-                    "TensorFlow still holds a batch after 30 s".into(),
-                ));
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
+        // SAFETY: the window outlives the run; the guard is waited on before the window is unmapped or
+        // rewritten.
+        let out = unsafe {
+            run_batch(
+                &self.model,
+                &self.inputs,
+                base,
+                rows,
+                &self.guard,
+                fetch,
+                what,
+            )
+        };
+        self.guard.wait_released("a batch")?;
         out
     }
 }
