@@ -161,9 +161,11 @@ enum SlotState {
 
 struct Shared {
     model: Arc<Model>,
+    /// `signature '<name>'`, as errors name it.
     signature: String,
     inputs: Vec<BatchInput>,
-    outputs: Vec<(String, Port)>,
+    output_names: Vec<String>,
+    output_ports: Vec<Port>,
     batch_size: usize,
     stride: usize,
     // Declared before `region` so that output tensors (which may alias slot memory) drop first.
@@ -274,7 +276,7 @@ impl Feeder {
                 })
                 .collect::<Result<_>>()?
         };
-        let mut outputs = Vec::with_capacity(wanted.len());
+        let (mut output_names, mut output_ports) = (Vec::new(), Vec::new());
         for spec in wanted {
             if spec.dtype == DType::DtypeUnspecified as i32 {
                 return Err(Error::Model(format!(
@@ -282,7 +284,8 @@ impl Feeder {
                     spec.name, spec.tf_dtype
                 )));
             }
-            outputs.push((spec.name.clone(), model.port(&spec.tensor)?));
+            output_names.push(spec.name.clone());
+            output_ports.push(model.port(&spec.tensor)?);
         }
         let stride = align(bytes.max(1));
         let slots = config.num_slots as usize;
@@ -294,9 +297,10 @@ impl Feeder {
         })?;
         let shared = Arc::new(Shared {
             model,
-            signature: sig_name.clone(),
+            signature: format!("signature '{sig_name}'"),
             inputs,
-            outputs,
+            output_names,
+            output_ports,
             batch_size: batch,
             stride,
             slots: Mutex::new((0..slots).map(|_| SlotState::Free).collect()),
@@ -426,10 +430,7 @@ impl Feeder {
         self.jobs.take();
         if let Some(worker) = self.worker.take() {
             if worker.join().is_err() {
-                log::error!(
-                    "a feeder thread of signature '{}' panicked",
-                    self.shared.signature
-                );
+                log::error!("a feeder thread of {} panicked", self.shared.signature);
             }
         }
     }
@@ -448,8 +449,6 @@ impl Shared {
     }
 
     fn run_slot(&self, slot: usize, rows: usize) -> Result<Vec<Tensor>> {
-        let ports: Vec<Port> = self.outputs.iter().map(|(_, p)| *p).collect();
-        let what = format!("signature '{}'", self.signature);
         // SAFETY: the slot lies inside the region, which outlives the tensors (the region drops after
         // every slot state), and the JVM does not write a slot until release_slot sees no alias.
         unsafe {
@@ -459,18 +458,18 @@ impl Shared {
                 (self.region.as_ptr() as *mut u8).add(slot * self.stride),
                 rows,
                 &self.guards[slot],
-                &ports,
-                &what,
+                &self.output_ports,
+                &self.signature,
             )
         }
     }
 
     fn describe(&self, tensors: &[Tensor], micros: i64) -> Result<BatchOutputs> {
         let outputs = self
-            .outputs
+            .output_names
             .iter()
             .zip(tensors)
-            .map(|((name, _), t)| {
+            .map(|(name, t)| {
                 let dtype = DataType::from_tf(t.tf_type()).ok_or_else(|| {
                     Error::Model(format!("output '{name}' came back as an unsupported dtype"))
                 })?;
