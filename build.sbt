@@ -34,12 +34,16 @@ val jvmOpens = Seq(
   "java.base/sun.security.action", "java.base/sun.util.calendar"
 ).map(p => s"--add-opens=$p=ALL-UNNAMED")
 
+// Every suite, example and bench talks over loopback alone.
+val loopback = Map("SPARK_LOCAL_IP" -> "127.0.0.1", "SPARK_LOCAL_HOSTNAME" -> "127.0.0.1")
+
 lazy val testSettings = Seq(
   Test / fork := true,
   Test / parallelExecution := false,
   // -Xcheck:jni makes the JVM verify every JNI call our natives make.
   Test / javaOptions ++= jvmOpens ++ Seq("-Xmx4g", "-Xcheck:jni", "-Dspark.ui.enabled=false", "-Dio.netty.tryReflectionSetAccessible=true"),
-  Test / envVars += "TF_CPP_MIN_LOG_LEVEL" -> "2",
+  // Loopback only: Spark would otherwise bind and advertise the host's first non-loopback address.
+  Test / envVars ++= loopback + ("TF_CPP_MIN_LOG_LEVEL" -> "2"),
   Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oD")
 )
 
@@ -127,7 +131,7 @@ lazy val examples = (project in file("examples"))
     Compile / unmanagedJars += (core / tensorflowJar).value,
     run / fork := true,
     run / javaOptions ++= jvmOpens ++ Seq("-Xmx4g"),
-    run / envVars += "TF_CPP_MIN_LOG_LEVEL" -> "2",
+    run / envVars ++= loopback + ("TF_CPP_MIN_LOG_LEVEL" -> "2"),
     run / baseDirectory := (ThisBuild / baseDirectory).value
   )
 
@@ -140,7 +144,7 @@ lazy val benches = (project in file("benches"))
     Compile / unmanagedJars += (core / tensorflowJar).value,
     run / fork := true,
     run / javaOptions ++= jvmOpens ++ Seq("-Xmx8g"),
-    run / envVars += "TF_CPP_MIN_LOG_LEVEL" -> "2",
+    run / envVars ++= loopback + ("TF_CPP_MIN_LOG_LEVEL" -> "2"),
     run / baseDirectory := (ThisBuild / baseDirectory).value
   )
 

@@ -36,12 +36,41 @@ def junit(pattern):
     return (passed, failed) if passed + failed else None
 
 
+def first_line(text):
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return ""
+
+
+def failed_tests(root):
+    """Names of failed tests with the first line of their error: cargo's 'test X ... FAILED' (and its panic
+    message), and every JUnit testcase holding a failure or error."""
+    found = []
+    try:
+        text = open(f"{root}/target/ci/cargo-test.log", encoding="utf-8", errors="replace").read()
+    except OSError:
+        text = ""
+    for m in re.finditer(r"^test (\S+) \.\.\. FAILED$", text, re.M):
+        panic = re.search(r"---- " + re.escape(m.group(1)) + r" stdout ----\n(?:.*\n)*?.*panicked at [^\n]*\n([^\n]*)", text)
+        found.append(f"rust {m.group(1)}: {panic.group(1).strip()[:300] if panic else 'see cargo-test.log'}")
+    for pattern in (f"{root}/target/ci/pytest.xml", f"{root}/**/target/test-reports/*.xml"):
+        for path in sorted(glob.glob(pattern, recursive=True)):
+            for case in ET.parse(path).getroot().iter("testcase"):
+                for bad in list(case.findall("failure")) + list(case.findall("error")):
+                    why = first_line(bad.get("message")) or first_line(bad.text)
+                    found.append(f"{case.get('classname')} \"{case.get('name')}\": {why}")
+    return found
+
+
 def main(root):
     results = {
         "rust": cargo(f"{root}/target/ci/cargo-test.log"),
         "python": junit(f"{root}/target/ci/pytest.xml"),
         "jvm": junit(f"{root}/**/target/test-reports/*.xml"),
     }
+    for line in failed_tests(root)[:20]:
+        print(f"FAILED TEST {line}")
     total_p = total_f = 0
     for name, r in results.items():
         if r is None:

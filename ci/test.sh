@@ -1,29 +1,47 @@
 #!/usr/bin/env bash
 # Runs every suite (Rust, Python, JVM) from a fresh clone; the last line sums them as 'N passed, N failed'.
 # Rust is built once, in release: cargo test --release, and sbt packages that same libspindle_jni.so.
+# When something fails, the lines just above the sum name each failed step and test with its first error line:
+# a failed submission's report shows only the tail of this log.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-export TF_CPP_MIN_LOG_LEVEL=2 SBT_NOFORMAT=true
-status=0
-step() { echo "==== $*"; "$@" || { echo "==== FAILED: $*"; status=1; }; }
-
-step bash ci/setup-python.sh
-step bash ci/setup-tensorflow.sh
+# Loopback only: Spark would otherwise bind and advertise the host's first non-loopback address.
+export TF_CPP_MIN_LOG_LEVEL=2 SBT_NOFORMAT=true SPARK_LOCAL_IP=127.0.0.1 SPARK_LOCAL_HOSTNAME=127.0.0.1
 rm -rf target/ci scala/target/test-reports tests/target/test-reports && mkdir -p target/ci
+failed=()
+n=0
+# step NAME COMMAND...: runs COMMAND with its output both shown and kept in target/ci/NN.log; on failure, remembers
+# NAME and the first line of the output that looks like an error.
+step() {
+  local name="$1"
+  shift
+  n=$((n + 1))
+  local log="target/ci/$(printf %02d $n).log"
+  echo "==== $name"
+  "$@" 2>&1 | tee "$log"
+  if [[ ${PIPESTATUS[0]} -ne 0 ]]; then
+    local first
+    first="$(grep -m1 -E '\[error\]|^error|error:|FAILED|panicked|Exception|Traceback|^E ' "$log" | cut -c1-300)"
+    echo "==== FAILED: $name"
+    failed+=("$name: ${first:-exit status non-zero, no error line found; see $log}")
+  fi
+}
 
-step cargo fmt --all --check
-step cargo clippy --release --workspace --all-targets -- -D warnings
-echo "==== cargo test --release"
-cargo test --release --workspace 2>&1 | tee target/ci/cargo-test.log
-[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
-
-echo "==== pytest"
-.venv/bin/python -m pytest tests/python -q --junitxml=target/ci/pytest.xml || status=1
-
+step "setup python (ci/setup-python.sh)" bash ci/setup-python.sh
+step "setup tensorflow (ci/setup-tensorflow.sh)" bash ci/setup-tensorflow.sh
+step "cargo fmt --check" cargo fmt --all --check
+step "cargo clippy -D warnings" cargo clippy --release --workspace --all-targets -- -D warnings
+step "cargo test --release" cargo test --release --workspace
+cp "target/ci/$(printf %02d $n).log" target/ci/cargo-test.log
+step "pytest" .venv/bin/python -m pytest tests/python -q --junitxml=target/ci/pytest.xml
 # Formatting is its own sbt run, so that a misformatted file does not keep the suites from running.
-step ./sbt scalafmtCheckAll
-step ./sbt core/test tests/test
+step "scalafmt (./sbt scalafmtCheckAll)" ./sbt scalafmtCheckAll
+step "JVM suites (./sbt core/test tests/test)" ./sbt core/test tests/test
 
+echo "==== summary"
+for f in "${failed[@]}"; do echo "FAILED STEP $f"; done
+status=0
+[[ ${#failed[@]} -eq 0 ]] || status=1
 python3 ci/summarize.py "$root" || status=1
 exit $status

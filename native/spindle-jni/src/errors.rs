@@ -39,6 +39,7 @@ const INPUT: &str = "io/spindle/SpindleInputException";
 const CLUSTER: &str = "io/spindle/SpindleClusterException";
 const NATIVE: &str = "io/spindle/SpindleNativeException";
 const CHECKPOINT: &str = "io/spindle/SpindleCheckpointException";
+const TRAINING: &str = "io/spindle/SpindleTrainingException";
 
 fn class_and_message(e: &JniError) -> (&'static str, String) {
     match e {
@@ -47,6 +48,10 @@ fn class_and_message(e: &JniError) -> (&'static str, String) {
         JniError::Runtime(RuntimeError::Cluster(m)) => (CLUSTER, m.clone()),
         JniError::Runtime(RuntimeError::Native(m)) => (NATIVE, m.clone()),
         JniError::Runtime(RuntimeError::Checkpoint(m)) => (CHECKPOINT, m.clone()),
+        JniError::Runtime(RuntimeError::Training(m)) => (TRAINING, m.clone()),
+        // A failed file operation of the runtime's own (spill file, event file, export): neither the
+        // model's nor the input's fault. The message carries the context and the OS error.
+        JniError::Runtime(e @ RuntimeError::Io { .. }) => (NATIVE, e.to_string()),
         JniError::Jni(jni::errors::Error::NullPtr(what)) => {
             (NATIVE, format!("null argument: {what}"))
         }

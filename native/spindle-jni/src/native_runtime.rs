@@ -1,12 +1,15 @@
-//! Natives of `io.spindle.jni.NativeRuntime`. Each entry is a shell over an `inner_*` function.
+//! Natives of `io.spindle.jni.NativeRuntime`. Each entry runs its body under [`guard`]: those that decode a
+//! config or create an object (and `init`, `modelInfo`) are shells over an `inner_*` function; the rest, a
+//! handle lookup and a call or two, run inline in the guard's closure.
 
-use std::sync::{LazyLock, Once};
+use std::sync::{LazyLock, Mutex, Once};
 
 use jni::objects::{JByteArray, JClass, JString};
 use jni::sys::{jbyteArray, jint, jlong, jstring};
 use jni::JNIEnv;
 use prost::Message;
 use spindle_proto::spindle::{FeederConfig, ModelConfig, TrainerConfig};
+use spindle_runtime::rendezvous::RendezvousCanceller;
 use spindle_runtime::{Feeder, Model, Rendezvous, Trainer};
 
 use crate::errors::{guard, JniError, Result};
@@ -14,9 +17,37 @@ use crate::handles::Handles;
 
 static MODELS: LazyLock<Handles<Model>> = LazyLock::new(|| Handles::new("model"));
 static FEEDERS: LazyLock<Handles<Feeder>> = LazyLock::new(|| Handles::new("feeder"));
-static RENDEZVOUS: LazyLock<Handles<Rendezvous>> = LazyLock::new(|| Handles::new("rendezvous"));
+static RENDEZVOUS: LazyLock<Handles<Bound>> = LazyLock::new(|| Handles::new("rendezvous"));
 static TRAINERS: LazyLock<Handles<Trainer>> = LazyLock::new(|| Handles::new("trainer"));
 static INIT: Once = Once::new();
+
+/// A bound rendezvous as the JVM holds it: `openTrainer` takes the socket out, while the entry stays in the
+/// table until then so that `cancelRendezvous`, from the task's kill switch, reaches a ring still forming.
+struct Bound {
+    rendezvous: Mutex<Option<Rendezvous>>,
+    address: String,
+    canceller: RendezvousCanceller,
+}
+
+impl Bound {
+    fn new(rendezvous: Rendezvous) -> Bound {
+        Bound {
+            address: rendezvous.address().to_string(),
+            canceller: rendezvous.canceller(),
+            rendezvous: Mutex::new(Some(rendezvous)),
+        }
+    }
+
+    fn take(&self, id: jlong) -> spindle_runtime::Result<Rendezvous> {
+        self.rendezvous
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| {
+                spindle_runtime::Error::Native(format!("rendezvous {id} is already in use"))
+            })
+    }
+}
 
 fn decode<M: Message + Default>(env: &JNIEnv, bytes: &JByteArray, what: &str) -> Result<M> {
     let raw = env.convert_byte_array(bytes)?;
@@ -179,7 +210,7 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_closeFeeder<'l>(
 
 fn inner_bind_rendezvous(env: &mut JNIEnv, host: &JString) -> Result<jlong> {
     let host: String = env.get_string(host)?.into();
-    Ok(RENDEZVOUS.insert(Rendezvous::bind(&host)?))
+    Ok(RENDEZVOUS.insert(Bound::new(Rendezvous::bind(&host)?)))
 }
 
 #[no_mangle]
@@ -198,7 +229,7 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_rendezvousAddress<'l>(
     rendezvous: jlong,
 ) -> jstring {
     guard(&mut env, std::ptr::null_mut(), |env| {
-        let address = RENDEZVOUS.get(rendezvous)?.address().to_string();
+        let address = RENDEZVOUS.get(rendezvous)?.address.clone();
         Ok(env.new_string(address)?.into_raw())
     })
 }
@@ -215,6 +246,20 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_closeRendezvous<'l>(
     })
 }
 
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_cancelRendezvous<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    rendezvous: jlong,
+) {
+    guard(&mut env, (), |_| {
+        if let Ok(bound) = RENDEZVOUS.get(rendezvous) {
+            bound.canceller.cancel();
+        }
+        Ok(())
+    })
+}
+
 fn inner_open_trainer(
     env: &mut JNIEnv,
     model: jlong,
@@ -223,18 +268,19 @@ fn inner_open_trainer(
 ) -> Result<jlong> {
     let config: TrainerConfig = decode(env, config, "TrainerConfig")?;
     let model = MODELS.get(model)?;
-    let rendezvous = match rendezvous {
-        0 => None,
+    let opened = match rendezvous {
+        0 => Trainer::open(model, &config, None),
         id => {
-            let shared = RENDEZVOUS.remove(id).ok_or_else(|| {
-                spindle_runtime::Error::Native(format!("unknown rendezvous handle {id}"))
-            })?;
-            Some(std::sync::Arc::into_inner(shared).ok_or_else(|| {
-                spindle_runtime::Error::Native(format!("rendezvous {id} is still in use"))
-            })?)
+            let bound = RENDEZVOUS.get(id)?;
+            // Consumed, even when opening fails: the entry goes once the ring formed or failed to.
+            let opened = bound
+                .take(id)
+                .and_then(|r| Trainer::open(model, &config, Some(r)));
+            RENDEZVOUS.remove(id);
+            opened
         }
     };
-    Ok(TRAINERS.insert(Trainer::open(model, &config, rendezvous)?))
+    Ok(TRAINERS.insert(opened?))
 }
 
 #[no_mangle]

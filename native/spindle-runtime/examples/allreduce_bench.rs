@@ -88,6 +88,7 @@ fn ring(world: usize, bytes: usize, repeats: usize) -> f64 {
                 secret: b"bench".to_vec(),
                 connect_timeout: Duration::from_secs(30),
                 io_timeout: Duration::from_secs(60),
+                heartbeat_timeout: Duration::from_secs(10),
             };
             let barrier = barrier.clone();
             std::thread::spawn(move || {

@@ -133,6 +133,8 @@ impl Checkpointer {
         every_millis: i64,
     ) -> Result<Checkpointer> {
         let scratch = dir.join("first-save");
+        // A checkpoint error even when the OS failed: what the caller must hear is that checkpoints cannot
+        // be written there (SpindleCheckpointException), and the message names the path.
         let failed = |e: &dyn std::fmt::Display| {
             Error::Checkpoint(format!("saving a checkpoint into {}: {e}", dir.display()))
         };
@@ -166,6 +168,7 @@ impl Checkpointer {
         }
         self.handoff.wait_idle()?;
         let dir = self.dir.join(format!("ckpt-{step}"));
+        // As in `new`: file trouble here is the checkpoint's, so it is a checkpoint error naming the path.
         let io = |what: &str, e: std::io::Error| {
             Error::Checkpoint(format!("checkpoint {}: {what}: {e}", dir.display()))
         };

@@ -26,10 +26,10 @@ impl EventWriter {
     /// that TensorBoard picks it up beside theirs and concurrent writers never share a file.
     pub fn create(dir: &Path) -> Result<EventWriter> {
         fs::create_dir_all(dir).map_err(|e| {
-            Error::Input(format!(
-                "cannot create event directory {}: {e}",
-                dir.display()
-            ))
+            Error::io(
+                format!("cannot create event directory {}", dir.display()),
+                e,
+            )
         })?;
         let now = wall_time();
         let name = format!(
@@ -44,9 +44,7 @@ impl EventWriter {
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|e| {
-                Error::Input(format!("cannot create event file {}: {e}", path.display()))
-            })?;
+            .map_err(|e| Error::io(format!("cannot create event file {}", path.display()), e))?;
         let mut writer = EventWriter {
             path,
             out: BufWriter::new(file),
@@ -92,10 +90,10 @@ impl EventWriter {
     }
 
     fn io_error(&self, e: io::Error) -> Error {
-        Error::Input(format!(
-            "cannot write event file {}: {e}",
-            self.path.display()
-        ))
+        Error::io(
+            format!("cannot write event file {}", self.path.display()),
+            e,
+        )
     }
 }
 

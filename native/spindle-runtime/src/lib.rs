@@ -1,17 +1,37 @@
 //! Spindle's executor runtime, free of JNI so that it tests without a JVM.
 //!
+//! Inference and training share:
 //! - [`tf`]: a small safe wrapper over TensorFlow's C API (sessions, tensors that alias our memory).
 //! - [`model`]: a loaded SavedModel and what its signatures offer.
+//! - [`error`]: the one error type, whose variant says which layer is at fault.
+//! - `batch` (internal): where each input lies in a batch buffer, and the run of a signature over it.
+//!
+//! Inference:
 //! - [`feeder`]: a ring of memory-mapped batch slots that the JVM fills and TensorFlow reads in place.
+//!
+//! Training:
+//! - [`trainer`]: one worker of synchronous data-parallel training: its epochs and steps, and its handle.
+//! - `spill` (internal): the spill file whose windows the JVM fills, and the queue to the trainer thread.
+//! - `exchange` (internal): the gradient exchange of several workers (fuse, all-reduce, average, apply).
+//! - [`rendezvous`]: how the workers form their ring: bound ports and the HMAC handshake.
 //! - [`ring`]: the workers' authenticated TCP ring and its pipelined all-reduce.
-//! - [`trainer`]: one worker of synchronous data-parallel training, fed through a spill file.
+//! - `liveness` (internal): heartbeats between ring neighbours, so that a silent peer fails the ring.
+//! - `schedule` (internal): the all-reduce's chunk schedule, pure arithmetic.
+//! - [`checkpoint`]: the chief's checkpoints, their hand-off to the JVM's uploader, and restore.
+//! - [`events`]: TensorBoard event files of the chief's step metrics.
 
+mod batch;
 pub mod checkpoint;
 pub mod error;
 pub mod events;
+mod exchange;
 pub mod feeder;
+mod liveness;
 pub mod model;
+pub mod rendezvous;
 pub mod ring;
+mod schedule;
+mod spill;
 pub mod tf;
 pub mod trainer;
 
@@ -19,5 +39,6 @@ pub use error::{Error, Result};
 pub use events::EventWriter;
 pub use feeder::Feeder;
 pub use model::Model;
-pub use ring::{Rendezvous, Ring, RingCloser, RingConfig};
+pub use rendezvous::{Rendezvous, RingConfig};
+pub use ring::{Ring, RingCloser};
 pub use trainer::Trainer;

@@ -153,7 +153,7 @@ impl Model {
     /// loaded model's directory and the variables saved into `dir/variables/variables`.
     pub fn export(&self, dir: &Path) -> Result<()> {
         let io = |what: &str, e: std::io::Error| {
-            Error::Input(format!("exporting to {}: {what}: {e}", dir.display()))
+            Error::io(format!("exporting to {}: {what}", dir.display()), e)
         };
         let source = Path::new(&self.path);
         std::fs::create_dir_all(dir.join("variables")).map_err(|e| io("creating it", e))?;

@@ -1,72 +1,23 @@
-//! The workers' ring: authenticated TCP connections to the two neighbours, and a chunked, pipelined ring
-//! all-reduce over them.
-//!
-//! Rendezvous: each worker binds a [`Rendezvous`] on an ephemeral port and publishes its address (the JVM
-//! exchanges them with `BarrierTaskContext.allGather`); [`Ring::connect`] then dials the right neighbour
-//! (rank + 1) while accepting the left one (rank - 1). Every connection proves both ends hold the per-job
-//! secret with a mutual HMAC-SHA256 challenge; a connection that fails it is logged and dropped, and the
-//! wait for the real peer goes on. Every wait is bounded, and its error names the rank and address missing.
+//! The workers' ring: authenticated TCP connections to the two neighbours (formed by
+//! [`crate::rendezvous`]), and a chunked, pipelined ring all-reduce over them (its chunk arithmetic in
+//! `crate::schedule`).
 //!
 //! Wire format: raw little-endian `f32`s (peers share the architecture: one build of this library).
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
-
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::liveness::Liveness;
+use crate::rendezvous::{self, Links};
+// Re-exported so that `ring::Rendezvous` and `ring::RingConfig`, their paths before they moved, still work.
+pub use crate::rendezvous::{Rendezvous, RingConfig};
+use crate::schedule::Schedule;
 
-const MAGIC: &[u8; 8] = b"SPNDLRG1";
 /// Bytes per pipelined chunk: large enough to amortise a syscall, small enough to overlap the phases.
 const CHUNK_BYTES: usize = 256 * 1024;
-/// How long one handshake may take, so a silent connection cannot hold the accept loop.
-const HANDSHAKE: Duration = Duration::from_secs(10);
-
-/// A bound listening socket whose address the peers learn through Spark.
-pub struct Rendezvous {
-    listener: TcpListener,
-    address: String,
-}
-
-impl Rendezvous {
-    /// Binds `host` on an ephemeral port.
-    pub fn bind(host: &str) -> Result<Rendezvous> {
-        let listener = TcpListener::bind((host, 0))
-            .map_err(|e| Error::Cluster(format!("ring: binding a port on {host}: {e}")))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| Error::Cluster(format!("ring: reading the bound port: {e}")))?
-            .port();
-        Ok(Rendezvous {
-            listener,
-            address: format!("{host}:{port}"),
-        })
-    }
-
-    /// `host:port` to publish.
-    pub fn address(&self) -> &str {
-        &self.address
-    }
-}
-
-/// How one worker joins the ring.
-#[derive(Debug, Clone)]
-pub struct RingConfig {
-    /// This worker's rank.
-    pub rank: usize,
-    /// Every rank's published address, indexed by rank.
-    pub peers: Vec<String>,
-    /// Per-job secret generated on the driver; a peer without it is rejected.
-    pub secret: Vec<u8>,
-    /// Bound on forming the ring.
-    pub connect_timeout: Duration,
-    /// Bound on any single read or write once the ring is formed.
-    pub io_timeout: Duration,
-}
 
 /// Connections to the left and right neighbours. Dropping it shuts both, which wakes peers blocked on us.
 pub struct Ring {
@@ -78,6 +29,8 @@ pub struct Ring {
     right_name: String,
     calls: u64,
     scratch: Vec<u8>,
+    /// Heartbeats to the left neighbour and the watch on the right one; dropped after the connections shut.
+    liveness: Liveness,
 }
 
 /// Shuts a ring's connections from another thread (a task being closed while its trainer is blocked).
@@ -88,179 +41,6 @@ impl RingCloser {
     pub fn close(&self) {
         for s in &self.0 {
             let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-type HmacSha256 = Hmac<Sha256>;
-
-fn mac(secret: &[u8], tag: &[u8], nonce: &[u8], rank: usize, world: usize) -> HmacSha256 {
-    let mut m = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    m.update(tag);
-    m.update(nonce);
-    m.update(&(rank as u32).to_le_bytes());
-    m.update(&(world as u32).to_le_bytes());
-    m
-}
-
-fn peer_name(config: &RingConfig, rank: usize) -> String {
-    format!("rank {rank} ({})", config.peers[rank])
-}
-
-fn remaining(deadline: Instant) -> Option<Duration> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
-}
-
-fn set_timeouts(s: &TcpStream, t: Duration) -> std::io::Result<()> {
-    s.set_read_timeout(Some(t))?;
-    s.set_write_timeout(Some(t))
-}
-
-/// Dials `to` until the deadline and authenticates as the connecting side.
-fn dial(c: &RingConfig, to: usize, deadline: Instant) -> Result<TcpStream> {
-    let world = c.peers.len();
-    let name = peer_name(c, to);
-    let mut last = String::from("no attempt");
-    let mut stream = loop {
-        let Some(left) = remaining(deadline) else {
-            return Err(Error::Cluster(format!(
-                "ring: could not reach {name} within {:?}: {last}",
-                c.connect_timeout
-            )));
-        };
-        let addr = c.peers[to]
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next());
-        match addr.map(|a| TcpStream::connect_timeout(&a, left.min(Duration::from_secs(1)))) {
-            Some(Ok(s)) => break s,
-            Some(Err(e)) => last = e.to_string(),
-            None => last = "the address does not resolve".into(),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let fail = |what: String| Error::Cluster(format!("ring: handshake with {name}: {what}"));
-    let budget = remaining(deadline).unwrap_or(Duration::from_millis(1));
-    set_timeouts(&stream, budget.min(HANDSHAKE)).map_err(|e| fail(e.to_string()))?;
-    stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
-    let mut challenge = [0u8; 32];
-    stream
-        .read_exact(&mut challenge)
-        .map_err(|e| fail(format!("no challenge came ({e})")))?;
-    let ours: [u8; 32] = rand::random();
-    let proof = mac(&c.secret, b"connect", &challenge, c.rank, world).finalize();
-    let mut hello = Vec::with_capacity(80);
-    hello.extend_from_slice(MAGIC);
-    hello.extend_from_slice(&(c.rank as u32).to_le_bytes());
-    hello.extend_from_slice(&(world as u32).to_le_bytes());
-    hello.extend_from_slice(&ours);
-    hello.extend_from_slice(&proof.into_bytes());
-    stream.write_all(&hello).map_err(|e| fail(e.to_string()))?;
-    let mut reply = [0u8; 33];
-    if stream.read_exact(&mut reply).is_err() || reply[0] != 1 {
-        return Err(fail(
-            "it rejected this worker (authentication failed: a different job secret, rank or world size)".into(),
-        ));
-    }
-    mac(&c.secret, b"accept", &ours, to, world)
-        .verify_slice(&reply[1..])
-        .map_err(|_| fail("authentication failed: the peer does not hold the job secret".into()))?;
-    set_timeouts(&stream, c.io_timeout).map_err(|e| fail(e.to_string()))?;
-    Ok(stream)
-}
-
-/// Authenticates an accepted connection as the left neighbour `from`; the error says why it was refused.
-fn greet(
-    mut stream: TcpStream,
-    c: &RingConfig,
-    from: usize,
-) -> std::result::Result<TcpStream, String> {
-    let world = c.peers.len();
-    set_timeouts(&stream, HANDSHAKE).map_err(|e| e.to_string())?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let challenge: [u8; 32] = rand::random();
-    stream.write_all(&challenge).map_err(|e| e.to_string())?;
-    let mut hello = [0u8; 80];
-    stream
-        .read_exact(&mut hello)
-        .map_err(|e| format!("no answer to the challenge ({e})"))?;
-    let word = |at: usize| {
-        u32::from_le_bytes([hello[at], hello[at + 1], hello[at + 2], hello[at + 3]]) as usize
-    };
-    let (rank, claimed_world) = (word(8), word(12));
-    let why = if &hello[..8] != MAGIC {
-        Some("not a Spindle ring peer".to_string())
-    } else if mac(&c.secret, b"connect", &challenge, rank, claimed_world)
-        .verify_slice(&hello[48..80])
-        .is_err()
-    {
-        Some("authentication failed (wrong job secret)".to_string())
-    } else if rank != from || claimed_world != world {
-        Some(format!(
-            "it is rank {rank} of {claimed_world}, expected rank {from} of {world}"
-        ))
-    } else {
-        None
-    };
-    if let Some(why) = why {
-        let _ = stream.write_all(&[0u8; 33]);
-        return Err(why);
-    }
-    let mut reply = Vec::with_capacity(33);
-    reply.push(1);
-    reply.extend_from_slice(
-        &mac(&c.secret, b"accept", &hello[16..48], c.rank, world)
-            .finalize()
-            .into_bytes(),
-    );
-    stream.write_all(&reply).map_err(|e| e.to_string())?;
-    set_timeouts(&stream, c.io_timeout).map_err(|e| e.to_string())?;
-    Ok(stream)
-}
-
-/// Accepts until the left neighbour `from` authenticates, the deadline passes, or `give_up` is set (the dial
-/// to the right failed, so the ring cannot form anyway).
-fn accept(
-    listener: &TcpListener,
-    c: &RingConfig,
-    from: usize,
-    deadline: Instant,
-    give_up: &AtomicBool,
-) -> Result<TcpStream> {
-    let name = peer_name(c, from);
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::Cluster(format!("ring: listening for {name}: {e}")))?;
-    loop {
-        if give_up.load(Ordering::Relaxed) {
-            return Err(Error::Cluster(format!("ring: stopped waiting for {name}")));
-        }
-        if remaining(deadline).is_none() {
-            return Err(Error::Cluster(format!(
-                "ring: {name} did not connect within {:?}",
-                c.connect_timeout
-            )));
-        }
-        match listener.accept() {
-            Ok((stream, addr)) => {
-                let greeted = stream
-                    .set_nonblocking(false)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| greet(stream, c, from));
-                match greeted {
-                    Ok(s) => return Ok(s),
-                    Err(why) => log::warn!(
-                        "ring: rank {} refused a connection from {addr}: {why}",
-                        c.rank
-                    ),
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(e) => return Err(Error::Cluster(format!("ring: accepting {name}: {e}"))),
         }
     }
 }
@@ -308,39 +88,31 @@ impl Ring {
     /// Forms the ring: dials the right neighbour while accepting the left one (with two workers each is both),
     /// authenticating both connections. Fails after `connect_timeout`, naming the missing peer.
     pub fn connect(rendezvous: Rendezvous, config: &RingConfig) -> Result<Ring> {
-        let world = config.peers.len();
-        let rank = config.rank;
-        if world < 2 || rank >= world {
-            return Err(Error::Cluster(format!(
-                "ring: rank {rank} of {world} workers: a ring needs two or more"
-            )));
-        }
-        let (to, from) = ((rank + 1) % world, (rank + world - 1) % world);
-        let deadline = Instant::now() + config.connect_timeout;
-        let dial_failed = AtomicBool::new(false);
-        let (right, left) = std::thread::scope(|s| {
-            let dialing = s.spawn(|| {
-                let right = dial(config, to, deadline);
-                dial_failed.store(right.is_err(), Ordering::Relaxed);
-                right
-            });
-            let left = accept(&rendezvous.listener, config, from, deadline, &dial_failed);
-            let right = dialing
-                .join()
-                .unwrap_or_else(|_| Err(Error::Native("ring: the dialing thread panicked".into())));
-            (right, left)
-        });
-        // The dial's error first: when it failed, the accept only stopped early because of it.
-        let right = right?;
-        Ok(Ring {
-            rank,
-            world,
-            left: left?,
+        let Links {
+            left,
             right,
-            left_name: peer_name(config, from),
-            right_name: peer_name(config, to),
+            left_name,
+            right_name,
+        } = rendezvous::form(rendezvous, config)?;
+        let timeout = config.heartbeat_timeout.max(Duration::from_millis(100));
+        let liveness = Liveness::start(
+            &left,
+            &right,
+            config.rank,
+            &right_name,
+            (timeout / 4).min(Duration::from_secs(1)),
+            timeout,
+        )?;
+        Ok(Ring {
+            rank: config.rank,
+            world: config.peers.len(),
+            left,
+            right,
+            left_name,
+            right_name,
             calls: 0,
             scratch: vec![0; CHUNK_BYTES],
+            liveness,
         })
     }
 
@@ -375,6 +147,8 @@ impl Ring {
             ("receiving from", &self.left_name)
         };
         let why = match e.kind() {
+            // A silent peer shut the ring: its watcher knows which and why.
+            _ if self.liveness.failure().is_some() => self.liveness.failure().unwrap_or_default(),
             ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => {
                 "the connection closed (its task failed or was stopped)".to_string()
             }
@@ -386,10 +160,11 @@ impl Ring {
 
     /// Sums `data` element-wise over every rank, in place.
     ///
-    /// Reduce-scatter then all-gather over `world` segments, `2 (world - 1)` phases; in each phase a rank
-    /// sends one segment right and receives one from the left, both in chunks, on two threads. A chunk of
-    /// phase p is sent as soon as the same chunk of phase p - 1 has been received (and reduced), since the
-    /// segment sent in phase p is the one received in phase p - 1: the phases pipeline.
+    /// Reduce-scatter then all-gather over `world` segments, `2 (world - 1)` phases, as `schedule::Schedule`
+    /// lays out; in each phase a rank sends one segment right and receives one from the left, both in
+    /// chunks, on two threads. A chunk of phase p is sent as soon as the same chunk of phase p - 1 has been
+    /// received (and reduced), since the segment sent in phase p is the one received in phase p - 1: the
+    /// phases pipeline.
     ///
     /// Why the two threads never touch the same memory: in phase p the sender reads a chunk the receiver
     /// finished in phase p - 1, while the receiver writes the segment of its own phase. A segment is
@@ -431,35 +206,8 @@ impl Ring {
         if len == 0 {
             return Ok(());
         }
-        let segment = |i: usize| (i % n) * len / n..((i % n) + 1) * len / n;
-        let per_chunk = CHUNK_BYTES / 4;
-        let chunks = |r: &std::ops::Range<usize>| -> Vec<std::ops::Range<usize>> {
-            (r.start..r.end)
-                .step_by(per_chunk)
-                .map(|s| s..(s + per_chunk).min(r.end))
-                .collect()
-        };
-        let phases = 2 * (n - 1);
-        // Segment received in phase p; the one sent in phase p is the one received in phase p - 1.
-        let received = |p: usize| {
-            if p < n - 1 {
-                segment(rank + 2 * n - p - 1)
-            } else {
-                segment(rank + 2 * n - (p - (n - 1)))
-            }
-        };
-        let sent = |p: usize| {
-            if p == 0 {
-                segment(rank)
-            } else {
-                received(p - 1)
-            }
-        };
-        // Chunks received before phase p starts.
-        let mut before = vec![0usize; phases + 1];
-        for p in 0..phases {
-            before[p + 1] = before[p] + chunks(&received(p)).len();
-        }
+        let schedule = Schedule::new(n, rank, len, CHUNK_BYTES / 4);
+        let phases = schedule.phases();
         let progress = Progress {
             chunks: Mutex::new((0, false)),
             changed: Condvar::new(),
@@ -473,13 +221,19 @@ impl Ring {
                 let shared = buffer;
                 let mut right = right;
                 for p in 0..phases {
-                    for (c, chunk) in chunks(&sent(p)).iter().enumerate() {
-                        if p > 0 && !progress.reached(before[p - 1] + c + 1) {
+                    // Chunk c of this phase is chunk c of the last phase's receipts.
+                    let ready = if p > 0 {
+                        schedule.chunks_before(p - 1)
+                    } else {
+                        0
+                    };
+                    for (c, chunk) in schedule.chunks(schedule.sent(p)).enumerate() {
+                        if p > 0 && !progress.reached(ready + c + 1) {
                             return Ok(()); // the receiver failed and reports it
                         }
                         // SAFETY: in bounds; not written by the receiver now (see the method doc).
                         let bytes = unsafe {
-                            std::slice::from_raw_parts(as_bytes(shared.0, chunk), chunk.len() * 4)
+                            std::slice::from_raw_parts(as_bytes(shared.0, &chunk), chunk.len() * 4)
                         };
                         if let Err(e) = right.write_all(bytes) {
                             let _ = left.shutdown(Shutdown::Both);
@@ -492,9 +246,9 @@ impl Ring {
             let mut left_stream = left;
             let received_result = (|| -> std::io::Result<()> {
                 for p in 0..phases {
-                    for chunk in chunks(&received(p)) {
+                    for chunk in schedule.chunks(schedule.received(p)) {
                         let bytes = chunk.len() * 4;
-                        if p < n - 1 {
+                        if schedule.reduces(p) {
                             left_stream.read_exact(&mut scratch[..bytes])?;
                             // SAFETY: in bounds; the sender reads this chunk only after `advance`.
                             let target = unsafe {
@@ -546,7 +300,11 @@ impl Ring {
 }
 
 impl Drop for Ring {
+    /// Ends the ring: a FIN after the data sent; goodbyes with the neighbours (see `crate::liveness`);
+    /// then both connections shut. On a ring a failure already shut, at once.
     fn drop(&mut self) {
+        let _ = self.right.shutdown(Shutdown::Write);
+        self.liveness.finish();
         self.shut();
     }
 }

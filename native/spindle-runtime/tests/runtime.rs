@@ -1,7 +1,7 @@
 //! The runtime against real TensorFlow and the checked-in SavedModels in tests/fixtures.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 
 use spindle_proto::spindle::{DType, FeederConfig, InputLayout, ModelConfig};
 use spindle_runtime::tf::{AliasGuard, DataType, Tensor, ALIGNMENT};
@@ -301,8 +301,11 @@ fn missing_and_corrupt_models_are_model_errors_naming_the_path() {
     assert!(matches!(Model::load(&corrupt), Err(Error::Model(m)) if m.contains(&corrupt.path)));
 }
 
+/// Four threads, each with its own feeder over one shared model: each gets its own rows back, and the
+/// feeders keep the session alive after the other holder drops it. Whether runs overlap in time is left
+/// to the scheduler here; the next test makes batches of two feeders pending at once for certain.
 #[test]
-fn feeders_on_one_shared_model_run_concurrently_and_outlive_other_holders() {
+fn feeders_on_one_shared_model_in_four_threads_get_their_own_outputs_and_outlive_other_holders() {
     let model = load("dtypes_model");
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -324,6 +327,30 @@ fn feeders_on_one_shared_model_run_concurrently_and_outlive_other_holders() {
     for t in threads {
         t.join().unwrap();
     }
+}
+
+/// Two feeders over one shared model, in lockstep: both submit a batch, and neither awaits its own until
+/// the other's is submitted too, so in every round both batches are pending on the one session at once.
+/// Each must still get exactly its own rows back.
+#[test]
+fn batches_pending_at_once_on_two_feeders_of_one_model_each_get_their_own_outputs() {
+    let model = load("dtypes_model");
+    let both_submitted = Barrier::new(2);
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (model, both_submitted) = (Arc::clone(&model), &both_submitted);
+            s.spawn(move || {
+                let feeder = Feeder::open(model, &dtypes_config(16, 2), 20 + t).unwrap();
+                for b in 0..50u64 {
+                    let (slot, first) = ((b % 2) as usize, (t * 100_000 + b * 16) as i64);
+                    fill(&feeder, slot, first, 16);
+                    feeder.submit(slot as i32, 16).unwrap();
+                    both_submitted.wait();
+                    check(&feeder, slot as i32, first, 16);
+                }
+            });
+        }
+    });
 }
 
 /// The model contract: a Keras model exported by python/spindle_keras trains through the C API, and

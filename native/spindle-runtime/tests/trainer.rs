@@ -2,7 +2,9 @@
 //! TCP ring on the loopback interface (each worker on its own thread).
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use spindle_proto::spindle::{
     CheckpointInfo, DType, InputLayout, ModelConfig, TrainerConfig, TrainingReport,
@@ -325,11 +327,40 @@ fn ports_of(model: &Model) -> Vec<spindle_runtime::tf::Port> {
 
 #[test]
 fn a_closed_trainer_fails_its_feeder_instead_of_blocking() {
-    let model = load(&fixture("digits_mlp_init"));
-    let trainer = Trainer::open(model, &config(10, 1, false), None).expect("opens");
-    trainer.acquire().expect("first window");
-    trainer.submit(1).expect("submit");
+    // One window, and a checkpoint after every step that nobody uploads: step 1 saves and offers its
+    // checkpoint; step 2's save waits for that upload forever, inside the step, so the trainer never
+    // releases batch 2's window and a third acquire must block.
+    let local = tempfile::tempdir().expect("local checkpoint dir");
+    let mut c = config(10, 1, false);
+    c.num_slots = 1;
+    c.checkpoint_dir = local.path().to_string_lossy().into_owned();
+    c.checkpoint_every_steps = 1;
+    let trainer =
+        Arc::new(Trainer::open(load(&fixture("digits_mlp_init")), &c, None).expect("opens"));
+    for batch in 1..=2 {
+        trainer
+            .acquire()
+            .unwrap_or_else(|e| panic!("window {batch}: {e}"));
+        trainer.submit(1).expect("submit");
+    }
+    // A detached thread, not a scoped one: should close fail to wake it, the test fails, not hangs.
+    let (tx, rx) = mpsc::channel();
+    let feeder = Arc::clone(&trainer);
+    std::thread::spawn(move || tx.send(feeder.acquire()));
+    assert!(
+        matches!(
+            rx.recv_timeout(Duration::from_millis(300)),
+            Err(RecvTimeoutError::Timeout)
+        ),
+        "the third acquire blocks while the trainer holds the only window"
+    );
+    let closing = Instant::now();
     trainer.close();
+    let acquired = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("close wakes the blocked acquire within 5 s");
+    assert!(acquired.is_err(), "the woken acquire fails");
+    assert!(closing.elapsed() < Duration::from_secs(5));
     trainer.close();
     assert!(trainer.acquire().is_err(), "no window after close");
     assert!(

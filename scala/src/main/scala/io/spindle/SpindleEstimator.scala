@@ -12,9 +12,10 @@ import org.apache.spark.ml.param.{BooleanParam, IntParam, LongParam, Param, Para
 import org.apache.spark.ml.util.{DefaultParamsReadable, DefaultParamsWritable, Identifiable}
 import org.apache.spark.sql.{Dataset, SparkSession, SpindleSqlShim}
 import org.apache.spark.sql.types.StructType
+import org.apache.spark.util.SerializableConfiguration
 import org.slf4j.LoggerFactory
 
-import io.spindle.internal.{Checkpoints, ModelCache, Plan, Progress, SerializableConfiguration, TrainJob, TrainTask}
+import io.spindle.internal.{Checkpoints, Export, ModelCache, Plan, Progress, TrainJob, TrainTask}
 import io.spindle.proto.{TrainerConfig, TrainingReport}
 
 /** Params of [[SpindleEstimator]], on top of those its fitted [[SpindleModel]] keeps. */
@@ -40,6 +41,20 @@ trait SpindleTrainingParams extends SpindleParams {
       "default FileSystem"
   )
 
+  final val overwriteExport = new BooleanParam(
+    this,
+    "overwriteExport",
+    "replace an exportPath that already holds files (the old content goes only once the new export is complete); " +
+      "false: such an exportPath fails fit before any job starts"
+  )
+
+  final val terminateOnNaN = new BooleanParam(
+    this,
+    "terminateOnNaN",
+    "stop training at the first step whose loss is NaN or infinite, with a SpindleTrainingException naming the step " +
+      "and the last finite loss (like Keras's TerminateOnNaN); the checkpoints already written stay"
+  )
+
   final val rendezvousTimeout = new IntParam(
     this,
     "rendezvousTimeout",
@@ -51,6 +66,14 @@ trait SpindleTrainingParams extends SpindleParams {
     this,
     "peerTimeout",
     "seconds a worker waits for a peer within a step (a peer still computing its Spark partition counts)",
+    ParamValidators.gt(0)
+  )
+
+  final val heartbeatTimeout = new IntParam(
+    this,
+    "heartbeatTimeout",
+    "seconds a worker's ring neighbour may send no heartbeat (its process stopped, the network cut) before the job " +
+      "fails naming it; heartbeats flow while steps compute, so a long step never trips it",
     ParamValidators.gt(0)
   )
 
@@ -95,8 +118,11 @@ trait SpindleTrainingParams extends SpindleParams {
     epochs -> 1,
     shuffle -> true,
     seed -> getClass.getName.hashCode.toLong,
+    overwriteExport -> false,
+    terminateOnNaN -> true,
     rendezvousTimeout -> 120,
     peerTimeout -> 600,
+    heartbeatTimeout -> 30,
     checkpointEverySteps -> 100,
     checkpointEverySeconds -> 0,
     keepCheckpoints -> 3
@@ -107,8 +133,11 @@ trait SpindleTrainingParams extends SpindleParams {
   def getShuffle: Boolean = $(shuffle)
   def getSeed: Long = $(seed)
   def getExportPath: String = $(exportPath)
+  def getOverwriteExport: Boolean = $(overwriteExport)
+  def getTerminateOnNaN: Boolean = $(terminateOnNaN)
   def getRendezvousTimeout: Int = $(rendezvousTimeout)
   def getPeerTimeout: Int = $(peerTimeout)
+  def getHeartbeatTimeout: Int = $(heartbeatTimeout)
   def getCheckpointDir: String = $(checkpointDir)
   def getCheckpointEverySteps: Int = $(checkpointEverySteps)
   def getCheckpointEverySeconds: Int = $(checkpointEverySeconds)
@@ -161,8 +190,11 @@ class SpindleEstimator(override val uid: String)
   def setShuffle(value: Boolean): this.type = set(shuffle, value)
   def setSeed(value: Long): this.type = set(seed, value)
   def setExportPath(value: String): this.type = set(exportPath, value)
+  def setOverwriteExport(value: Boolean): this.type = set(overwriteExport, value)
+  def setTerminateOnNaN(value: Boolean): this.type = set(terminateOnNaN, value)
   def setRendezvousTimeout(seconds: Int): this.type = set(rendezvousTimeout, seconds)
   def setPeerTimeout(seconds: Int): this.type = set(peerTimeout, seconds)
+  def setHeartbeatTimeout(seconds: Int): this.type = set(heartbeatTimeout, seconds)
   def setCheckpointDir(value: String): this.type = set(checkpointDir, value)
   def setCheckpointEverySteps(value: Int): this.type = set(checkpointEverySteps, value)
   def setCheckpointEverySeconds(value: Int): this.type = set(checkpointEverySeconds, value)
@@ -185,10 +217,16 @@ class SpindleEstimator(override val uid: String)
     transformSchema(df.schema)
     if (workers > 1) model.signature("apply_gradients")
     val inputs = Plan.inputsOf(df.schema, model.signature(trainingSignature), getInputCols)
+    val target = if (isDefined(exportPath)) getExportPath else SpindleEstimator.defaultExportPath(spark, uid)
+    Export.check(
+      target,
+      getOverwriteExport,
+      Seq("modelPath" -> getModelPath) ++ get(checkpointDir).map("checkpointDir" -> _),
+      sc.hadoopConfiguration
+    )
     SpindleEstimator.requireSlots(sc, workers)
     val checkpoints = if (isDefined(checkpointDir)) Some(checkpointStore(sc)) else None
     val data = if (SpindleSqlShim.internalRows(df).getNumPartitions == workers) df else df.repartition(workers)
-    val target = if (isDefined(exportPath)) getExportPath else SpindleEstimator.defaultExportPath(spark, uid)
     val secret = new Array[Byte](32)
     new SecureRandom().nextBytes(secret)
     val config = TrainerConfig
@@ -201,8 +239,10 @@ class SpindleEstimator(override val uid: String)
       .setSecret(ByteString.copyFrom(secret))
       .setConnectTimeoutMs(getRendezvousTimeout * 1000L)
       .setIoTimeoutMs(getPeerTimeout * 1000L)
+      .setHeartbeatTimeoutMs(getHeartbeatTimeout * 1000L)
       .setCheckpointEverySteps(getCheckpointEverySteps)
       .setCheckpointEveryMillis(getCheckpointEverySeconds * 1000L)
+      .setTerminateOnNan(getTerminateOnNaN)
       .build()
     val job = TrainJob(
       getModelPath,
@@ -210,6 +250,7 @@ class SpindleEstimator(override val uid: String)
       inputs,
       config.toByteArray,
       Some(target),
+      getOverwriteExport,
       new SerializableConfiguration(sc.hadoopConfiguration),
       checkpoints,
       Progress.register(sc),
@@ -252,10 +293,10 @@ class SpindleEstimator(override val uid: String)
   }
 
   private def checkpointStore(sc: org.apache.spark.SparkContext): Checkpoints = {
-    require(
-      getCheckpointEverySteps > 0 || getCheckpointEverySeconds > 0,
-      "checkpointDir is set, but checkpointEverySteps and checkpointEverySeconds are both 0"
-    )
+    if (getCheckpointEverySteps == 0 && getCheckpointEverySeconds == 0)
+      throw new SpindleInputException(
+        s"checkpointDir $getCheckpointDir is set, but checkpointEverySteps and checkpointEverySeconds are both 0"
+      )
     val store =
       new Checkpoints(getCheckpointDir, getKeepCheckpoints, new SerializableConfiguration(sc.hadoopConfiguration))
     store.requireWritable()

@@ -9,8 +9,9 @@ import org.apache.spark.ml.param.ParamMap
 import org.apache.spark.ml.util.{Identifiable, MLReadable, MLReader, MLWritable, MLWriter}
 import org.apache.spark.sql.{DataFrame, Dataset, SparkSession, SpindleSqlShim}
 import org.apache.spark.sql.types.StructType
+import org.apache.spark.util.SerializableConfiguration
 
-import io.spindle.internal.{InferenceIterator, ModelCache, Plan, SerializableConfiguration}
+import io.spindle.internal.{InferenceIterator, MemoryBudget, ModelCache, Plan, TensorType}
 
 /** Batch inference with any TensorFlow SavedModel, as a Spark ML `Model`.
   *
@@ -77,11 +78,15 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
     SpindleSqlShim.createDataFrame(spark, rows, thePlan.schema)
   }
 
-  /** The signature's inputs and outputs, as `name: dtype shape` lines (handy in spark-shell). */
+  /** The signature's inputs and outputs, as `name: dtype shape` lines (handy in spark-shell). Every TensorFlow dtype
+    * prints under its own name (`float32`, `string`, `bool`, ...), whether Spindle moves it or not.
+    */
   def describeSignature(): String = {
     val sig = driverModel(SparkSession.active).signature(getSignature)
-    def fmt(t: io.spindle.proto.TensorSpec) =
-      s"  ${t.getName}: ${t.getDtype.name.toLowerCase} ${t.getShapeList.asScala.map(d => if (d < 0) "?" else d.toString).mkString("[", ", ", "]")}"
+    def fmt(t: io.spindle.proto.TensorSpec) = {
+      val shape = t.getShapeList.asScala.map(d => if (d < 0) "?" else d.toString).mkString("[", ", ", "]")
+      s"  ${t.getName}: ${TensorType.tfName(t.getTfDtype)} ${if (t.getUnknownRank) "unknown rank" else shape}"
+    }
     (Seq(s"signature ${sig.getName}", " inputs:") ++ sig.getInputsList.asScala.map(fmt) ++
       Seq(" outputs:") ++ sig.getOutputsList.asScala.map(fmt)).mkString("\n")
   }
@@ -101,15 +106,8 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
   // (inter-op), so that concurrent tasks sharing a session do not oversubscribe the executor's cores.
   private def cacheKey(spark: SparkSession, localPath: String): ModelCache.Key = {
     val conf = spark.sparkContext.getConf
-    val taskCpus = conf.getInt("spark.task.cpus", 1)
-    val localCores = "local\\[(\\d+).*".r.findFirstMatchIn(conf.get("spark.master", "")).map(_.group(1).toInt)
-    val executorCores = conf
-      .getOption("spark.executor.cores")
-      .map(_.toInt)
-      .orElse(localCores)
-      .getOrElse(Runtime.getRuntime.availableProcessors)
-    val intra = if (getIntraOpThreads > 0) getIntraOpThreads else taskCpus
-    val inter = if (getInterOpThreads > 0) getInterOpThreads else math.max(1, executorCores / taskCpus)
+    val intra = if (getIntraOpThreads > 0) getIntraOpThreads else conf.getInt("spark.task.cpus", 1)
+    val inter = if (getInterOpThreads > 0) getInterOpThreads else MemoryBudget.concurrentTasks(conf)
     ModelCache.Key(localPath, getTags.toSeq, intra, inter)
   }
 
@@ -123,7 +121,9 @@ object SpindleModel extends MLReadable[SpindleModel] {
   /** Where `write.save` puts a copy of the SavedModel, so that a saved stage is self-contained. */
   val SavedModelDir = "savedmodel"
 
-  /** A model for the SavedModel at `path` (any Hadoop FileSystem), or a stage saved with `write.save`. */
+  /** A model for the SavedModel at `path` (any Hadoop FileSystem), or a stage saved with `write.save`. Fails at once,
+    * naming the path, when `path` is neither.
+    */
   override def load(path: String): SpindleModel = {
     val spark = SparkSession.active
     val p = new HPath(path)
@@ -131,8 +131,34 @@ object SpindleModel extends MLReadable[SpindleModel] {
     if (fs.exists(new HPath(p, "metadata"))) read.load(path) else fromSavedModel(path)
   }
 
-  /** A model for the SavedModel at `path`, with default params. */
-  def fromSavedModel(path: String): SpindleModel = new SpindleModel().setModelPath(path)
+  /** A model for the SavedModel at `path`, with default params. Fails at once, naming the path, when `path` is not a
+    * SavedModel directory (one holding `saved_model.pb` or `saved_model.pbtxt`).
+    */
+  def fromSavedModel(path: String): SpindleModel = {
+    requireSavedModel(path, SparkSession.getActiveSession.map(_.sparkContext.hadoopConfiguration))
+    new SpindleModel().setModelPath(path)
+  }
+
+  private def requireSavedModel(path: String, conf: Option[org.apache.hadoop.conf.Configuration]): Unit = {
+    val p = new HPath(path)
+    val fs = p.getFileSystem(conf.getOrElse(new org.apache.hadoop.conf.Configuration()))
+    val why =
+      if (!fs.exists(p)) Some("it does not exist")
+      else if (!fs.getFileStatus(p).isDirectory) Some("it is a file, not a directory (a .keras or .h5 file is not one)")
+      else if (!Seq("saved_model.pb", "saved_model.pbtxt").exists(f => fs.exists(new HPath(p, f))))
+        Some(fs.listStatus(p).map(_.getPath.getName).sorted match {
+          case Array() => "the directory is empty"
+          case names   => s"it holds no saved_model.pb (it holds: ${names.mkString(", ")})"
+        })
+      else None
+    why.foreach { w =>
+      throw new SpindleModelException(
+        s"$path is not a TensorFlow SavedModel: $w. A SavedModel directory holds saved_model.pb (or saved_model.pbtxt) " +
+          s"and, for a model with variables, variables/variables.index and its data files; export one with " +
+          s"tf.saved_model.save or model.export(path) in Keras 3"
+      )
+    }
+  }
 
   /** Releases the TensorFlow sessions this JVM holds (they are otherwise kept until the JVM exits). */
   def releaseSessions(): Unit = ModelCache.clear()

@@ -16,7 +16,7 @@ class StringMapParam(parent: Params, name: String, doc: String) extends Param[Ma
   }
 }
 
-/** Params shared by inference ([[SpindleModel]]) and, later, training. */
+/** Params shared by inference ([[SpindleModel]]) and training ([[SpindleEstimator]]). */
 trait SpindleParams extends Params {
 
   final val modelPath = new Param[String](this, "modelPath", "SavedModel directory (any Hadoop FileSystem path)")

@@ -1,13 +1,19 @@
 package io.spindle
 
-import java.nio.file.{Files, Path}
+import java.nio.file.{Files, Path, Paths}
 
 import scala.jdk.CollectionConverters._
 import scala.util.Random
 
 import org.apache.commons.io.FileUtils
 
-import org.apache.spark.scheduler.{SparkListener, SparkListenerExecutorMetricsUpdate, SparkListenerStageCompleted}
+import org.apache.spark.scheduler.{
+  SparkListener,
+  SparkListenerExecutorMetricsUpdate,
+  SparkListenerJobStart,
+  SparkListenerStageCompleted,
+  SparkListenerTaskEnd
+}
 import org.apache.spark.sql.DataFrame
 import org.apache.spark.sql.functions.{col, lit, when}
 
@@ -60,12 +66,30 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     assert(first != fitted.transform(data.limit(1)).select("probabilities").head().getSeq[Float](0))
   }
 
-  test("two workers in one JVM average their gradients over the ring") {
-    val summary = estimator.setNumWorkers(2).setBatchSize(25).setEpochs(2).fit(synthetic(400, 2)).summary
-    assert(summary.numWorkers == 2)
-    assert(summary.rowsPerWorker.sum == 400)
-    assert(summary.steps.forall(s => s.allReduceMs >= 0 && s.examples <= 50))
-    assert(summary.steps.filter(_.epoch == 1).map(_.examples).sum == 400)
+  test("two workers in one JVM average their gradients over the ring: 2 x batch B trains as 1 x batch 2B") {
+    val s = spark
+    import s.implicits._
+    // mnist_mlp trains with plain SGD, whose step is linear in the gradient: a sum where a mean belongs, or a wrong
+    // weight, changes the weights (Adam's normalised step would hide it). Partition p of the 2-worker data holds rows
+    // [100p, 100p + 100); the 1-worker data interleaves their blocks of 25, so its batch k of 50 rows is the union of
+    // the two workers' batches k.
+    val random = new Random(5)
+    val rows = (0 until 200).map(i => (i, Array.fill(784)(random.nextFloat()), random.nextInt(10).toLong))
+    val interleaved =
+      (0 until 4).flatMap(k => rows.slice(25 * k, 25 * k + 25) ++ rows.slice(100 + 25 * k, 125 + 25 * k))
+    val two = spark.sparkContext.parallelize(rows, 2).toDF("id", "pixels", "digit")
+    val one = spark.sparkContext.parallelize(interleaved, 1).toDF("id", "pixels", "digit")
+    def mnist = estimator.setModelPath(fixture("mnist_mlp")).setShuffle(false)
+    val pair = mnist.setNumWorkers(2).setBatchSize(25).fit(two).summary
+    val single = mnist.setBatchSize(50).fit(one).summary
+    assert(pair.numWorkers == 2 && pair.rowsPerWorker == Seq(100L, 100L))
+    assert(pair.steps.map(_.examples) == Seq(50L, 50L, 50L, 50L))
+    for ((a, b) <- pair.steps.zip(single.steps))
+      assert(math.abs(a.loss - b.loss) <= 1e-5 * math.abs(b.loss), s"step ${a.step}: loss ${a.loss} vs ${b.loss}")
+    assert(pair.steps.last.loss < pair.steps.head.loss, "the steps learn")
+    assert(pair.variables.nonEmpty && pair.variables.keySet == single.variables.keySet)
+    for ((name, x) <- pair.variables; y = single.variables(name); i <- x.indices)
+      assert(math.abs(x(i) - y(i)) <= 1e-7 + 1e-5 * math.abs(y(i)), s"$name[$i]: ${x(i)} vs ${y(i)}")
   }
 
   test("the exported SavedModel loads in Python's TensorFlow and predicts what the fitted model predicts") {
@@ -259,5 +283,126 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     Files.deleteIfExists(foreign.resolve("ckpt-8/.checkpoint.pb.crc"))
     val f = failureOf[SpindleCheckpointException](fit(foreign.toString))
     assert(f.getMessage.contains("different model") && f.getMessage.contains(foreign.toString), f.getMessage)
+  }
+  test("an existing non-empty exportPath fails before any job; overwriteExport replaces it only once complete") {
+    val target = tempDir("spindle-export").resolve("production")
+    Files.createDirectories(target)
+    Files.write(target.resolve("last-week.txt"), "the model in production".getBytes)
+    val data = synthetic(100, 1)
+    org.apache.spark.SpindleTestShim.waitForListeners(spark.sparkContext) // earlier tests' events are delivered
+    val jobs = new java.util.concurrent.atomic.AtomicInteger()
+    val listener = new SparkListener {
+      override def onJobStart(start: SparkListenerJobStart): Unit = jobs.incrementAndGet()
+    }
+    spark.sparkContext.addSparkListener(listener)
+    val refused =
+      try failureOf[SpindleInputException](estimator.setExportPath(target.toString).setBatchSize(25).fit(data))
+      finally {
+        org.apache.spark.SpindleTestShim.waitForListeners(spark.sparkContext)
+        spark.sparkContext.removeSparkListener(listener)
+      }
+    assert(refused.getMessage.contains(target.toString) && refused.getMessage.contains("setOverwriteExport"))
+    assert(jobs.get == 0, "no job ran")
+    assert(Files.readAllLines(target.resolve("last-week.txt")).get(0) == "the model in production")
+
+    // A fit that fails (a null row) with overwriteExport leaves the previous model as it was.
+    val bad = data.withColumn("pixels", when(col("id") === 60, lit(null)).otherwise(col("pixels")))
+    failureOf[SpindleInputException](
+      estimator.setExportPath(target.toString).setOverwriteExport(true).setBatchSize(25).fit(bad)
+    )
+    assert(target.toFile.list().toSeq == Seq("last-week.txt"))
+    assert(!target.getParent.toFile.list().exists(_ != "production"), "no staging left beside it")
+
+    val fitted = estimator.setExportPath(target.toString).setOverwriteExport(true).setBatchSize(25).fit(data)
+    assert(Files.isRegularFile(target.resolve("saved_model.pb")) && !Files.exists(target.resolve("last-week.txt")))
+    assert(target.getParent.toFile.list().toSeq == Seq("production"), "the old content went once the new was in place")
+    assert(fitted.transform(data).count() == 100)
+  }
+
+  test("an exportPath equal to or inside modelPath or checkpointDir is refused") {
+    val model = tempDir("spindle-model").resolve("init")
+    copyTree(Paths.get(fixture("digits_mlp_init")), model)
+    val inside = failureOf[SpindleInputException](
+      estimator.setModelPath(model.toString).setExportPath(model.resolve("trained").toString).fit(synthetic(10, 1))
+    )
+    assert(inside.getMessage.contains("modelPath") && inside.getMessage.contains(model.toString), inside.getMessage)
+    val checkpoints = tempDir("spindle-ckpt")
+    val same = failureOf[SpindleInputException](
+      estimator.setCheckpointDir(checkpoints.toString).setExportPath(checkpoints.toString).fit(synthetic(10, 1))
+    )
+    assert(same.getMessage.contains("checkpointDir"), same.getMessage)
+    assert(Files.isRegularFile(model.resolve("saved_model.pb")), "the model trained from is untouched")
+  }
+
+  test("a DataFrame with no rows fails fit, saying no worker received a row") {
+    val empty = synthetic(100, 2).filter(col("id") < 0)
+    for (workers <- Seq(1, 2)) {
+      val e = failureOf[SpindleTrainingException](estimator.setNumWorkers(workers).fit(empty))
+      assert(e.getMessage.contains("no worker received a row"), e.getMessage)
+    }
+  }
+
+  test("a diverging loss stops training at its first NaN or infinite step, naming it and the last finite loss") {
+    val checkpoints = tempDir("spindle-ckpt")
+    val data = synthetic(400, 1).withColumn("target", col("digit").cast("float"))
+    def diverging = new SpindleEstimator()
+      .setModelPath(fixture("diverging_regression"))
+      .setInputCols(Map("features" -> "pixels", "labels" -> "target"))
+      .setExportPath(tempDir("spindle-export").resolve("model").toString)
+      .setBatchSize(20)
+    val e = failureOf[SpindleTrainingException](
+      diverging.setCheckpointDir(checkpoints.toString).setCheckpointEverySteps(1).fit(data)
+    )
+    val step = """step (\d+)""".r.findFirstMatchIn(e.getMessage).map(_.group(1).toInt)
+    assert(step.exists(s => s >= 2 && s <= 6), e.getMessage)
+    assert(e.getMessage.contains("last finite loss"), e.getMessage)
+    val kept = checkpointsIn(checkpoints)
+    assert(kept.nonEmpty && kept.forall(_.drop(5).toInt < step.get), s"checkpoints before the NaN stay: $kept")
+    // Two workers see the same all-reduced loss and stop at the same step.
+    val two = failureOf[SpindleTrainingException](diverging.setNumWorkers(2).fit(data.repartition(2)))
+    assert(two.getMessage.contains("last finite loss"), two.getMessage)
+    // Switched off, training runs to the end with a non-finite loss.
+    val summary = diverging.setTerminateOnNaN(false).fit(data).summary
+    assert(summary.steps.size == 20 && summary.lossHistory.exists(l => l.isNaN || l.isInfinite))
+  }
+
+  test("a batch too large for the task's memory is a typed error naming batchSize, numSlots and the budget") {
+    val e = failureOf[SpindleInputException](estimator.setBatchSize(400000000).fit(synthetic(10, 1)))
+    for (part <- Seq("batchSize=400000000", "numSlots=8", "bytes per row", "budget"))
+      assert(e.getMessage.contains(part), e.getMessage)
+    // The SparkContext lives on.
+    assert(estimator.setBatchSize(5).fit(synthetic(10, 1)).summary.steps.size == 2)
+  }
+
+  test("a job cancelled from the driver (sc.cancelJobGroup) ends its training tasks within 5 s") {
+    val sc = spark.sparkContext
+    val ends = new java.util.concurrent.ConcurrentLinkedQueue[Long]()
+    val firstStep = new java.util.concurrent.CountDownLatch(1)
+    val listener = new SparkListener {
+      override def onTaskEnd(end: SparkListenerTaskEnd): Unit = ends.add(System.nanoTime())
+      override def onExecutorMetricsUpdate(u: SparkListenerExecutorMetricsUpdate): Unit =
+        if (u.accumUpdates.flatMap(_._4).exists(_.name.contains("spindle: training step"))) firstStep.countDown()
+    }
+    sc.addSparkListener(listener)
+    val fitting = new Thread(() => {
+      sc.setJobGroup("cancel-me", "a training to cancel")
+      try estimator.setNumWorkers(2).setBatchSize(5).setEpochs(100000).fit(synthetic(200, 2))
+      catch { case _: Throwable => }
+    })
+    try {
+      fitting.start()
+      assert(firstStep.await(60, java.util.concurrent.TimeUnit.SECONDS), "training started")
+      Thread.sleep(500)
+      ends.clear()
+      val cancelled = System.nanoTime()
+      sc.cancelJobGroup("cancel-me")
+      fitting.join(30000)
+      assert(!fitting.isAlive, "fit returned")
+      val deadline = System.nanoTime() + 10000000000L
+      while (ends.size < 2 && System.nanoTime() < deadline) Thread.sleep(100)
+      assert(ends.size >= 2, "both training tasks ended")
+      val lastEnd = ends.asScala.max
+      assert((lastEnd - cancelled) / 1e9 < 5, s"the tasks took ${(lastEnd - cancelled) / 1e9} s to end")
+    } finally sc.removeSparkListener(listener)
   }
 }

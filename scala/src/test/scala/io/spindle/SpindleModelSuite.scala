@@ -165,6 +165,39 @@ class SpindleModelSuite extends SpindleTestBase {
     val e = failureOf[SpindleModelException](SpindleModel.fromSavedModel(dir.toString).transform(dtypeRows(1, 1)))
     assert(e.getMessage.contains(dir.toString))
   }
+
+  test("load of something that is not a SavedModel fails at load, naming the path and what one holds") {
+    val dir = tempDir("spindle-not-a-model")
+    val keras = dir.resolve("model.keras")
+    Files.write(keras, Array[Byte](80, 75, 3, 4))
+    val empty = Files.createDirectories(dir.resolve("empty"))
+    val other = Files.createDirectories(dir.resolve("other"))
+    Files.write(other.resolve("weights.h5"), Array[Byte](1))
+    for ((path, why) <- Seq(keras -> "is a file", empty -> "is empty", other -> "weights.h5")) {
+      val e = failureOf[SpindleModelException](SpindleModel.load(path.toString))
+      assert(e.getMessage.contains(path.toString) && e.getMessage.contains(why), e.getMessage)
+      assert(e.getMessage.contains("saved_model.pb"), e.getMessage)
+    }
+  }
+
+  test("describeSignature names every TensorFlow dtype, string and bool included") {
+    val text = SpindleModel.load(fixture("strings_model")).describeSignature()
+    for (line <- Seq("text: string [?]", "flag: bool [?]", "length: int32 [?]", "kept: string [?]"))
+      assert(text.contains(line), text)
+    assert(!text.contains("unspecified"), text)
+    assert(dtypesModel.describeSignature().contains("x_f32: float32 [?, 4]"))
+  }
+
+  test("a batch too large for the task's memory is a typed error naming batchSize, numSlots and the budget") {
+    val s = spark
+    import s.implicits._
+    val images = Seq.fill(4)(Array.fill(784)(0.5f)).toDF("features")
+    val mnist = SpindleModel.fromSavedModel(fixture("mnist_mlp"))
+    val e = failureOf[SpindleInputException](mnist.setBatchSize(100000000).transform(images).collect())
+    for (part <- Seq("batchSize=100000000", "numSlots=2", "3136 bytes per row", "budget"))
+      assert(e.getMessage.contains(part), e.getMessage)
+    assert(mnist.setBatchSize(2).transform(images).count() == 4, "the SparkContext lives on")
+  }
 }
 
 /** A Keras model exported by python/spindle_keras scores like Keras itself, on real digits. */

@@ -32,6 +32,8 @@ trait SpindleTestBase extends AnyFunSuite with BeforeAndAfterAll {
         .master(master)
         .appName(getClass.getSimpleName)
         .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", "4")
       sparkConf.foreach { case (k, v) => builder.config(k, v) }
       spark = builder.getOrCreate()

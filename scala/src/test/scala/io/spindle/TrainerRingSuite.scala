@@ -35,7 +35,9 @@ class TrainerRingSuite extends SpindleTestBase {
     .build()
     .toByteArray
 
-  /** Opens a worker on its own session, trains on no rows and returns its report; everything is closed after. */
+  /** Opens a worker on its own session and trains on no rows, which fails once the workers' first all-reduce says no
+    * worker has a row (so it proves the ring formed); everything is closed after.
+    */
   private def worker(rank: Int, peers: Seq[String], rendezvous: Long, secret: String, timeoutMs: Long) = {
     val model = ModelCache.loadPrivate(ModelCache.Key(fixture("digits_mlp_init"), Seq("serve"), 1, 1))
     var trainer = 0L
@@ -54,16 +56,20 @@ class TrainerRingSuite extends SpindleTestBase {
     (r, NativeRuntime.rendezvousAddress(r))
   }
 
-  test("a worker without the job secret is refused with an error naming the peer; the real workers still train") {
+  test(
+    "a worker without the job secret is refused with an error naming the peer; the real workers still form the ring"
+  ) {
     val (r0, a0) = bind()
     val (r1, a1) = bind()
     val chief = Future(worker(0, Seq(a0, a1), r0, "job secret", 30000))
     val (ri, ai) = bind()
     val e = failureOf[SpindleClusterException](worker(1, Seq(a0, ai), ri, "a guess", 5000))
     assert(e.getMessage.contains(s"rank 0 ($a0)") && e.getMessage.contains("rejected"), e.getMessage)
-    val second = worker(1, Seq(a0, a1), r1, "job secret", 30000)
-    val first = Await.result(chief, 60.seconds)
-    assert(first.getRank == 0 && second.getRank == 1 && first.getRows == 0 && second.getRows == 0)
+    // Both real workers reach the first all-reduce, whose summed row count tells both that no worker has a row.
+    val second = failureOf[SpindleTrainingException](worker(1, Seq(a0, a1), r1, "job secret", 30000))
+    val first = failureOf[SpindleTrainingException](Await.result(chief, 60.seconds))
+    for ((rank, f) <- Seq(0 -> first, 1 -> second))
+      assert(f.getMessage.contains(s"rank $rank: no worker received a row"), f.getMessage)
   }
 
   test("a peer that never comes fails the worker within rendezvousTimeout, naming its rank and address") {

@@ -120,6 +120,14 @@ public final class NativeRuntime {
   public static native void closeRendezvous(long rendezvous);
 
   /**
+   * Stops a rendezvous's wait for its peers, from another thread (the task was killed while its ring forms):
+   * {@link #openTrainer(long, byte[], long)} then fails at once. Unknown handles (0, consumed) are ignored.
+   *
+   * @param rendezvous a handle from {@link #bindRendezvous(String)}, or 0 (ignored)
+   */
+  public static native void cancelRendezvous(long rendezvous);
+
+  /**
    * Starts one training worker: checks the config, forms the authenticated ring with the peers (blocking up
    * to the connect timeout) and starts the trainer thread.
    *

@@ -7,6 +7,7 @@ import scala.util.control.NonFatal
 
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.{FileSystem, FileUtil, LocalFileSystem, Path => HPath}
+import org.apache.spark.util.SerializableConfiguration
 
 import io.spindle.SpindleCheckpointException
 import io.spindle.jni.NativeRuntime

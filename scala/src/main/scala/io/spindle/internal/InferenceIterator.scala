@@ -6,7 +6,13 @@ import scala.jdk.CollectionConverters._
 import org.apache.spark.TaskContext
 
 import org.apache.spark.sql.catalyst.InternalRow
-import org.apache.spark.sql.catalyst.expressions.{BoundReference, GenericInternalRow, JoinedRow, UnsafeProjection}
+import org.apache.spark.sql.catalyst.expressions.{
+  BoundReference,
+  GenericInternalRow,
+  JoinedRow,
+  UnsafeProjection,
+  UnsafeRow
+}
 
 import io.spindle.SpindleModelException
 import io.spindle.jni.NativeRuntime
@@ -115,6 +121,11 @@ final class InferenceIterator(
   // Unknown inner dimensions are fixed by the partition's first row; every later row is checked against it.
   private def open(first: InternalRow): Unit = {
     val shapes = plan.inputs.map(in => RowShapes.of(in, Some(first)))
+    val rowSize = first match {
+      case u: UnsafeRow => u.getSizeInBytes.toLong
+      case _            => 8L * first.numFields
+    }
+    MemoryBudget.forInference(plan.inputs, shapes, batchSize, numSlots, rowSize).check()
     val task = Option(TaskContext.get())
     val partition = task.map(_.partitionId()).getOrElse(0)
     val config = FeederConfig

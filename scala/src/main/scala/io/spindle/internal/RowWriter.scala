@@ -1,7 +1,5 @@
 package io.spindle.internal
 
-import scala.jdk.CollectionConverters._
-
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData
 import org.apache.spark.sql.catalyst.util.ArrayData
@@ -9,7 +7,6 @@ import org.apache.spark.sql.types._
 import org.apache.spark.unsafe.Platform
 
 import io.spindle.SpindleInputException
-import io.spindle.proto.{FeederLayout, InputLayout}
 
 /** Writes one input column of a row straight into slot memory at an absolute address.
   *
@@ -118,64 +115,4 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
     case TensorType.Int32   => Platform.putInt(null, address, v.toInt)
     case TensorType.Int64   => Platform.putLong(null, address, v)
   }
-}
-
-/** Reads output tensors from TensorFlow's memory into Spark values. */
-object OutputReader {
-
-  /** The value of row `row` of an output at `address` with `perRow` elements per row. */
-  def read(dtype: TensorType, scalar: Boolean, address: Long, perRow: Int, row: Int): Any = {
-    val at = address + row.toLong * perRow * dtype.bytes
-    if (scalar) dtype match {
-      case TensorType.Float32 => Platform.getFloat(null, at)
-      case TensorType.Float64 => Platform.getDouble(null, at)
-      case TensorType.Int32   => Platform.getInt(null, at)
-      case TensorType.Int64   => Platform.getLong(null, at)
-    }
-    else {
-      // Build the UnsafeArrayData bytes directly: 8-byte length, null bits (all clear), then the values.
-      val header = UnsafeArrayData.calculateHeaderPortionInBytes(perRow)
-      val valueBytes = perRow.toLong * dtype.bytes
-      val total = header + ((valueBytes + 7) / 8) * 8
-      val words = new Array[Long]((total / 8).toInt)
-      words(0) = perRow
-      Platform.copyMemory(null, at, words, Platform.LONG_ARRAY_OFFSET + header, valueBytes)
-      val result = new UnsafeArrayData()
-      result.pointTo(words, Platform.LONG_ARRAY_OFFSET, total.toInt)
-      result
-    }
-  }
-}
-
-/** Writes whole rows into a batch the runtime laid out (a feeder slot or a trainer window): each input's value goes to
-  * its offset, at row `n` of the batch.
-  */
-final class BatchWriter(inputs: Seq[InputPlan], shapes: Seq[Seq[Long]], layout: FeederLayout, partition: Int) {
-  private val writers =
-    inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt, partition) }.toArray
-  private val offsets = layout.getInputOffsetsList.asScala.map(_.longValue).toArray
-  private val rowBytes = layout.getRowBytesList.asScala.map(_.longValue).toArray
-
-  /** Writes `row` as row `n` of the batch at `base`; `rowNumber` (within the partition) names the row in errors. */
-  def write(row: InternalRow, base: Long, n: Int, rowNumber: Long): Unit = {
-    var i = 0
-    while (i < writers.length) {
-      writers(i).write(row, base + offsets(i) + n * rowBytes(i), rowNumber)
-      i += 1
-    }
-  }
-}
-
-object BatchWriter {
-
-  /** How the runtime is to lay the inputs out: name, dtype and this partition's row shape of each. */
-  def layouts(inputs: Seq[InputPlan], shapes: Seq[Seq[Long]]): Seq[InputLayout] =
-    inputs.zip(shapes).map { case (in, shape) =>
-      InputLayout
-        .newBuilder()
-        .setName(in.tensor)
-        .setDtype(in.dtype.proto)
-        .addAllRowShape(shape.map(Long.box).asJava)
-        .build()
-    }
 }

@@ -19,6 +19,16 @@ object TensorType {
 
   def fromProto(d: DType): Option[TensorType] = all.find(_.proto == d)
 
+  /** TensorFlow's own name of a dtype given as its enum name (`DT_FLOAT` -> `float32`, `DT_STRING` -> `string`), as
+    * `tf.dtypes` prints it; for every dtype, moved by Spindle or not.
+    */
+  def tfName(enumName: String): String = enumName match {
+    case "DT_FLOAT"  => "float32"
+    case "DT_DOUBLE" => "float64"
+    case "DT_HALF"   => "float16"
+    case other       => other.stripPrefix("DT_").toLowerCase
+  }
+
   /** Whether Spark values of `source` convert to `target` without losing integers or inventing precision. */
   def accepts(target: TensorType, source: DataType): Boolean = (target, source) match {
     case (t, s) if t.isFloat                         => s.isInstanceOf[NumericType] && !s.isInstanceOf[DecimalType]

@@ -1,0 +1,317 @@
+//! How the workers form their ring: each binds a [`Rendezvous`] on an ephemeral port and publishes its
+//! address (the JVM exchanges them with `BarrierTaskContext.allGather`); [`crate::Ring::connect`] then dials
+//! the right neighbour (rank + 1) while accepting the left one (rank - 1).
+//!
+//! Every connection proves both ends hold the per-job secret with a mutual HMAC-SHA256 challenge: the
+//! accepting side sends a random challenge; the dialling side answers with `MAGIC`, its rank, the world
+//! size, a challenge of its own and the HMAC of ("connect", the challenge, its rank, the world); the
+//! accepting side checks it and answers with a status byte and the HMAC of ("accept", the dialler's
+//! challenge, its own rank, the world). A connection that fails it is logged and dropped, and the wait
+//! for the real peer goes on. Every wait is bounded, and its error names the rank and address missing.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::error::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"SPNDLRG1";
+/// How long one handshake may take, so a silent connection cannot hold the accept loop.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// A bound listening socket whose address the peers learn through Spark.
+pub struct Rendezvous {
+    listener: TcpListener,
+    address: String,
+    cancelled: Arc<AtomicBool>,
+}
+
+/// Stops a rendezvous's wait for its peers from another thread (the task was killed while its ring forms):
+/// forming the ring then fails at once instead of waiting out `connect_timeout`.
+#[derive(Clone)]
+pub struct RendezvousCanceller(Arc<AtomicBool>);
+
+impl RendezvousCanceller {
+    /// Cancels the wait; idempotent.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Rendezvous {
+    /// Binds `host` on an ephemeral port.
+    pub fn bind(host: &str) -> Result<Rendezvous> {
+        let listener = TcpListener::bind((host, 0))
+            .map_err(|e| Error::Cluster(format!("ring: binding a port on {host}: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::Cluster(format!("ring: reading the bound port: {e}")))?
+            .port();
+        Ok(Rendezvous {
+            listener,
+            address: format!("{host}:{port}"),
+            cancelled: Arc::default(),
+        })
+    }
+
+    /// A handle that cancels forming the ring from another thread.
+    pub fn canceller(&self) -> RendezvousCanceller {
+        RendezvousCanceller(Arc::clone(&self.cancelled))
+    }
+
+    /// `host:port` to publish.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+/// How one worker joins the ring.
+#[derive(Debug, Clone)]
+pub struct RingConfig {
+    /// This worker's rank.
+    pub rank: usize,
+    /// Every rank's published address, indexed by rank.
+    pub peers: Vec<String>,
+    /// Per-job secret generated on the driver; a peer without it is rejected.
+    pub secret: Vec<u8>,
+    /// Bound on forming the ring.
+    pub connect_timeout: Duration,
+    /// Bound on any single read or write once the ring is formed.
+    pub io_timeout: Duration,
+    /// A neighbour silent this long (no heartbeat: its process stopped, the network cut) fails the ring;
+    /// heartbeats flow while a step computes, so a long step never trips it.
+    pub heartbeat_timeout: Duration,
+}
+
+/// A worker's two authenticated connections, as the ring is formed.
+pub(crate) struct Links {
+    /// From the left neighbour (rank - 1), which sends to us.
+    pub(crate) left: TcpStream,
+    /// To the right neighbour (rank + 1), which we send to.
+    pub(crate) right: TcpStream,
+    /// `rank r (host:port)` of the left neighbour, for errors.
+    pub(crate) left_name: String,
+    /// `rank r (host:port)` of the right neighbour, for errors.
+    pub(crate) right_name: String,
+}
+
+/// Dials the right neighbour while accepting the left one (with two workers each is both), authenticating
+/// both connections. Fails after `connect_timeout`, naming the missing peer.
+pub(crate) fn form(rendezvous: Rendezvous, config: &RingConfig) -> Result<Links> {
+    let world = config.peers.len();
+    let rank = config.rank;
+    if world < 2 || rank >= world {
+        return Err(Error::Cluster(format!(
+            "ring: rank {rank} of {world} workers: a ring needs two or more"
+        )));
+    }
+    let (to, from) = ((rank + 1) % world, (rank + world - 1) % world);
+    let deadline = Instant::now() + config.connect_timeout;
+    let dial_failed = AtomicBool::new(false);
+    let cancelled = &*rendezvous.cancelled;
+    let (right, left) = std::thread::scope(|s| {
+        let dialing = s.spawn(|| {
+            let right = dial(config, to, deadline, cancelled);
+            dial_failed.store(right.is_err(), Ordering::Relaxed);
+            right
+        });
+        let give_up = || dial_failed.load(Ordering::Relaxed) || cancelled.load(Ordering::Relaxed);
+        let left = accept(&rendezvous.listener, config, from, deadline, &give_up);
+        let right = dialing
+            .join()
+            .unwrap_or_else(|_| Err(Error::Native("ring: the dialing thread panicked".into())));
+        (right, left)
+    });
+    // The dial's error first: when it failed, the accept only stopped early because of it.
+    let right = right?;
+    Ok(Links {
+        left: left?,
+        right,
+        left_name: peer_name(config, from),
+        right_name: peer_name(config, to),
+    })
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn mac(secret: &[u8], tag: &[u8], nonce: &[u8], rank: usize, world: usize) -> HmacSha256 {
+    let mut m = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    m.update(tag);
+    m.update(nonce);
+    m.update(&(rank as u32).to_le_bytes());
+    m.update(&(world as u32).to_le_bytes());
+    m
+}
+
+fn peer_name(config: &RingConfig, rank: usize) -> String {
+    format!("rank {rank} ({})", config.peers[rank])
+}
+
+fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+}
+
+fn set_timeouts(s: &TcpStream, t: Duration) -> std::io::Result<()> {
+    s.set_read_timeout(Some(t))?;
+    s.set_write_timeout(Some(t))
+}
+
+/// Dials `to` until the deadline and authenticates as the connecting side.
+fn dial(c: &RingConfig, to: usize, deadline: Instant, cancelled: &AtomicBool) -> Result<TcpStream> {
+    let world = c.peers.len();
+    let name = peer_name(c, to);
+    let mut last = String::from("no attempt");
+    let mut stream = loop {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(Error::Cluster(format!(
+                "ring: rank {} stopped dialling {name}: the task was cancelled",
+                c.rank
+            )));
+        }
+        let Some(left) = remaining(deadline) else {
+            return Err(Error::Cluster(format!(
+                "ring: could not reach {name} within {:?}: {last}",
+                c.connect_timeout
+            )));
+        };
+        let addr = c.peers[to]
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next());
+        match addr.map(|a| TcpStream::connect_timeout(&a, left.min(Duration::from_secs(1)))) {
+            Some(Ok(s)) => break s,
+            Some(Err(e)) => last = e.to_string(),
+            None => last = "the address does not resolve".into(),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let fail = |what: String| Error::Cluster(format!("ring: handshake with {name}: {what}"));
+    let budget = remaining(deadline).unwrap_or(Duration::from_millis(1));
+    set_timeouts(&stream, budget.min(HANDSHAKE)).map_err(|e| fail(e.to_string()))?;
+    stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
+    let mut challenge = [0u8; 32];
+    stream
+        .read_exact(&mut challenge)
+        .map_err(|e| fail(format!("no challenge came ({e})")))?;
+    let ours: [u8; 32] = rand::random();
+    let proof = mac(&c.secret, b"connect", &challenge, c.rank, world).finalize();
+    let mut hello = Vec::with_capacity(80);
+    hello.extend_from_slice(MAGIC);
+    hello.extend_from_slice(&(c.rank as u32).to_le_bytes());
+    hello.extend_from_slice(&(world as u32).to_le_bytes());
+    hello.extend_from_slice(&ours);
+    hello.extend_from_slice(&proof.into_bytes());
+    stream.write_all(&hello).map_err(|e| fail(e.to_string()))?;
+    let mut reply = [0u8; 33];
+    if stream.read_exact(&mut reply).is_err() || reply[0] != 1 {
+        return Err(fail(
+            "it rejected this worker (authentication failed: a different job secret, rank or world size)".into(),
+        ));
+    }
+    mac(&c.secret, b"accept", &ours, to, world)
+        .verify_slice(&reply[1..])
+        .map_err(|_| fail("authentication failed: the peer does not hold the job secret".into()))?;
+    set_timeouts(&stream, c.io_timeout).map_err(|e| fail(e.to_string()))?;
+    Ok(stream)
+}
+
+/// Authenticates an accepted connection as the left neighbour `from`; the error says why it was refused.
+fn greet(
+    mut stream: TcpStream,
+    c: &RingConfig,
+    from: usize,
+) -> std::result::Result<TcpStream, String> {
+    let world = c.peers.len();
+    set_timeouts(&stream, HANDSHAKE).map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let challenge: [u8; 32] = rand::random();
+    stream.write_all(&challenge).map_err(|e| e.to_string())?;
+    let mut hello = [0u8; 80];
+    stream
+        .read_exact(&mut hello)
+        .map_err(|e| format!("no answer to the challenge ({e})"))?;
+    let word = |at: usize| {
+        u32::from_le_bytes([hello[at], hello[at + 1], hello[at + 2], hello[at + 3]]) as usize
+    };
+    let (rank, claimed_world) = (word(8), word(12));
+    let why = if &hello[..8] != MAGIC {
+        Some("not a Spindle ring peer".to_string())
+    } else if mac(&c.secret, b"connect", &challenge, rank, claimed_world)
+        .verify_slice(&hello[48..80])
+        .is_err()
+    {
+        Some("authentication failed (wrong job secret)".to_string())
+    } else if rank != from || claimed_world != world {
+        Some(format!(
+            "it is rank {rank} of {claimed_world}, expected rank {from} of {world}"
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        let _ = stream.write_all(&[0u8; 33]);
+        return Err(why);
+    }
+    let mut reply = Vec::with_capacity(33);
+    reply.push(1);
+    reply.extend_from_slice(
+        &mac(&c.secret, b"accept", &hello[16..48], c.rank, world)
+            .finalize()
+            .into_bytes(),
+    );
+    stream.write_all(&reply).map_err(|e| e.to_string())?;
+    set_timeouts(&stream, c.io_timeout).map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+/// Accepts until the left neighbour `from` authenticates, the deadline passes, or `give_up` says so (the
+/// dial to the right failed, so the ring cannot form anyway, or the task was cancelled).
+fn accept(
+    listener: &TcpListener,
+    c: &RingConfig,
+    from: usize,
+    deadline: Instant,
+    give_up: &dyn Fn() -> bool,
+) -> Result<TcpStream> {
+    let name = peer_name(c, from);
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::Cluster(format!("ring: listening for {name}: {e}")))?;
+    loop {
+        if give_up() {
+            return Err(Error::Cluster(format!("ring: stopped waiting for {name}")));
+        }
+        if remaining(deadline).is_none() {
+            return Err(Error::Cluster(format!(
+                "ring: {name} did not connect within {:?}",
+                c.connect_timeout
+            )));
+        }
+        match listener.accept() {
+            Ok((stream, addr)) => {
+                let greeted = stream
+                    .set_nonblocking(false)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| greet(stream, c, from));
+                match greeted {
+                    Ok(s) => return Ok(s),
+                    Err(why) => log::warn!(
+                        "ring: rank {} refused a connection from {addr}: {why}",
+                        c.rank
+                    ),
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => return Err(Error::Cluster(format!("ring: accepting {name}: {e}"))),
+        }
+    }
+}
