@@ -15,7 +15,7 @@ import org.apache.spark.sql.types.StructType
 import org.apache.spark.util.SerializableConfiguration
 import org.slf4j.LoggerFactory
 
-import io.spindle.internal.{Checkpoints, Export, ModelCache, Plan, Progress, TrainJob, TrainTask}
+import io.spindle.internal.{Checkpoints, Export, ModelCache, Plan, Progress, Slots, TrainJob, TrainTask}
 import io.spindle.proto.{TrainerConfig, TrainingReport}
 
 /** Params of [[SpindleEstimator]], on top of those its fitted [[SpindleModel]] keeps. */
@@ -224,7 +224,7 @@ class SpindleEstimator(override val uid: String)
       Seq("modelPath" -> getModelPath) ++ get(checkpointDir).map("checkpointDir" -> _),
       sc.hadoopConfiguration
     )
-    SpindleEstimator.requireSlots(sc, workers)
+    Slots.require(sc, workers, Slots.FirstAttemptGraceMs)
     val checkpoints = if (isDefined(checkpointDir)) Some(checkpointStore(sc)) else None
     val data = if (SpindleSqlShim.internalRows(df).getNumPartitions == workers) df else df.repartition(workers)
     val secret = new Array[Byte](32)
@@ -258,8 +258,12 @@ class SpindleEstimator(override val uid: String)
     )
     val log = LoggerFactory.getLogger(getClass)
     log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")
-    val previous = sc.getLocalProperty("spark.job.description")
+    val (previous, previousTag) =
+      (sc.getLocalProperty("spark.job.description"), sc.getLocalProperty(Slots.Watch.Property))
+    val tag = s"$uid-${System.nanoTime()}"
     sc.setJobDescription(s"Spindle: train $getModelPath on $workers workers")
+    sc.setLocalProperty(Slots.Watch.Property, tag)
+    val retries = new Slots.Watch(sc, workers, tag)
     val reports =
       try
         SpindleCoreShim.withTaskFailures(sc, SpindleEstimator.hasRootCause)(job.progress.logged(sc, log) {
@@ -268,10 +272,17 @@ class SpindleEstimator(override val uid: String)
           // lost with an executor come back and resume from the newest checkpoint.
           SpindleSqlShim.internalRows(data).barrier().mapPartitions(new TrainTask(job)).repartition(1).collect()
         }) match {
-          case Right(r)                => r
-          case Left((e, taskFailures)) => throw SpindleEstimator.rootCause(e, taskFailures)
+          case Right(r) => r
+          case Left((e, taskFailures)) =>
+            throw retries.cancelled
+              .map { c => c.addSuppressed(e); c }
+              .getOrElse(SpindleEstimator.rootCause(e, taskFailures))
         }
-      finally sc.setJobDescription(previous)
+      finally {
+        retries.close()
+        sc.setJobDescription(previous)
+        sc.setLocalProperty(Slots.Watch.Property, previousTag)
+      }
     val summary = TrainingSummary.of(reports.toSeq.map(TrainingReport.parseFrom), target)
     summary.steps.foreach { s =>
       log.info(
@@ -328,33 +339,6 @@ class SpindleEstimator(override val uid: String)
 }
 
 object SpindleEstimator extends DefaultParamsReadable[SpindleEstimator] {
-
-  /** Executors still registering get this long after the last one came to bring the task slots up to `numWorkers`, and
-    * never more than `SlotWaitMaxMs` in all.
-    */
-  private val SlotWaitMs = 5000L
-  private val SlotWaitMaxMs = 60000L
-
-  /** Fails at once, instead of letting a barrier stage wait forever, when the cluster cannot run every worker. */
-  private def requireSlots(sc: org.apache.spark.SparkContext, workers: Int): Unit = {
-    val started = System.currentTimeMillis()
-    var changed = started
-    var slots = SpindleCoreShim.maxConcurrentTasks(sc)
-    while (
-      slots < workers && System.currentTimeMillis() - changed < SlotWaitMs &&
-      System.currentTimeMillis() - started < SlotWaitMaxMs
-    ) {
-      Thread.sleep(100)
-      val now = SpindleCoreShim.maxConcurrentTasks(sc)
-      if (now > slots) changed = System.currentTimeMillis()
-      slots = now
-    }
-    if (slots < workers)
-      throw new SpindleClusterException(
-        s"training with numWorkers=$workers needs $workers task slots at once (one barrier task per worker), but the " +
-          s"cluster has $slots (executor cores / spark.task.cpus); lower numWorkers or add executors"
-      )
-  }
 
   private def defaultExportPath(spark: SparkSession, uid: String): String = {
     val fs = org.apache.hadoop.fs.FileSystem.get(spark.sparkContext.hadoopConfiguration)

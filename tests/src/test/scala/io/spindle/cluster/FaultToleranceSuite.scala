@@ -8,7 +8,7 @@ import scala.concurrent.duration._
 
 import org.apache.spark.sql.DataFrame
 
-import io.spindle.{SpindleEstimator, TrainingSummary}
+import io.spindle.{SpindleClusterException, SpindleEstimator, TrainingSummary}
 import io.spindle.examples.Digits
 
 /** Losing an executor JVM mid-training (see [[ClusterSuite]]): Spark retries the barrier stage, the workers resume from
@@ -62,9 +62,34 @@ class FaultToleranceSuite extends ClusterSuite {
     for ((name, x) <- uninterrupted.variables; y = resumed.variables(name); i <- x.indices)
       assert(math.abs(x(i) - y(i)) <= 1e-6 * math.max(math.abs(x(i)), 1e-3), s"$name[$i]: ${x(i)} vs ${y(i)}")
   }
+
+  test("an executor lost for good: the retried stage cannot get its 2 task slots, and fit fails saying so") {
+    val sc = spark.sparkContext
+    val ids = sc.parallelize(1 to 20, 20).mapPartitions(new ExecutorId).collect().distinct
+    assert(ids.length == 2, s"two executors: ${ids.mkString(", ")}")
+    val dir = tempDir("spindle-ckpt")
+    val training = Future(failureOf[SpindleClusterException](fit(dir)))
+    val deadline = System.nanoTime() + 120.seconds.toNanos
+    while (complete(dir).isEmpty && !training.isCompleted && System.nanoTime() < deadline) Thread.sleep(20)
+    assert(complete(dir).nonEmpty && !training.isCompleted, "a checkpoint came before training ended")
+    // Killed through the cluster manager, which lowers the application's executor target: no replacement comes.
+    assert(sc.killExecutor(ids.head), s"killing executor ${ids.head}")
+    val killed = System.nanoTime()
+    val e = Await.result(training, 3.minutes)
+    val seconds = (System.nanoTime() - killed) / 1e9
+    assert(e.getMessage.contains("retrying the training stage") && e.getMessage.contains("needs 2 task slots"))
+    assert(e.getMessage.contains("has 1"), e.getMessage)
+    assert(seconds < 60, s"fit failed $seconds s after the executor was lost")
+    // The last test of the suite: its cluster ends one executor short.
+  }
 }
 
 /** The executor's pid, from a task (a top-level class: see [[CountCorrectRows]]). */
 class ExecutorPid extends (Iterator[Int] => Iterator[Long]) with Serializable {
   override def apply(rows: Iterator[Int]): Iterator[Long] = Iterator(ProcessHandle.current().pid())
+}
+
+/** The executor's id, from a task. */
+class ExecutorId extends (Iterator[Int] => Iterator[String]) with Serializable {
+  override def apply(rows: Iterator[Int]): Iterator[String] = Iterator(org.apache.spark.SparkEnv.get.executorId)
 }

@@ -1,5 +1,9 @@
 package io.spindle.cluster
 
+import scala.concurrent.{Await, Future}
+import scala.concurrent.ExecutionContext.Implicits.global
+import scala.concurrent.duration._
+
 import org.apache.spark.sql.{DataFrame, Row}
 import org.apache.spark.sql.functions.col
 
@@ -80,6 +84,50 @@ class TrainingClusterSuite extends ClusterSuite {
     assert(e.getMessage.contains("has 2"), e.getMessage)
     assert((System.nanoTime() - started) / 1e9 < 30)
   }
+
+  test(
+    "an executor stopped mid-training (SIGSTOP) fails the job within 60 s, naming the silent worker's rank and host"
+  ) {
+    val pids = spark.sparkContext.parallelize(1 to 20, 20).mapPartitions(new ExecutorPid).collect().distinct
+    assert(pids.length == 2, s"two executor JVMs: ${pids.mkString(", ")}")
+    val checkpoints = tempDir("spindle-ckpt")
+    val training = Future(
+      failureOf[SpindleClusterException](
+        estimator
+          .setNumWorkers(2)
+          .setEpochs(100000)
+          .setBatchSize(32)
+          .setCheckpointDir(checkpoints.toString)
+          .setCheckpointEverySteps(20)
+          .fit(Digits.training(digits))
+      )
+    )
+    val deadline = System.nanoTime() + 120.seconds.toNanos
+    def started = Option(checkpoints.toFile.list()).exists(_.exists(_.startsWith("ckpt-")))
+    while (!started && !training.isCompleted && System.nanoTime() < deadline) Thread.sleep(50)
+    assert(started && !training.isCompleted, "training ran")
+    val victim = pids.head
+    signal("STOP", victim)
+    val stopped = System.nanoTime()
+    try {
+      val e = Await.result(training, 120.seconds)
+      val seconds = (System.nanoTime() - stopped) / 1e9
+      assert(seconds < 60, s"the job failed $seconds s after the executor stopped: ${e.getMessage}")
+      assert(e.getMessage.contains("stopped answering"), e.getMessage)
+      assert(
+        "rank [01] \\(127\\.0\\.0\\.1:\\d+\\) stopped answering".r.findFirstIn(e.getMessage).nonEmpty,
+        e.getMessage
+      )
+    } finally signal("CONT", victim)
+    // The executor lives on: once its killed task has closed, both serve jobs again.
+    def serving = spark.sparkContext.parallelize(1 to 20, 20).mapPartitions(new ExecutorPid).collect().toSet
+    val until = System.nanoTime() + 60.seconds.toNanos
+    while (serving != pids.toSet && System.nanoTime() < until) Thread.sleep(500)
+    assert(serving == pids.toSet, "both executors serve jobs again")
+  }
+
+  private def signal(name: String, pid: Long): Unit =
+    assert(new ProcessBuilder("kill", s"-$name", pid.toString).inheritIO().start().waitFor() == 0, s"kill -$name $pid")
 
   private def assertClose(a: TrainingSummary, b: TrainingSummary, rel: Double): Unit = {
     assert(a.variables.nonEmpty && a.variables.keySet == b.variables.keySet)
