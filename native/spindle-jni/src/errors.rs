@@ -40,6 +40,7 @@ const CLUSTER: &str = "io/spindle/SpindleClusterException";
 const NATIVE: &str = "io/spindle/SpindleNativeException";
 const CHECKPOINT: &str = "io/spindle/SpindleCheckpointException";
 const TRAINING: &str = "io/spindle/SpindleTrainingException";
+const IO: &str = "io/spindle/SpindleIOException";
 
 fn class_and_message(e: &JniError) -> (&'static str, String) {
     match e {
@@ -51,7 +52,7 @@ fn class_and_message(e: &JniError) -> (&'static str, String) {
         JniError::Runtime(RuntimeError::Training(m)) => (TRAINING, m.clone()),
         // A failed file operation of the runtime's own (spill file, event file, export): neither the
         // model's nor the input's fault. The message carries the context and the OS error.
-        JniError::Runtime(e @ RuntimeError::Io { .. }) => (NATIVE, e.to_string()),
+        JniError::Runtime(e @ RuntimeError::Io { .. }) => (IO, e.to_string()),
         JniError::Jni(jni::errors::Error::NullPtr(what)) => {
             (NATIVE, format!("null argument: {what}"))
         }

@@ -61,4 +61,30 @@ class NativeBoundarySuite extends SpindleTestBase {
     } finally NativeRuntime.closeModel(model)
     NativeRuntime.closeModel(model)
   }
+
+  test("a spill file that cannot be made is a SpindleIOException naming its path, not an input error") {
+    val model = NativeRuntime.loadModel(
+      io.spindle.proto.ModelConfig.newBuilder().setPath(fixture("digits_mlp_init")).build().toByteArray
+    )
+    val missing = tempDir("spindle-spill").resolve("no-such-dir").toString
+    try {
+      val config = io.spindle.proto.TrainerConfig
+        .newBuilder()
+        .addInputs(
+          io.spindle.proto.InputLayout
+            .newBuilder()
+            .setName("features")
+            .setDtype(io.spindle.proto.DType.FLOAT32)
+            .addRowShape(64L)
+        )
+        .addInputs(io.spindle.proto.InputLayout.newBuilder().setName("labels").setDtype(io.spindle.proto.DType.INT64))
+        .setBatchSize(8)
+        .setNumSlots(2)
+        .setEpochs(1)
+        .setSpillDir(missing)
+        .build()
+      val e = intercept[SpindleIOException](NativeRuntime.openTrainer(model, config.toByteArray, 0L))
+      assert(e.getMessage.contains(missing) && e.getMessage.contains("No such file"), e.getMessage)
+    } finally NativeRuntime.closeModel(model)
+  }
 }

@@ -3,7 +3,7 @@ package io.spindle.internal
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.{FileSystem, FileUtil, Path => HPath}
 
-import io.spindle.SpindleInputException
+import io.spindle.{SpindleIOException, SpindleInputException}
 
 /** Where a trained model goes, and how it replaces what is there, following Spark ML's `save` convention: an existing
   * non-empty `exportPath` is refused unless the user asked to overwrite it, and even then the old content is replaced
@@ -40,7 +40,7 @@ object Export {
     val stamp = System.currentTimeMillis()
     val staging = new HPath(to.getParent, s".${to.getName}.incomplete-$stamp")
     if (!FileUtil.copy(new java.io.File(localDir), fs, staging, false, conf))
-      throw new SpindleInputException(s"exporting the trained model to $staging failed")
+      throw new SpindleIOException(s"exporting the trained model to $staging failed")
     if (fs.exists(to)) {
       if (!overwrite && holdsFiles(to, conf)) {
         fs.delete(staging, true)
@@ -50,13 +50,13 @@ object Export {
         )
       }
       val previous = new HPath(to.getParent, s".${to.getName}.previous-$stamp")
-      if (!fs.rename(to, previous)) throw new SpindleInputException(s"moving the old $target aside to $previous failed")
+      if (!fs.rename(to, previous)) throw new SpindleIOException(s"moving the old $target aside to $previous failed")
       if (!fs.rename(staging, to)) {
         fs.rename(previous, to)
-        throw new SpindleInputException(s"renaming $staging to $target failed; the previous $target is back in place")
+        throw new SpindleIOException(s"renaming $staging to $target failed; the previous $target is back in place")
       }
       fs.delete(previous, true)
-    } else if (!fs.rename(staging, to)) throw new SpindleInputException(s"renaming $staging to $target failed")
+    } else if (!fs.rename(staging, to)) throw new SpindleIOException(s"renaming $staging to $target failed")
   }
 
   private def qualified(path: String, conf: Configuration): HPath = {
