@@ -5,7 +5,10 @@ import java.nio.file.Path
 import scala.concurrent.{Await, Future}
 import scala.concurrent.ExecutionContext.Implicits.global
 import scala.concurrent.duration._
+import scala.jdk.CollectionConverters._
 
+import org.apache.spark.ExceptionFailure
+import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
 import org.apache.spark.sql.DataFrame
 
 import io.spindle.{SpindleClusterException, SpindleEstimator, TrainingSummary}
@@ -16,14 +19,19 @@ import io.spindle.examples.Digits
   */
 class FaultToleranceSuite extends ClusterSuite {
 
-  // Spark's default: a barrier stage is retried up to 4 times in a row.
-  override protected def sparkConf: Map[String, String] =
-    super.sparkConf + ("spark.stage.maxConsecutiveAttempts" -> "4")
+  // Spark's default: a barrier stage is retried up to 4 times in a row. A stopped executor is declared lost (and
+  // replaced) after spark.network.timeout without heartbeats: 20 s here instead of 120 s, to keep the suite short.
+  override protected def sparkConf: Map[String, String] = super.sparkConf ++ Map(
+    "spark.stage.maxConsecutiveAttempts" -> "4",
+    "spark.network.timeout" -> "20s",
+    "spark.network.timeoutInterval" -> "5s",
+    "spark.executor.heartbeatInterval" -> "2s"
+  )
 
   // Two partitions in file order; an executor's cached half is recomputed, in the same order, from the file.
   private lazy val digits: DataFrame = Digits.training(Digits.load(spark, digitsCsv.toString)).cache()
 
-  private def fit(checkpoints: Path): TrainingSummary = new SpindleEstimator()
+  private def fit(checkpoints: Path, heartbeatTimeout: Int = 30): TrainingSummary = new SpindleEstimator()
     .setModelPath(fixture("digits_mlp_init"))
     .setInputCols(Map("features" -> "features", "labels" -> "label"))
     .setExportPath(tempDir("spindle-export").resolve("model").toString)
@@ -33,15 +41,18 @@ class FaultToleranceSuite extends ClusterSuite {
     .setSeed(3)
     .setCheckpointDir(checkpoints.toUri.toString)
     .setCheckpointEverySteps(50)
+    .setHeartbeatTimeout(heartbeatTimeout)
     .fit(digits)
     .summary
+
+  /** The run the interrupted ones must end like. */
+  private lazy val uninterrupted: TrainingSummary = fit(tempDir("spindle-ckpt"))
 
   private def complete(dir: Path): Seq[String] =
     Option(dir.toFile.list()).toSeq.flatten.filter(_.matches("ckpt-\\d+"))
 
   test("an executor JVM killed after a checkpoint: the stage retries, resumes, and ends with the same weights") {
     assert(digits.rdd.getNumPartitions == 2)
-    val uninterrupted = fit(tempDir("spindle-ckpt"))
     val steps = uninterrupted.steps.size
     assert(uninterrupted.steps.head.step == 1 && uninterrupted.steps.last.step == steps)
 
@@ -59,6 +70,39 @@ class FaultToleranceSuite extends ClusterSuite {
     val from = resumed.steps.head.step - 1
     assert(from >= 50 && from % 50 == 0, s"the retried stage resumed from a checkpoint (step $from)")
     assert(resumed.steps.last.step == steps && resumed.steps.size == steps - from)
+    for ((name, x) <- uninterrupted.variables; y = resumed.variables(name); i <- x.indices)
+      assert(math.abs(x(i) - y(i)) <= 1e-6 * math.max(math.abs(x(i)), 1e-3), s"$name[$i]: ${x(i)} vs ${y(i)}")
+  }
+
+  test("an executor stopped (SIGSTOP) after a checkpoint: its peer fails on heartbeats, the stage retries, resumes") {
+    val pids = spark.sparkContext.parallelize(1 to 20, 20).mapPartitions(new ExecutorPid).collect().distinct
+    assert(pids.length == 2, s"two executor JVMs: ${pids.mkString(", ")}")
+    val dir = tempDir("spindle-ckpt")
+    val failures = new java.util.concurrent.ConcurrentLinkedQueue[String]()
+    val listener = new SparkListener {
+      override def onTaskEnd(end: SparkListenerTaskEnd): Unit = end.reason match {
+        case f: ExceptionFailure => failures.add(f.description)
+        case _                   =>
+      }
+    }
+    spark.sparkContext.addSparkListener(listener)
+    // 10 s of silence fails the ring, before Spark itself gives the executor up (spark.network.timeout, 20 s).
+    val interrupted = Future(fit(dir, heartbeatTimeout = 10))
+    val deadline = System.nanoTime() + 120.seconds.toNanos
+    while (complete(dir).isEmpty && !interrupted.isCompleted && System.nanoTime() < deadline) Thread.sleep(20)
+    assert(complete(dir).nonEmpty && !interrupted.isCompleted, "a checkpoint came before training ended")
+    val victim = pids.head
+    assert(new ProcessBuilder("kill", "-STOP", victim.toString).start().waitFor() == 0, s"stopping $victim")
+    val resumed =
+      try Await.result(interrupted, 10.minutes)
+      finally {
+        new ProcessBuilder("kill", "-CONT", victim.toString).start().waitFor() // gone already, usually
+        spark.sparkContext.removeSparkListener(listener)
+      }
+    assert(failures.asScala.exists(_.contains("stopped answering")), s"the peer failed on heartbeats: $failures")
+    val from = resumed.steps.head.step - 1
+    assert(from >= 50 && from % 50 == 0, s"the retried stage resumed from a checkpoint (step $from)")
+    assert(resumed.steps.last.step == uninterrupted.steps.size)
     for ((name, x) <- uninterrupted.variables; y = resumed.variables(name); i <- x.indices)
       assert(math.abs(x(i) - y(i)) <= 1e-6 * math.max(math.abs(x(i)), 1e-3), s"$name[$i]: ${x(i)} vs ${y(i)}")
   }
