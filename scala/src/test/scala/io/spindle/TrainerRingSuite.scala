@@ -82,4 +82,19 @@ class TrainerRingSuite extends SpindleTestBase {
     assert(e.getMessage.contains(s"rank 1 ($a1)"), e.getMessage)
     assert(seconds < 10, s"took $seconds s")
   }
+
+  test("a rendezvous cancelled from another thread (a killed task) stops waiting for its peers at once") {
+    val (r0, a0) = bind()
+    val (r1, a1) = bind()
+    NativeRuntime.closeRendezvous(r1) // rank 1 never listens: without the cancel, rank 0 waits out 60 s
+    val started = System.nanoTime()
+    val waiting = Future(failureOf[SpindleClusterException](worker(0, Seq(a0, a1), r0, "job secret", 60000)))
+    Thread.sleep(500)
+    NativeRuntime.cancelRendezvous(r0)
+    val e = Await.result(waiting, 30.seconds)
+    val seconds = (System.nanoTime() - started) / 1e9
+    assert(e.getMessage.contains("cancelled"), e.getMessage)
+    assert(seconds < 5, s"took $seconds s")
+    NativeRuntime.cancelRendezvous(r0) // consumed: ignored
+  }
 }
