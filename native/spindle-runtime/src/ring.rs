@@ -146,15 +146,14 @@ impl Ring {
         } else {
             ("receiving from", &self.left_name)
         };
-        let why = match e.kind() {
-            // A silent peer shut the ring: its watcher knows which and why.
-            _ if self.liveness.failure().is_some() => self.liveness.failure().unwrap_or_default(),
+        // A silent peer shut the ring: its watcher knows which and why.
+        let why = self.liveness.failure().unwrap_or_else(|| match e.kind() {
             ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => {
                 "the connection closed (its task failed or was stopped)".to_string()
             }
             ErrorKind::WouldBlock | ErrorKind::TimedOut => "timed out".to_string(),
             _ => e.to_string(),
-        };
+        });
         Error::Cluster(format!("ring: rank {} {verb} {name}: {why}", self.rank))
     }
 
