@@ -3,7 +3,9 @@ package io.spindle.cluster
 import scala.concurrent.{Await, Future}
 import scala.concurrent.ExecutionContext.Implicits.global
 import scala.concurrent.duration._
+import scala.jdk.CollectionConverters._
 
+import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
 import org.apache.spark.sql.{DataFrame, Row}
 import org.apache.spark.sql.functions.col
 
@@ -124,6 +126,42 @@ class TrainingClusterSuite extends ClusterSuite {
     val until = System.nanoTime() + 60.seconds.toNanos
     while (serving != pids.toSet && System.nanoTime() < until) Thread.sleep(500)
     assert(serving == pids.toSet, "both executors serve jobs again")
+  }
+
+  test("a job cancelled from the driver (sc.cancelJobGroup) ends its training tasks on the executors within 5 s") {
+    val sc = spark.sparkContext
+    val ends = new java.util.concurrent.ConcurrentLinkedQueue[java.lang.Long]()
+    val listener = new SparkListener {
+      override def onTaskEnd(end: SparkListenerTaskEnd): Unit = ends.add(System.nanoTime())
+    }
+    val checkpoints = tempDir("spindle-ckpt")
+    val training = Future {
+      sc.setJobGroup("spindle-cancel", "a training to cancel")
+      try
+        estimator
+          .setNumWorkers(2)
+          .setEpochs(100000)
+          .setBatchSize(32)
+          .setCheckpointDir(checkpoints.toString)
+          .setCheckpointEverySteps(20)
+          .fit(Digits.training(digits))
+      finally sc.clearJobGroup()
+    }
+    val deadline = System.nanoTime() + 120.seconds.toNanos
+    def started = Option(checkpoints.toFile.list()).exists(_.exists(_.startsWith("ckpt-")))
+    while (!started && !training.isCompleted && System.nanoTime() < deadline) Thread.sleep(50)
+    assert(started && !training.isCompleted, "training ran")
+    sc.addSparkListener(listener)
+    val cancelled = System.nanoTime()
+    try {
+      sc.cancelJobGroup("spindle-cancel")
+      assert(Await.ready(training, 60.seconds).value.exists(_.isFailure), "fit fails once cancelled")
+      val until = System.nanoTime() + 30.seconds.toNanos
+      while (ends.size < 2 && System.nanoTime() < until) Thread.sleep(100)
+      assert(ends.size >= 2, "both training tasks ended")
+      val seconds = (ends.asScala.map(_.longValue).max - cancelled) / 1e9
+      assert(seconds < 5, s"the executors' tasks took $seconds s to end")
+    } finally sc.removeSparkListener(listener)
   }
 
   private def signal(name: String, pid: Long): Unit =
