@@ -186,9 +186,18 @@ class SpindleEstimatorSuite extends SpindleTestBase {
 
   test("the estimator's params persist") {
     val path = tempDir("spindle-estimator").resolve("stage").toString
-    estimator.setNumWorkers(2).setEpochs(3).setSeed(9).write.save(path)
+    estimator
+      .setNumWorkers(2)
+      .setEpochs(3)
+      .setSeed(9)
+      .setOverwriteExport(true)
+      .setTerminateOnNaN(false)
+      .setHeartbeatTimeout(12)
+      .write
+      .save(path)
     val loaded = SpindleEstimator.load(path)
     assert(loaded.getNumWorkers == 2 && loaded.getEpochs == 3 && loaded.getSeed == 9)
+    assert(loaded.getOverwriteExport && !loaded.getTerminateOnNaN && loaded.getHeartbeatTimeout == 12)
     assert(loaded.getInputCols == Map("features" -> "pixels", "labels" -> "digit"))
   }
 
