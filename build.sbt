@@ -34,7 +34,8 @@ val jvmOpens = Seq(
   "java.base/sun.security.action", "java.base/sun.util.calendar"
 ).map(p => s"--add-opens=$p=ALL-UNNAMED")
 
-// Every suite, example and bench talks over loopback alone.
+// Every suite, example and bench talks over loopback alone: Spark would otherwise bind and advertise the host's first
+// non-loopback address.
 val loopback = Map("SPARK_LOCAL_IP" -> "127.0.0.1", "SPARK_LOCAL_HOSTNAME" -> "127.0.0.1")
 
 lazy val testSettings = Seq(
@@ -42,7 +43,6 @@ lazy val testSettings = Seq(
   Test / parallelExecution := false,
   // -Xcheck:jni makes the JVM verify every JNI call our natives make.
   Test / javaOptions ++= jvmOpens ++ Seq("-Xmx4g", "-Xcheck:jni", "-Dspark.ui.enabled=false", "-Dio.netty.tryReflectionSetAccessible=true"),
-  // Loopback only: Spark would otherwise bind and advertise the host's first non-loopback address.
   Test / envVars ++= loopback + ("TF_CPP_MIN_LOG_LEVEL" -> "2"),
   Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oD")
 )

@@ -107,16 +107,18 @@ fn watch(right: &mut TcpStream, timeout: Duration, stop: &AtomicBool) -> Watched
 }
 
 impl Liveness {
-    /// Starts beating on `left` every `interval` and watching `right` (`right_name` names that peer in the
-    /// failure); `timeout` without a heartbeat shuts both connections.
+    /// Starts beating on `left` and watching `right` (`right_name` names that peer in the failure);
+    /// `timeout` without a heartbeat shuts both connections. Beats come every second, or four times per
+    /// `timeout` when it is shorter (tests).
     pub(crate) fn start(
         left: &TcpStream,
         right: &TcpStream,
         rank: usize,
         right_name: &str,
-        interval: Duration,
         timeout: Duration,
     ) -> Result<Liveness> {
+        let timeout = timeout.max(Duration::from_millis(100));
+        let interval = (timeout / 4).min(Duration::from_secs(1));
         let stop = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(Mutex::new(None));
         let sender = {

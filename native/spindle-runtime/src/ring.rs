@@ -7,13 +7,11 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::liveness::Liveness;
 use crate::rendezvous::{self, Links};
-// Re-exported so that `ring::Rendezvous` and `ring::RingConfig`, their paths before they moved, still work.
-pub use crate::rendezvous::{Rendezvous, RingConfig};
+use crate::rendezvous::{Rendezvous, RingConfig};
 use crate::schedule::Schedule;
 
 /// Bytes per pipelined chunk: large enough to amortise a syscall, small enough to overlap the phases.
@@ -94,14 +92,12 @@ impl Ring {
             left_name,
             right_name,
         } = rendezvous::form(rendezvous, config)?;
-        let timeout = config.heartbeat_timeout.max(Duration::from_millis(100));
         let liveness = Liveness::start(
             &left,
             &right,
             config.rank,
             &right_name,
-            (timeout / 4).min(Duration::from_secs(1)),
-            timeout,
+            config.heartbeat_timeout,
         )?;
         Ok(Ring {
             rank: config.rank,

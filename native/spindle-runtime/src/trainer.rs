@@ -295,31 +295,36 @@ fn scalar(t: &Tensor, what: &str) -> Result<f64> {
     .ok_or_else(|| Error::Model(format!("{what} is not a float scalar")))
 }
 
-impl Worker {
-    /// With `terminate_on_nan`, fails at the first step whose loss is NaN or infinite, naming it and the
-    /// last finite loss (like Keras's `TerminateOnNaN`); the checkpoints already taken stay, and none is
-    /// taken after it.
-    fn check_finite(&mut self, loss: f64, epoch: i32) -> Result<()> {
-        let step = self.done + 1;
-        if loss.is_finite() {
-            self.last_finite = Some((step, loss));
-            return Ok(());
-        }
-        if !self.config.terminate_on_nan {
-            return Ok(());
-        }
-        let last = match self.last_finite {
-            Some((s, l)) => format!("the last finite loss was {l:e}, at step {s}"),
-            None => "no step had a finite loss: the last finite loss is unknown".to_string(),
-        };
-        Err(Error::Training(format!(
-            "{}: training diverged: the loss of step {step} (epoch {epoch}) is {loss}; {last}. The \
-             checkpoints already written are kept. Lower the learning rate, or set terminateOnNaN to false \
-             to train on regardless",
-            self.config.label
-        )))
+/// With `terminate_on_nan`, fails at the first step whose loss is NaN or infinite, naming it and the last
+/// finite loss (like Keras's `TerminateOnNaN`); the checkpoints already taken stay, and none is taken
+/// after it. `last_finite` remembers the last finite step and loss.
+fn check_finite(
+    last_finite: &mut Option<(i64, f64)>,
+    config: &TrainerConfig,
+    step: i64,
+    epoch: i32,
+    loss: f64,
+) -> Result<()> {
+    if loss.is_finite() {
+        *last_finite = Some((step, loss));
+        return Ok(());
     }
+    if !config.terminate_on_nan {
+        return Ok(());
+    }
+    let last = match last_finite {
+        Some((s, l)) => format!("the last finite loss was {l:e}, at step {s}"),
+        None => "no step had a finite loss: the last finite loss is unknown".to_string(),
+    };
+    Err(Error::Training(format!(
+        "{}: training diverged: the loss of step {step} (epoch {epoch}) is {loss}; {last}. The \
+         checkpoints already written are kept. Lower the learning rate, or set terminateOnNaN to false \
+         to train on regardless",
+        config.label
+    )))
+}
 
+impl Worker {
     /// Batches of `epoch` each worker skips because a restored checkpoint already trained on them
     /// (`usize::MAX`: the whole epoch). Every worker restores the same checkpoint, so all skip alike.
     fn skipped(&self, epoch: i32) -> usize {
@@ -435,7 +440,13 @@ impl Worker {
                 };
                 let out = self.runner.run(base, rows, &[*loss], "signature 'train'")?;
                 let loss = scalar(&out[0], "the loss of 'train'")?;
-                self.check_finite(loss, epoch)?;
+                check_finite(
+                    &mut self.last_finite,
+                    &self.config,
+                    self.done + 1,
+                    epoch,
+                    loss,
+                )?;
                 (loss, rows, Duration::ZERO)
             }
             Mode::Multi(x) => {
@@ -457,10 +468,13 @@ impl Worker {
                 };
                 // Every worker sees the same all-reduced loss, so all stop at the same step, before
                 // applying gradients that would carry the NaN into the weights.
-                self.check_finite(summed.loss, epoch)?;
-                let Mode::Multi(x) = &mut self.mode else {
-                    unreachable!("the mode does not change")
-                };
+                check_finite(
+                    &mut self.last_finite,
+                    &self.config,
+                    self.done + 1,
+                    epoch,
+                    summed.loss,
+                )?;
                 x.apply(&self.runner.model, summed.rows)?;
                 (summed.loss, summed.rows as usize, reduce)
             }

@@ -48,25 +48,9 @@ class FaultToleranceSuite extends ClusterSuite {
   /** The run the interrupted ones must end like. */
   private lazy val uninterrupted: TrainingSummary = fit(tempDir("spindle-ckpt"))
 
-  private def complete(dir: Path): Seq[String] =
-    Option(dir.toFile.list()).toSeq.flatten.filter(_.matches("ckpt-\\d+"))
-
-  test("an executor JVM killed after a checkpoint: the stage retries, resumes, and ends with the same weights") {
-    assert(digits.rdd.getNumPartitions == 2)
+  /** `resumed` took up from a checkpoint and ended like the uninterrupted run: the same steps, the same weights. */
+  private def assertResumed(resumed: TrainingSummary): Unit = {
     val steps = uninterrupted.steps.size
-    assert(uninterrupted.steps.head.step == 1 && uninterrupted.steps.last.step == steps)
-
-    val pids = spark.sparkContext.parallelize(1 to 20, 20).mapPartitions(new ExecutorPid).collect().distinct
-    assert(pids.length == 2, s"two executor JVMs: ${pids.mkString(", ")}")
-    val dir = tempDir("spindle-ckpt")
-    val interrupted = Future(fit(dir))
-    val deadline = System.nanoTime() + 120.seconds.toNanos
-    while (complete(dir).isEmpty && !interrupted.isCompleted && System.nanoTime() < deadline) Thread.sleep(20)
-    assert(complete(dir).nonEmpty && !interrupted.isCompleted, "a checkpoint came before training ended")
-    val victim = ProcessHandle.of(pids.head).orElseThrow()
-    assert(victim.destroyForcibly(), s"killing executor JVM ${pids.head}")
-
-    val resumed = Await.result(interrupted, 10.minutes)
     val from = resumed.steps.head.step - 1
     assert(from >= 50 && from % 50 == 0, s"the retried stage resumed from a checkpoint (step $from)")
     assert(resumed.steps.last.step == steps && resumed.steps.size == steps - from)
@@ -74,9 +58,22 @@ class FaultToleranceSuite extends ClusterSuite {
       assert(math.abs(x(i) - y(i)) <= 1e-6 * math.max(math.abs(x(i)), 1e-3), s"$name[$i]: ${x(i)} vs ${y(i)}")
   }
 
+  test("an executor JVM killed after a checkpoint: the stage retries, resumes, and ends with the same weights") {
+    assert(digits.rdd.getNumPartitions == 2)
+    assert(uninterrupted.steps.head.step == 1 && uninterrupted.steps.last.step == uninterrupted.steps.size)
+    val pids = executorPids()
+    assert(pids.size == 2, s"two executor JVMs: ${pids.mkString(", ")}")
+    val dir = tempDir("spindle-ckpt")
+    val interrupted = Future(fit(dir))
+    awaitCheckpoint(dir, interrupted)
+    val victim = ProcessHandle.of(pids.head).orElseThrow()
+    assert(victim.destroyForcibly(), s"killing executor JVM ${pids.head}")
+    assertResumed(Await.result(interrupted, 10.minutes))
+  }
+
   test("an executor stopped (SIGSTOP) after a checkpoint: its peer fails on heartbeats, the stage retries, resumes") {
-    val pids = spark.sparkContext.parallelize(1 to 20, 20).mapPartitions(new ExecutorPid).collect().distinct
-    assert(pids.length == 2, s"two executor JVMs: ${pids.mkString(", ")}")
+    val pids = executorPids()
+    assert(pids.size == 2, s"two executor JVMs: ${pids.mkString(", ")}")
     val dir = tempDir("spindle-ckpt")
     val failures = new java.util.concurrent.ConcurrentLinkedQueue[String]()
     val listener = new SparkListener {
@@ -88,34 +85,26 @@ class FaultToleranceSuite extends ClusterSuite {
     spark.sparkContext.addSparkListener(listener)
     // 10 s of silence fails the ring, before Spark itself gives the executor up (spark.network.timeout, 20 s).
     val interrupted = Future(fit(dir, heartbeatTimeout = 10))
-    val deadline = System.nanoTime() + 120.seconds.toNanos
-    while (complete(dir).isEmpty && !interrupted.isCompleted && System.nanoTime() < deadline) Thread.sleep(20)
-    assert(complete(dir).nonEmpty && !interrupted.isCompleted, "a checkpoint came before training ended")
+    awaitCheckpoint(dir, interrupted)
     val victim = pids.head
-    assert(new ProcessBuilder("kill", "-STOP", victim.toString).start().waitFor() == 0, s"stopping $victim")
+    assert(signal("STOP", victim), s"stopping $victim")
     val resumed =
       try Await.result(interrupted, 10.minutes)
       finally {
-        new ProcessBuilder("kill", "-CONT", victim.toString).start().waitFor() // gone already, usually
+        signal("CONT", victim) // gone already, usually
         spark.sparkContext.removeSparkListener(listener)
       }
     assert(failures.asScala.exists(_.contains("stopped answering")), s"the peer failed on heartbeats: $failures")
-    val from = resumed.steps.head.step - 1
-    assert(from >= 50 && from % 50 == 0, s"the retried stage resumed from a checkpoint (step $from)")
-    assert(resumed.steps.last.step == uninterrupted.steps.size)
-    for ((name, x) <- uninterrupted.variables; y = resumed.variables(name); i <- x.indices)
-      assert(math.abs(x(i) - y(i)) <= 1e-6 * math.max(math.abs(x(i)), 1e-3), s"$name[$i]: ${x(i)} vs ${y(i)}")
+    assertResumed(resumed)
   }
 
   test("an executor lost for good: the retried stage cannot get its 2 task slots, and fit fails saying so") {
     val sc = spark.sparkContext
-    val ids = sc.parallelize(1 to 20, 20).mapPartitions(new ExecutorId).collect().distinct
-    assert(ids.length == 2, s"two executors: ${ids.mkString(", ")}")
+    val ids = executorIds()
+    assert(ids.size == 2, s"two executors: ${ids.mkString(", ")}")
     val dir = tempDir("spindle-ckpt")
     val training = Future(failureOf[SpindleClusterException](fit(dir)))
-    val deadline = System.nanoTime() + 120.seconds.toNanos
-    while (complete(dir).isEmpty && !training.isCompleted && System.nanoTime() < deadline) Thread.sleep(20)
-    assert(complete(dir).nonEmpty && !training.isCompleted, "a checkpoint came before training ended")
+    awaitCheckpoint(dir, training)
     // Killed through the cluster manager, which lowers the application's executor target: no replacement comes.
     assert(sc.killExecutor(ids.head), s"killing executor ${ids.head}")
     val killed = System.nanoTime()
@@ -126,14 +115,4 @@ class FaultToleranceSuite extends ClusterSuite {
     assert(seconds < 60, s"fit failed $seconds s after the executor was lost")
     // The last test of the suite: its cluster ends one executor short.
   }
-}
-
-/** The executor's pid, from a task (a top-level class: see [[CountCorrectRows]]). */
-class ExecutorPid extends (Iterator[Int] => Iterator[Long]) with Serializable {
-  override def apply(rows: Iterator[Int]): Iterator[Long] = Iterator(ProcessHandle.current().pid())
-}
-
-/** The executor's id, from a task. */
-class ExecutorId extends (Iterator[Int] => Iterator[String]) with Serializable {
-  override def apply(rows: Iterator[Int]): Iterator[String] = Iterator(org.apache.spark.SparkEnv.get.executorId)
 }

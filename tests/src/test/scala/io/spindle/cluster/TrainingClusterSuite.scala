@@ -1,5 +1,7 @@
 package io.spindle.cluster
 
+import java.nio.file.Path
+
 import scala.concurrent.{Await, Future}
 import scala.concurrent.ExecutionContext.Implicits.global
 import scala.concurrent.duration._
@@ -28,6 +30,14 @@ class TrainingClusterSuite extends ClusterSuite {
     .setInputCols(Map("features" -> "features", "labels" -> "label"))
     .setOutputCols(Map("probabilities" -> "probabilities"))
     .setExportPath(tempDir("spindle-export").resolve("model").toString)
+
+  /** Two workers training far longer than any test waits, checkpointing every 20 steps into `checkpoints`. */
+  private def endless(checkpoints: Path) = estimator
+    .setNumWorkers(2)
+    .setEpochs(100000)
+    .setBatchSize(32)
+    .setCheckpointDir(checkpoints.toString)
+    .setCheckpointEverySteps(20)
 
   test("two workers on two executor JVMs learn the digits: >= 97% on held-out rows") {
     val train = Digits.training(digits)
@@ -90,26 +100,13 @@ class TrainingClusterSuite extends ClusterSuite {
   test(
     "an executor stopped mid-training (SIGSTOP) fails the job within 60 s, naming the silent worker's rank and host"
   ) {
-    val pids = spark.sparkContext.parallelize(1 to 20, 20).mapPartitions(new ExecutorPid).collect().distinct
-    assert(pids.length == 2, s"two executor JVMs: ${pids.mkString(", ")}")
+    val pids = executorPids()
+    assert(pids.size == 2, s"two executor JVMs: ${pids.mkString(", ")}")
     val checkpoints = tempDir("spindle-ckpt")
-    val training = Future(
-      failureOf[SpindleClusterException](
-        estimator
-          .setNumWorkers(2)
-          .setEpochs(100000)
-          .setBatchSize(32)
-          .setCheckpointDir(checkpoints.toString)
-          .setCheckpointEverySteps(20)
-          .fit(Digits.training(digits))
-      )
-    )
-    val deadline = System.nanoTime() + 120.seconds.toNanos
-    def started = Option(checkpoints.toFile.list()).exists(_.exists(_.startsWith("ckpt-")))
-    while (!started && !training.isCompleted && System.nanoTime() < deadline) Thread.sleep(50)
-    assert(started && !training.isCompleted, "training ran")
+    val training = Future(failureOf[SpindleClusterException](endless(checkpoints).fit(Digits.training(digits))))
+    awaitCheckpoint(checkpoints, training)
     val victim = pids.head
-    signal("STOP", victim)
+    assert(signal("STOP", victim), s"stopping $victim")
     val stopped = System.nanoTime()
     try {
       val e = Await.result(training, 120.seconds)
@@ -120,12 +117,11 @@ class TrainingClusterSuite extends ClusterSuite {
         "rank [01] \\(127\\.0\\.0\\.1:\\d+\\) stopped answering".r.findFirstIn(e.getMessage).nonEmpty,
         e.getMessage
       )
-    } finally signal("CONT", victim)
+    } finally assert(signal("CONT", victim), s"continuing $victim")
     // The executor lives on: once its killed task has closed, both serve jobs again.
-    def serving = spark.sparkContext.parallelize(1 to 20, 20).mapPartitions(new ExecutorPid).collect().toSet
     val until = System.nanoTime() + 60.seconds.toNanos
-    while (serving != pids.toSet && System.nanoTime() < until) Thread.sleep(500)
-    assert(serving == pids.toSet, "both executors serve jobs again")
+    while (executorPids() != pids && System.nanoTime() < until) Thread.sleep(500)
+    assert(executorPids() == pids, "both executors serve jobs again")
   }
 
   test("a job cancelled from the driver (sc.cancelJobGroup) ends its training tasks on the executors within 5 s") {
@@ -137,20 +133,10 @@ class TrainingClusterSuite extends ClusterSuite {
     val checkpoints = tempDir("spindle-ckpt")
     val training = Future {
       sc.setJobGroup("spindle-cancel", "a training to cancel")
-      try
-        estimator
-          .setNumWorkers(2)
-          .setEpochs(100000)
-          .setBatchSize(32)
-          .setCheckpointDir(checkpoints.toString)
-          .setCheckpointEverySteps(20)
-          .fit(Digits.training(digits))
+      try endless(checkpoints).fit(Digits.training(digits))
       finally sc.clearJobGroup()
     }
-    val deadline = System.nanoTime() + 120.seconds.toNanos
-    def started = Option(checkpoints.toFile.list()).exists(_.exists(_.startsWith("ckpt-")))
-    while (!started && !training.isCompleted && System.nanoTime() < deadline) Thread.sleep(50)
-    assert(started && !training.isCompleted, "training ran")
+    awaitCheckpoint(checkpoints, training)
     sc.addSparkListener(listener)
     val cancelled = System.nanoTime()
     try {
@@ -163,9 +149,6 @@ class TrainingClusterSuite extends ClusterSuite {
       assert(seconds < 5, s"the executors' tasks took $seconds s to end")
     } finally sc.removeSparkListener(listener)
   }
-
-  private def signal(name: String, pid: Long): Unit =
-    assert(new ProcessBuilder("kill", s"-$name", pid.toString).inheritIO().start().waitFor() == 0, s"kill -$name $pid")
 
   private def assertClose(a: TrainingSummary, b: TrainingSummary, rel: Double): Unit = {
     assert(a.variables.nonEmpty && a.variables.keySet == b.variables.keySet)
