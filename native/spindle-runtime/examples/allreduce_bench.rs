@@ -13,7 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use spindle_runtime::{Rendezvous, Ring, RingConfig};
+use spindle_runtime::{Actors, Rendezvous, Ring, RingConfig};
 
 const MB: usize = 1 << 20;
 
@@ -92,7 +92,8 @@ fn ring(world: usize, bytes: usize, repeats: usize) -> f64 {
             };
             let barrier = barrier.clone();
             std::thread::spawn(move || {
-                let mut ring = Ring::connect(r, &config).expect("ring");
+                let actors = Actors::start("ring test").expect("actors");
+                let mut ring = Ring::connect(r, &config, &actors).expect("ring");
                 let mut data = vec![1.0f32; bytes / 4];
                 (0..=repeats)
                     .map(|_| {

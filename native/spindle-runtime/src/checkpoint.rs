@@ -3,25 +3,30 @@
 //! Saving runs on the trainer thread between two steps, where the variables are consistent: the model's
 //! saver writes `<dir>/ckpt-<step>/variables.*` on local disk, and `checkpoint.pb` (a [`CheckpointInfo`]:
 //! step, data position, model fingerprint) beside it. The upload to the Hadoop FileSystem is the JVM's
-//! (only it speaks Hadoop): its uploader thread takes the checkpoint through [`Handoff::next`] and reports
-//! back with [`Handoff::done`]. One checkpoint is in flight at a time, so training waits only when the next
-//! save comes due while the previous upload still runs, and local disk holds at most two checkpoints.
+//! (only it speaks Hadoop): its uploader thread takes the checkpoint through [`Checkpoints::next`] and
+//! reports back with [`Checkpoints::done`]. Both sides talk to a hand-off actor on the trainer's actor
+//! system, which alone holds the hand-off's state. One checkpoint is in flight at a time, so training
+//! waits only when the next save comes due while the previous upload still runs, and local disk holds at
+//! most two checkpoints.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use actix::{Actor, Addr, Context, Handler};
 use spindle_proto::spindle::CheckpointInfo;
-use spindle_proto::Message;
+use spindle_proto::Message as _;
 
+use crate::actors::{ask, messages, Actors, Reply};
 use crate::error::{Error, Result};
 use crate::model::Model;
 
 /// Name of the data-position file beside a checkpoint's variables.
 pub const INFO_FILE: &str = "checkpoint.pb";
 
+/// The hand-off actor, on the trainer's actor system. Requests that cannot be answered yet (the uploader
+/// waiting for a checkpoint, a save waiting for the upload before it) wait in it until one can.
 #[derive(Default)]
-struct State {
+struct Handoff {
     /// Saved, not yet taken by the uploader.
     ready: Option<CheckpointInfo>,
     /// Taken by the uploader, not yet reported done.
@@ -29,90 +34,170 @@ struct State {
     /// No checkpoint will come any more (training ended, or was closed).
     finished: bool,
     failure: Option<Error>,
+    takers: Vec<Reply<Option<CheckpointInfo>>>,
+    idlers: Vec<Reply<Result<()>>>,
 }
 
-/// Where the checkpointer and the JVM uploader meet.
-#[derive(Default)]
-pub struct Handoff {
-    state: Mutex<State>,
-    changed: Condvar,
+impl Actor for Handoff {
+    type Context = Context<Self>;
 }
+
+/// The checkpointer saved `0`.
+struct Offer(CheckpointInfo);
+/// The uploader asks for the next checkpoint; `None` once no more will come.
+struct Next(Reply<Option<CheckpointInfo>>);
+/// The uploader is done with checkpoint `step`, or failed with `failure`.
+struct Done {
+    step: i64,
+    failure: Option<String>,
+    reply: Reply<Result<()>>,
+}
+/// The checkpointer asks to hear when no checkpoint is in flight (or why none can be).
+struct WaitIdle(Reply<Result<()>>);
+/// No checkpoint will come any more.
+struct Finish;
+
+messages!(Offer, Next, Done, WaitIdle, Finish);
 
 impl Handoff {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Answers every waiting request that can be answered now.
+    fn settle(&mut self) {
+        while !self.takers.is_empty() {
+            if let Some(info) = self.ready.take() {
+                let taker = self.takers.remove(0);
+                if taker.send(Some(info.clone())).is_ok() {
+                    self.uploading = Some(info);
+                } else {
+                    self.ready = Some(info); // that uploader is gone; the next one takes it
+                }
+            } else if self.finished {
+                for taker in self.takers.drain(..) {
+                    let _ = taker.send(None);
+                }
+            } else {
+                break;
+            }
+        }
+        let answer = if let Some(e) = &self.failure {
+            Err(e.clone())
+        } else if self.finished {
+            Err(Error::Native("trainer closed while checkpointing".into()))
+        } else if self.ready.is_none() && self.uploading.is_none() {
+            Ok(())
+        } else {
+            return;
+        };
+        for idler in self.idlers.drain(..) {
+            let _ = idler.send(answer.clone());
+        }
+    }
+}
+
+impl Handler<Offer> for Handoff {
+    type Result = ();
+    fn handle(&mut self, Offer(info): Offer, _: &mut Context<Self>) {
+        self.ready = Some(info);
+        self.settle();
+    }
+}
+
+impl Handler<Next> for Handoff {
+    type Result = ();
+    fn handle(&mut self, Next(reply): Next, _: &mut Context<Self>) {
+        self.takers.push(reply);
+        self.settle();
+    }
+}
+
+impl Handler<Done> for Handoff {
+    type Result = ();
+    fn handle(&mut self, done: Done, _: &mut Context<Self>) {
+        let info = match self.uploading.take() {
+            Some(info) if info.step == done.step => info,
+            other => {
+                self.uploading = other;
+                let _ = done.reply.send(Err(Error::Input(format!(
+                    "checkpoint {} is not being uploaded",
+                    done.step
+                ))));
+                return;
+            }
+        };
+        if let Some(message) = done.failure {
+            self.failure.get_or_insert(Error::Checkpoint(message));
+        }
+        if let Some(dir) = Path::new(&info.prefix).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let _ = done.reply.send(Ok(()));
+        self.settle();
+    }
+}
+
+impl Handler<WaitIdle> for Handoff {
+    type Result = ();
+    fn handle(&mut self, WaitIdle(reply): WaitIdle, _: &mut Context<Self>) {
+        self.idlers.push(reply);
+        self.settle();
+    }
+}
+
+impl Handler<Finish> for Handoff {
+    type Result = ();
+    fn handle(&mut self, _: Finish, _: &mut Context<Self>) {
+        self.finished = true;
+        self.settle();
+    }
+}
+
+/// Where the checkpointer and the JVM uploader meet: the address of their hand-off actor.
+#[derive(Clone)]
+pub struct Checkpoints(Addr<Handoff>);
+
+const HANDOFF: &str = "the checkpoint hand-off";
+
+impl Checkpoints {
+    /// Starts the hand-off actor on `actors`.
+    pub fn start(actors: &Actors) -> Checkpoints {
+        Checkpoints(actors.start_actor(Handoff::default()))
     }
 
     /// Blocks until a checkpoint is ready to upload and takes it; `None` once no more will come.
     pub fn next(&self) -> Option<CheckpointInfo> {
-        let mut s = self.lock();
-        loop {
-            if let Some(info) = s.ready.take() {
-                s.uploading = Some(info.clone());
-                return Some(info);
-            }
-            if s.finished {
-                return None;
-            }
-            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
-        }
+        ask(&self.0, Next, HANDOFF).ok().flatten()
     }
 
     /// The uploader is done with checkpoint `step`: its local copy goes; a failed upload fails training.
     pub fn done(&self, step: i64, failure: Option<String>) -> Result<()> {
-        let mut s = self.lock();
-        let info = match s.uploading.take() {
-            Some(info) if info.step == step => info,
-            other => {
-                s.uploading = other;
-                return Err(Error::Input(format!(
-                    "checkpoint {step} is not being uploaded"
-                )));
-            }
-        };
-        if let Some(message) = failure {
-            s.failure.get_or_insert(Error::Checkpoint(message));
-        }
-        drop(s);
-        self.changed.notify_all();
-        if let Some(dir) = Path::new(&info.prefix).parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        Ok(())
+        ask(
+            &self.0,
+            |reply| Done {
+                step,
+                failure,
+                reply,
+            },
+            HANDOFF,
+        )?
     }
 
     /// No checkpoint will come any more; wakes the uploader (and a save waiting for it).
     pub fn finish(&self) {
-        self.lock().finished = true;
-        self.changed.notify_all();
+        self.0.do_send(Finish);
     }
 
     /// Waits until nothing is in flight, or returns the failure of the last upload.
     fn wait_idle(&self) -> Result<()> {
-        let mut s = self.lock();
-        loop {
-            if let Some(e) = &s.failure {
-                return Err(e.clone());
-            }
-            if s.finished {
-                return Err(Error::Native("trainer closed while checkpointing".into()));
-            }
-            if s.ready.is_none() && s.uploading.is_none() {
-                return Ok(());
-            }
-            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
-        }
+        ask(&self.0, WaitIdle, HANDOFF)?
     }
 
     fn offer(&self, info: CheckpointInfo) {
-        self.lock().ready = Some(info);
-        self.changed.notify_all();
+        self.0.do_send(Offer(info));
     }
 }
 
 /// Decides when a checkpoint is due and writes it. Owned by the chief's trainer thread.
 pub struct Checkpointer {
-    handoff: Arc<Handoff>,
+    handoff: Checkpoints,
     dir: PathBuf,
     every_steps: i64,
     every: Option<Duration>,
@@ -126,7 +211,7 @@ impl Checkpointer {
     /// would stall every worker of the step; here it overlaps the rendezvous. It also proves the model can be
     /// saved before any step runs.
     pub fn new(
-        handoff: Arc<Handoff>,
+        handoff: Checkpoints,
         model: &Model,
         dir: &Path,
         every_steps: i64,

@@ -2,33 +2,41 @@
 //!
 //! Ownership: the feeder owns one anonymous memory map holding `num_slots` slots, each laid out as
 //! `crate::batch` says (every input's array 64-byte aligned, so TensorFlow aliases it instead of copying).
-//! The JVM writes rows into a *free* slot, then [`Feeder::submit`] hands it to the feeder's thread, which
-//! wraps the arrays as tensors (no copy) and runs the session. [`Feeder::await_slot`] returns where the
+//! The JVM writes rows into a *free* slot, then [`Feeder::submit`] hands it to the feeder's batch runner, an
+//! actor on a thread of its own (it blocks in TensorFlow; `crate::actors`), which wraps the arrays as
+//! tensors (no copy) and runs the session. [`Feeder::await_slot`] returns where the
 //! outputs are; they stay valid until [`Feeder::release_slot`], which drops them and frees the slot once
 //! TensorFlow has released every tensor over it (an identity op can alias an input into an output).
 //!
-//! Slot states: Free -> (submit) -> Running -> (run ends) -> Done -> (release) -> Free.
+//! Slot states: Free -> (submit) -> Running -> (run ends) -> Done -> (release) -> Free. Only the JVM thread
+//! that feeds moves them; each run's outcome comes back once, on a channel of its own, so that the runner
+//! and the JVM share nothing under a lock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use crossbeam_channel::{unbounded, Sender};
+use actix::{Actor, Addr, Handler, SyncContext};
+use crossbeam_channel::{bounded, Receiver};
 use memmap2::MmapMut;
 use spindle_proto::spindle::{
     BatchOutputs, DType, FeederConfig, FeederLayout, OutputTensor, SignatureInfo, TensorSpec,
 };
 
+use crate::actors::{ask, messages, Actors, Reply};
 use crate::batch::{align, lay_out, run_batch, too_big, BatchInput};
 use crate::error::{Error, Result};
 use crate::model::{to_proto, Model};
 use crate::tf::{AliasGuard, DataType, Port, Tensor};
 
+/// A run's outputs (which may alias the slot) and its duration in microseconds.
+type Ran = (Result<Vec<Tensor>>, i64);
+
 enum SlotState {
     Free,
-    Running,
-    Done(Result<Vec<Tensor>>, i64),
+    /// Submitted; the outcome comes on this channel.
+    Running(Receiver<Ran>),
+    Done(Ran),
 }
 
 struct Shared {
@@ -40,19 +48,61 @@ struct Shared {
     output_ports: Vec<Port>,
     batch_size: usize,
     stride: usize,
-    // Declared before `region` so that output tensors (which may alias slot memory) drop first.
-    slots: Mutex<Vec<SlotState>>,
-    changed: Condvar,
     guards: Vec<Arc<AliasGuard>>,
     closing: AtomicBool,
     region: MmapMut,
 }
 
-/// A slot ring with its own run thread. Has one owner; [`Feeder::close`] is idempotent and runs on drop.
+/// A slot ring with its own batch runner. Has one owner; [`Feeder::close`] is idempotent and runs on drop.
 pub struct Feeder {
+    // Declared before `shared` so that output tensors (which may alias slot memory) drop first.
+    /// Touched only by the JVM thread that feeds: behind a lock only so that the handle is shared.
+    slots: Mutex<Vec<SlotState>>,
     shared: Arc<Shared>,
-    jobs: Option<Sender<(usize, usize)>>,
-    worker: Option<JoinHandle<()>>,
+    runner: Option<Addr<BatchRunner>>,
+    actors: Actors,
+}
+
+/// Runs submitted slots. It blocks in TensorFlow, so it has a thread of its own.
+struct BatchRunner(Arc<Shared>);
+
+impl Actor for BatchRunner {
+    type Context = SyncContext<Self>;
+}
+
+/// Runs `rows` rows of `slot` and replies with the outcome.
+struct Run {
+    slot: usize,
+    rows: usize,
+    reply: Reply<Ran>,
+}
+
+/// Answered once every run submitted before it has ended.
+struct Idle(Reply<()>);
+
+messages!(Run, Idle);
+
+impl Handler<Run> for BatchRunner {
+    type Result = ();
+    fn handle(&mut self, run: Run, _: &mut SyncContext<Self>) {
+        let s = &self.0;
+        let started = Instant::now();
+        let result = if s.closing.load(Ordering::Acquire) {
+            Err(Error::Native("feeder closed before the batch ran".into()))
+        } else {
+            s.run_slot(run.slot, run.rows)
+        };
+        let _ = run
+            .reply
+            .send((result, started.elapsed().as_micros() as i64));
+    }
+}
+
+impl Handler<Idle> for BatchRunner {
+    type Result = ();
+    fn handle(&mut self, Idle(reply): Idle, _: &mut SyncContext<Self>) {
+        let _ = reply.send(());
+    }
 }
 
 impl Feeder {
@@ -113,41 +163,27 @@ impl Feeder {
             output_ports,
             batch_size: batch,
             stride,
-            slots: Mutex::new((0..slots).map(|_| SlotState::Free).collect()),
-            changed: Condvar::new(),
             guards: (0..slots)
                 .map(|_| Arc::new(AliasGuard::default()))
                 .collect(),
             closing: AtomicBool::new(false),
             region,
         });
-        let (tx, rx) = unbounded::<(usize, usize)>();
-        let worker_shared = Arc::clone(&shared);
-        let worker = std::thread::Builder::new()
-            .name(if config.label.is_empty() {
-                format!("spindle-feeder-{id}")
-            } else {
-                format!("spindle-feeder {}", config.label)
-            })
-            .spawn(move || {
-                for (slot, rows) in rx {
-                    let s = &worker_shared;
-                    let started = Instant::now();
-                    let result = if s.closing.load(Ordering::Acquire) {
-                        Err(Error::Native("feeder closed before the batch ran".into()))
-                    } else {
-                        s.run_slot(slot, rows)
-                    };
-                    let micros = started.elapsed().as_micros() as i64;
-                    s.lock()[slot] = SlotState::Done(result, micros);
-                    s.changed.notify_all();
-                }
-            })
-            .map_err(|e| Error::Native(format!("starting a feeder thread: {e}")))?;
+        let name = if config.label.is_empty() {
+            format!("spindle-feeder-{id}")
+        } else {
+            format!("spindle-feeder {}", config.label)
+        };
+        let actors = Actors::start(&format!("{name} actors"))?;
+        let runner = {
+            let shared = Arc::clone(&shared);
+            actors.start_sync(name, move || BatchRunner(Arc::clone(&shared)))?
+        };
         Ok(Feeder {
+            slots: Mutex::new((0..slots).map(|_| SlotState::Free).collect()),
             shared,
-            jobs: Some(tx),
-            worker: Some(worker),
+            runner: Some(runner),
+            actors,
         })
     }
 
@@ -178,7 +214,12 @@ impl Feeder {
             .ok_or_else(|| Error::Input(format!("slot {slot} is out of range 0..{n}")))
     }
 
-    /// Hands a filled slot to the feeder's thread; returns at once.
+    fn lock(&self) -> MutexGuard<'_, Vec<SlotState>> {
+        // A panic while holding the lock leaves consistent states behind: keep going.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands a filled slot to the batch runner; returns at once.
     pub fn submit(&self, slot: i32, rows: i32) -> Result<()> {
         let slot = self.check_slot(slot)?;
         let batch = self.shared.batch_size;
@@ -187,62 +228,70 @@ impl Feeder {
                 "{rows} rows do not fit a slot of 1..={batch} rows"
             )));
         }
-        let jobs = self
-            .jobs
+        let runner = self
+            .runner
             .as_ref()
             .ok_or_else(|| Error::Native("feeder is closed".into()))?;
-        let mut states = self.shared.lock();
+        let mut states = self.lock();
         if !matches!(states[slot], SlotState::Free) {
             return Err(Error::Input(format!(
                 "slot {slot} is busy; release it before refilling it"
             )));
         }
-        states[slot] = SlotState::Running;
-        jobs.send((slot, rows as usize))
-            .map_err(|_| Error::Native("feeder thread is gone".into()))
+        let (reply, outcome) = bounded(1);
+        states[slot] = SlotState::Running(outcome);
+        runner.do_send(Run {
+            slot,
+            rows: rows as usize,
+            reply,
+        });
+        Ok(())
+    }
+
+    /// Waits until slot `slot`'s run, if it runs, has ended.
+    fn settle(states: &mut [SlotState], slot: usize) {
+        if let SlotState::Running(outcome) = &states[slot] {
+            let ran = outcome.recv().unwrap_or_else(|_| {
+                (
+                    Err(Error::Native("the feeder's batch runner stopped".into())),
+                    0,
+                )
+            });
+            states[slot] = SlotState::Done(ran);
+        }
     }
 
     /// Waits for a submitted slot's run and says where its outputs are.
     pub fn await_slot(&self, slot: i32) -> Result<BatchOutputs> {
         let slot = self.check_slot(slot)?;
-        let s = &self.shared;
-        let mut states = s.lock();
-        loop {
-            match &states[slot] {
-                SlotState::Running => {
-                    states = s.changed.wait(states).unwrap_or_else(|p| p.into_inner())
-                }
-                SlotState::Free => {
-                    return Err(Error::Input(format!("slot {slot} was not submitted")))
-                }
-                SlotState::Done(Err(e), _) => return Err(e.clone()),
-                SlotState::Done(Ok(tensors), micros) => return s.describe(tensors, *micros),
-            }
+        let mut states = self.lock();
+        Self::settle(&mut states, slot);
+        match &states[slot] {
+            SlotState::Free => Err(Error::Input(format!("slot {slot} was not submitted"))),
+            SlotState::Done((Err(e), _)) => Err(e.clone()),
+            SlotState::Done((Ok(tensors), micros)) => self.shared.describe(tensors, *micros),
+            SlotState::Running(_) => unreachable!("settled above"),
         }
     }
 
     /// Drops a slot's outputs and frees it once TensorFlow holds nothing over its memory.
     pub fn release_slot(&self, slot: i32) -> Result<()> {
         let slot = self.check_slot(slot)?;
-        let s = &self.shared;
-        let mut states = s.lock();
-        while matches!(states[slot], SlotState::Running) {
-            states = s.changed.wait(states).unwrap_or_else(|p| p.into_inner());
-        }
+        let mut states = self.lock();
+        Self::settle(&mut states, slot);
         states[slot] = SlotState::Free; // drops the outputs, which may release aliases
         drop(states);
-        s.guards[slot].wait_released(&format!("slot {slot}"))
+        self.shared.guards[slot].wait_released(&format!("slot {slot}"))
     }
 
-    /// Stops the thread (skipping batches not yet started) and waits for it. Idempotent.
+    /// Stops the runner (skipping batches not yet started), waits for it and stops the actor system.
+    /// Idempotent.
     pub fn close(&mut self) {
         self.shared.closing.store(true, Ordering::Release);
-        self.jobs.take();
-        if let Some(worker) = self.worker.take() {
-            if worker.join().is_err() {
-                log::error!("a feeder thread of {} panicked", self.shared.signature);
-            }
+        if let Some(runner) = self.runner.take() {
+            let _ = ask(&runner, Idle, "the feeder's batch runner");
         }
+        self.actors.stop();
     }
 }
 
@@ -253,11 +302,6 @@ impl Drop for Feeder {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Vec<SlotState>> {
-        // A panic while holding the lock leaves consistent states behind: keep going.
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn run_slot(&self, slot: usize, rows: usize) -> Result<Vec<Tensor>> {
         // SAFETY: the slot lies inside the region, which outlives the tensors (the region drops after
         // every slot state), and the JVM does not write a slot until release_slot sees no alias.

@@ -20,6 +20,7 @@
 //! - [`checkpoint`]: the chief's checkpoints, their hand-off to the JVM's uploader, and restore.
 //! - [`events`]: TensorBoard event files of the chief's step metrics.
 
+pub mod actors;
 mod batch;
 pub mod checkpoint;
 pub mod error;
@@ -28,6 +29,7 @@ mod exchange;
 pub mod feeder;
 mod liveness;
 pub mod model;
+mod progress;
 pub mod rendezvous;
 pub mod ring;
 mod schedule;
@@ -35,6 +37,7 @@ mod spill;
 pub mod tf;
 pub mod trainer;
 
+pub use actors::Actors;
 pub use error::{Error, Result};
 pub use events::EventWriter;
 pub use feeder::Feeder;

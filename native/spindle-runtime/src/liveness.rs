@@ -5,10 +5,11 @@
 //! partition that sends no FIN stays open: reads just wait. So every worker sends a heartbeat byte every
 //! `interval` on its connection *from* its left neighbour, in the direction the all-reduce never uses,
 //! and reads its right neighbour's heartbeats on its connection *to* it, which the all-reduce only writes.
-//! The heartbeats come from threads of their own, whatever the trainer is doing (a long TensorFlow step,
-//! a slow Spark partition), so only a peer that cannot run at all misses them.
+//! The heartbeats come from a timer actor on the trainer's actor system and the watch from a blocking actor
+//! of its own (`crate::actors`), whatever the trainer is doing (a long TensorFlow step, a slow Spark
+//! partition), so only a peer that cannot run at all misses them.
 //!
-//! When no heartbeat comes for `timeout`, the watcher records which peer went silent and shuts the
+//! When no heartbeat comes for `timeout`, the watcher reports which peer went silent and shuts the
 //! ring's connections: a transfer blocked on that peer fails at once with that reason, and the closed
 //! connections fail the other neighbours in turn, all around the ring. A connection the right neighbour
 //! closes without a goodbye (its task failed or was killed) also shuts the ring, so that failure travels
@@ -19,13 +20,16 @@
 //! most `DRAIN`). Closing a socket that still holds unread heartbeats would send a reset, which can
 //! destroy all-reduce data the neighbour has not read yet.
 
-use std::io::{ErrorKind, Read, Write};
+use std::cell::OnceCell;
+use std::io::{ErrorKind, Read};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, SyncContext};
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+
+use crate::actors::{ask, messages, Actors, Reply};
 use crate::error::{Error, Result};
 
 /// The heartbeat byte.
@@ -37,38 +41,81 @@ const BYE: u8 = 0xB8;
 /// waits for anyway.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// One worker's heartbeat sender and its watcher of the right neighbour. Finished on drop.
-pub(crate) struct Liveness {
-    stop: Arc<AtomicBool>,
-    failure: Arc<Mutex<Option<String>>>,
-    sender: Option<JoinHandle<()>>,
-    watcher: Option<JoinHandle<()>>,
-}
-
 fn clone(s: &TcpStream) -> Result<TcpStream> {
     s.try_clone()
         .map_err(|e| Error::Native(format!("ring: cloning a socket: {e}")))
 }
 
-fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(body)
-        .map_err(|e| Error::Native(format!("starting a ring liveness thread: {e}")))
+/// Sends `byte` without ever blocking the actor system: a full send buffer means the neighbour reads
+/// nothing (it is stopped, which its own watcher sees), so the byte is skipped. False once the
+/// connection is closed.
+fn send_now(s: &TcpStream, byte: u8) -> bool {
+    // SAFETY: a valid open descriptor and a one-byte buffer that outlives the call.
+    let sent = unsafe {
+        libc::send(
+            s.as_raw_fd(),
+            (&byte as *const u8).cast(),
+            1,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    sent == 1 || std::io::Error::last_os_error().kind() == ErrorKind::WouldBlock
 }
 
-/// Beats on `left` every `interval` until `stop`; then says goodbye.
-fn beat(mut left: TcpStream, interval: Duration, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        if left.write_all(&[BEAT]).is_err() {
-            return; // the connection closed: the all-reduce reports it
-        }
-        std::thread::park_timeout(interval);
-    }
-    // On a ring a failure already shut, both fail, and the neighbour sees a close without a goodbye.
-    let _ = left.write_all(&[BYE]);
-    let _ = left.shutdown(Shutdown::Write);
+/// Beats on the connection from the left neighbour every `interval`, on the actor system's timer.
+struct Heartbeat {
+    left: TcpStream,
+    interval: Duration,
 }
+
+impl Actor for Heartbeat {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.interval, |hb, ctx| {
+            if !send_now(&hb.left, BEAT) {
+                ctx.stop(); // the connection closed: the all-reduce reports it
+            }
+        });
+    }
+}
+
+/// Ends the heartbeats with a goodbye and a FIN.
+struct Goodbye(Reply<()>);
+
+impl Handler<Goodbye> for Heartbeat {
+    type Result = ();
+    fn handle(&mut self, Goodbye(reply): Goodbye, ctx: &mut Context<Self>) {
+        // On a ring a failure already shut, both fail, and the neighbour sees a close without a goodbye.
+        send_now(&self.left, BYE);
+        let _ = self.left.shutdown(Shutdown::Write);
+        ctx.stop();
+        let _ = reply.send(());
+    }
+}
+
+/// Reads the right neighbour's heartbeats, blocking on its socket: on a thread of its own.
+struct Watcher;
+
+impl Actor for Watcher {
+    type Context = SyncContext<Self>;
+}
+
+/// Watches `right` (its read timeout is one heartbeat interval) until the neighbour ends, or until
+/// `stop` disconnects and the neighbour's goodbye comes. Replies with why the neighbour was declared
+/// dead (`None`: it ended normally), before shutting the ring's connections `shut`.
+struct Watch {
+    right: TcpStream,
+    timeout: Duration,
+    stop: Receiver<()>,
+    shut: [TcpStream; 2],
+    /// `rank N (host:port)`: the watched peer, as the failure names it.
+    name: String,
+    rank: usize,
+    reply: Reply<Option<String>>,
+}
+
+messages!(Goodbye, Watch);
 
 /// How the watch of the right neighbour ended.
 enum Watched {
@@ -80,37 +127,81 @@ enum Watched {
     Silent(Duration),
 }
 
-/// Reads the right neighbour's heartbeats on `right` (its read timeout is one interval) until it ends.
-fn watch(right: &mut TcpStream, timeout: Duration, stop: &AtomicBool) -> Watched {
-    let mut last = Instant::now();
-    let mut stopped: Option<Instant> = None;
-    let mut buffer = [0u8; 64];
-    loop {
-        match right.read(&mut buffer) {
-            Ok(n) if buffer[..n].contains(&BYE) => return Watched::Ended,
-            Ok(0) | Err(_) if stop.load(Ordering::Relaxed) => return Watched::Ended,
-            Ok(0) => return Watched::Closed,
-            Ok(_) => last = Instant::now(),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return Watched::Closed,
-        }
-        if stop.load(Ordering::Relaxed) {
-            // Ending: drain until the neighbour's goodbye, for at most DRAIN.
-            if stopped.get_or_insert_with(Instant::now).elapsed() >= DRAIN {
-                return Watched::Ended;
+impl Watch {
+    fn stopping(&self) -> bool {
+        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
+    fn watch(&mut self) -> Watched {
+        let mut last = Instant::now();
+        let mut stopped: Option<Instant> = None;
+        let mut buffer = [0u8; 64];
+        loop {
+            match self.right.read(&mut buffer) {
+                Ok(n) if buffer[..n].contains(&BYE) => return Watched::Ended,
+                Ok(0) | Err(_) if self.stopping() => return Watched::Ended,
+                Ok(0) => return Watched::Closed,
+                Ok(_) => last = Instant::now(),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Watched::Closed,
             }
-        } else if last.elapsed() >= timeout {
-            return Watched::Silent(last.elapsed());
+            if self.stopping() {
+                // Ending: drain until the neighbour's goodbye, for at most DRAIN.
+                if stopped.get_or_insert_with(Instant::now).elapsed() >= DRAIN {
+                    return Watched::Ended;
+                }
+            } else if last.elapsed() >= self.timeout {
+                return Watched::Silent(last.elapsed());
+            }
         }
     }
 }
 
+impl Handler<Watch> for Watcher {
+    type Result = ();
+    fn handle(&mut self, mut w: Watch, _: &mut SyncContext<Self>) {
+        let why = match w.watch() {
+            Watched::Ended => {
+                let _ = w.reply.send(None);
+                return;
+            }
+            Watched::Closed => None,
+            Watched::Silent(silent) => {
+                let why = format!(
+                    "{} stopped answering: no heartbeat for {:.0} s (its process is stopped or the \
+                     network to it is cut)",
+                    w.name,
+                    silent.as_secs_f64()
+                );
+                log::error!("ring: rank {}: {why}", w.rank);
+                Some(why)
+            }
+        };
+        // The reason goes first, so that the transfer failing on the shut connections finds it.
+        let _ = w.reply.send(why);
+        for s in &w.shut {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// One worker's heartbeats to its left neighbour and its watch of the right one. Finished on drop.
+pub(crate) struct Liveness {
+    heartbeat: Option<Addr<Heartbeat>>,
+    /// Dropped to end the watch.
+    stop: Option<Sender<()>>,
+    outcome: Receiver<Option<String>>,
+    /// The watch's outcome, once it came.
+    ended: OnceCell<Option<String>>,
+}
+
 impl Liveness {
-    /// Starts beating on `left` and watching `right` (`right_name` names that peer in the failure);
-    /// `timeout` without a heartbeat shuts both connections. Beats come every second, or four times per
-    /// `timeout` when it is shorter (tests).
+    /// Starts beating on `left` and watching `right` (`right_name` names that peer in the failure) on
+    /// `actors`; `timeout` without a heartbeat shuts both connections. Beats come every second, or four
+    /// times per `timeout` when it is shorter (tests).
     pub(crate) fn start(
+        actors: &Actors,
         left: &TcpStream,
         right: &TcpStream,
         rank: usize,
@@ -119,48 +210,32 @@ impl Liveness {
     ) -> Result<Liveness> {
         let timeout = timeout.max(Duration::from_millis(100));
         let interval = (timeout / 4).min(Duration::from_secs(1));
-        let stop = Arc::new(AtomicBool::new(false));
-        let failure = Arc::new(Mutex::new(None));
-        let sender = {
-            let (left, stop) = (clone(left)?, Arc::clone(&stop));
-            spawn(format!("spindle-ring-heartbeat-{rank}"), move || {
-                beat(left, interval, &stop)
-            })?
-        };
-        let (mut watched, shut_left, shut_right) = (clone(right)?, clone(left)?, clone(right)?);
-        // Only this thread reads the connection to the right neighbour: its read timeout is ours to set.
+        let watched = clone(right)?;
+        // Only the watcher reads the connection to the right neighbour: its read timeout is ours to set.
         watched
             .set_read_timeout(Some(interval))
             .map_err(|e| Error::Native(format!("ring: setting a read timeout: {e}")))?;
-        let watcher = {
-            let (stop, failure, name) = (
-                Arc::clone(&stop),
-                Arc::clone(&failure),
-                right_name.to_string(),
-            );
-            spawn(format!("spindle-ring-watch-{rank}"), move || {
-                match watch(&mut watched, timeout, &stop) {
-                    Watched::Ended => return,
-                    Watched::Closed => {}
-                    Watched::Silent(silent) => {
-                        let why = format!(
-                            "{name} stopped answering: no heartbeat for {:.0} s (its process is stopped \
-                             or the network to it is cut)",
-                            silent.as_secs_f64()
-                        );
-                        log::error!("ring: rank {rank}: {why}");
-                        *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
-                    }
-                }
-                let _ = shut_left.shutdown(Shutdown::Both);
-                let _ = shut_right.shutdown(Shutdown::Both);
-            })?
-        };
+        let (stop, stopped) = bounded(0);
+        let (reply, outcome) = bounded(1);
+        let watcher = actors.start_sync(format!("spindle-ring-watch-{rank}"), || Watcher)?;
+        watcher.do_send(Watch {
+            right: watched,
+            timeout,
+            stop: stopped,
+            shut: [clone(left)?, clone(right)?],
+            name: right_name.to_string(),
+            rank,
+            reply,
+        });
+        let heartbeat = actors.start_actor(Heartbeat {
+            left: clone(left)?,
+            interval,
+        });
         Ok(Liveness {
-            stop,
-            failure,
-            sender: Some(sender),
-            watcher: Some(watcher),
+            heartbeat: Some(heartbeat),
+            stop: Some(stop),
+            outcome,
+            ended: OnceCell::new(),
         })
     }
 
@@ -168,22 +243,22 @@ impl Liveness {
     /// neighbour's; the caller then shuts the connections. On a ring a failure shut, returns at once.
     /// Idempotent.
     pub(crate) fn finish(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(sender) = self.sender.take() {
-            sender.thread().unpark();
-            let _ = sender.join();
+        self.stop.take();
+        if let Some(heartbeat) = self.heartbeat.take() {
+            let _ = ask(&heartbeat, Goodbye, "the ring's heartbeat");
         }
-        if let Some(watcher) = self.watcher.take() {
-            let _ = watcher.join();
+        if self.ended.get().is_none() {
+            let _ = self.ended.set(self.outcome.recv().ok().flatten());
         }
     }
 
     /// Why the right neighbour was declared dead, if it was.
     pub(crate) fn failure(&self) -> Option<String> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        if let Some(ended) = self.ended.get() {
+            return ended.clone();
+        }
+        let ended = self.outcome.try_recv().ok()?;
+        self.ended.get_or_init(|| ended).clone()
     }
 }
 

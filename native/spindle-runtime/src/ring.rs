@@ -6,8 +6,12 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Condvar, Mutex};
+use std::sync::Arc;
 
+use actix::{Actor, Addr, Handler, SyncContext};
+use crossbeam_channel::{bounded, unbounded, Receiver};
+
+use crate::actors::{messages, Actors, Reply};
 use crate::error::{Error, Result};
 use crate::liveness::Liveness;
 use crate::rendezvous::{self, Links};
@@ -27,6 +31,8 @@ pub struct Ring {
     right_name: String,
     calls: u64,
     scratch: Vec<u8>,
+    /// Sends this rank's chunks while the all-reduce's caller receives.
+    sender: Addr<ChunkSender>,
     /// Heartbeats to the left neighbour and the watch on the right one; dropped after the connections shut.
     liveness: Liveness,
 }
@@ -43,31 +49,9 @@ impl RingCloser {
     }
 }
 
-/// Progress of the receiving side, which the sending side follows chunk by chunk.
-struct Progress {
-    chunks: Mutex<(usize, bool)>,
-    changed: Condvar,
-}
-
-impl Progress {
-    fn advance(&self) {
-        self.chunks.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
-        self.changed.notify_all();
-    }
-
-    fn abort(&self) {
-        self.chunks.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
-        self.changed.notify_all();
-    }
-
-    /// Waits until `n` chunks were received; false when the receiver gave up.
-    fn reached(&self, n: usize) -> bool {
-        let mut g = self.chunks.lock().unwrap_or_else(|p| p.into_inner());
-        while g.0 < n && !g.1 {
-            g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
-        }
-        g.0 >= n
-    }
+fn clone(s: &TcpStream) -> Result<TcpStream> {
+    s.try_clone()
+        .map_err(|e| Error::Native(format!("ring: cloning a socket: {e}")))
 }
 
 /// A raw view of the buffer shared by the sending thread and the receiving one (see `all_reduce`).
@@ -82,10 +66,73 @@ fn as_bytes(p: *const f32, range: &std::ops::Range<usize>) -> *const u8 {
     unsafe { p.add(range.start) as *const u8 }
 }
 
+/// The sending half of the all-reduce: it blocks on socket writes, so it has a thread of its own.
+struct ChunkSender {
+    /// The connections to the right neighbour (written) and from the left one (shut on a failure).
+    links: Arc<[TcpStream; 2]>,
+}
+
+impl Actor for ChunkSender {
+    type Context = SyncContext<Self>;
+}
+
+/// Sends this rank's chunks of one all-reduce over `buffer` as `schedule` says, each once `received`
+/// has counted the chunks it depends on (one `()` per chunk received). Replies when done; the caller
+/// keeps `buffer` alive until then.
+struct SendChunks {
+    buffer: Buffer,
+    schedule: Schedule,
+    received: Receiver<()>,
+    reply: Reply<std::io::Result<()>>,
+}
+
+messages!(SendChunks);
+
+impl Handler<SendChunks> for ChunkSender {
+    type Result = ();
+    fn handle(&mut self, m: SendChunks, _: &mut SyncContext<Self>) {
+        let _ = m.reply.send(self.send(&m));
+    }
+}
+
+impl ChunkSender {
+    fn send(&self, m: &SendChunks) -> std::io::Result<()> {
+        let schedule = &m.schedule;
+        let mut received = 0;
+        for p in 0..schedule.phases() {
+            // Chunk c of this phase is chunk c of the last phase's receipts.
+            let ready = if p > 0 {
+                schedule.chunks_before(p - 1)
+            } else {
+                0
+            };
+            for (c, chunk) in schedule.chunks(schedule.sent(p)).enumerate() {
+                while p > 0 && received < ready + c + 1 {
+                    if m.received.recv().is_err() {
+                        return Ok(()); // the receiver failed and reports it
+                    }
+                    received += 1;
+                }
+                // SAFETY: in bounds; not written by the receiver now (see `Ring::all_reduce`).
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(as_bytes(m.buffer.0, &chunk), chunk.len() * 4)
+                };
+                let [right, left] = &*self.links;
+                if let Err(e) = (&*right).write_all(bytes) {
+                    let _ = left.shutdown(Shutdown::Both);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Ring {
     /// Forms the ring: dials the right neighbour while accepting the left one (with two workers each is both),
     /// authenticating both connections. Fails after `connect_timeout`, naming the missing peer.
-    pub fn connect(rendezvous: Rendezvous, config: &RingConfig) -> Result<Ring> {
+    /// Its heartbeats, watcher and chunk sender are actors on `actors`, which must outlive the ring.
+    pub fn connect(rendezvous: Rendezvous, config: &RingConfig, actors: &Actors) -> Result<Ring> {
         let Links {
             left,
             right,
@@ -93,12 +140,20 @@ impl Ring {
             right_name,
         } = rendezvous::form(rendezvous, config)?;
         let liveness = Liveness::start(
+            actors,
             &left,
             &right,
             config.rank,
             &right_name,
             config.heartbeat_timeout,
         )?;
+        let links = Arc::new([clone(&right)?, clone(&left)?]);
+        let sender =
+            actors.start_sync(format!("spindle-ring-send-{}", config.rank), move || {
+                ChunkSender {
+                    links: Arc::clone(&links),
+                }
+            })?;
         Ok(Ring {
             rank: config.rank,
             world: config.peers.len(),
@@ -108,6 +163,7 @@ impl Ring {
             right_name,
             calls: 0,
             scratch: vec![0; CHUNK_BYTES],
+            sender,
             liveness,
         })
     }
@@ -124,10 +180,6 @@ impl Ring {
 
     /// A handle that shuts this ring's connections from another thread.
     pub fn closer(&self) -> Result<RingCloser> {
-        let clone = |s: &TcpStream| {
-            s.try_clone()
-                .map_err(|e| Error::Native(format!("ring: cloning a socket: {e}")))
-        };
         Ok(RingCloser(vec![clone(&self.left)?, clone(&self.right)?]))
     }
 
@@ -157,7 +209,8 @@ impl Ring {
     ///
     /// Reduce-scatter then all-gather over `world` segments, `2 (world - 1)` phases, as `schedule::Schedule`
     /// lays out; in each phase a rank sends one segment right and receives one from the left, both in
-    /// chunks, on two threads. A chunk of phase p is sent as soon as the same chunk of phase p - 1 has been
+    /// chunks: the calling thread receives while the ring's `ChunkSender` actor sends, following the
+    /// count of chunks received on a channel. A chunk of phase p is sent as soon as the same chunk of phase p - 1 has been
     /// received (and reduced), since the segment sent in phase p is the one received in phase p - 1: the
     /// phases pipeline.
     ///
@@ -203,81 +256,54 @@ impl Ring {
         }
         let schedule = Schedule::new(n, rank, len, CHUNK_BYTES / 4);
         let phases = schedule.phases();
-        let progress = Progress {
-            chunks: Mutex::new((0, false)),
-            changed: Condvar::new(),
-        };
         let buffer = Buffer(data.as_mut_ptr());
-        let (left, right) = (&self.left, &self.right);
+        let (advance, received) = unbounded();
+        let (reply, sent) = bounded(1);
+        self.sender.do_send(SendChunks {
+            buffer,
+            schedule,
+            received,
+            reply,
+        });
+        let mut left = &self.left;
         let scratch = &mut self.scratch;
-        let (sent_result, received_result) = std::thread::scope(|s| {
-            let sender = s.spawn(|| -> std::io::Result<()> {
-                // Captures the whole Buffer (Send), not its raw pointer field.
-                let shared = buffer;
-                let mut right = right;
-                for p in 0..phases {
-                    // Chunk c of this phase is chunk c of the last phase's receipts.
-                    let ready = if p > 0 {
-                        schedule.chunks_before(p - 1)
-                    } else {
-                        0
-                    };
-                    for (c, chunk) in schedule.chunks(schedule.sent(p)).enumerate() {
-                        if p > 0 && !progress.reached(ready + c + 1) {
-                            return Ok(()); // the receiver failed and reports it
-                        }
-                        // SAFETY: in bounds; not written by the receiver now (see the method doc).
-                        let bytes = unsafe {
-                            std::slice::from_raw_parts(as_bytes(shared.0, &chunk), chunk.len() * 4)
+        let received_result = (|| -> std::io::Result<()> {
+            for p in 0..phases {
+                for chunk in schedule.chunks(schedule.received(p)) {
+                    let bytes = chunk.len() * 4;
+                    if schedule.reduces(p) {
+                        left.read_exact(&mut scratch[..bytes])?;
+                        // SAFETY: in bounds; the sender reads this chunk only once it is counted.
+                        let target = unsafe {
+                            std::slice::from_raw_parts_mut(buffer.0.add(chunk.start), chunk.len())
                         };
-                        if let Err(e) = right.write_all(bytes) {
-                            let _ = left.shutdown(Shutdown::Both);
-                            return Err(e);
+                        for (t, b) in target.iter_mut().zip(scratch[..bytes].chunks_exact(4)) {
+                            *t += f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
                         }
+                    } else {
+                        // SAFETY: as above; the all-gather overwrites the chunk in place.
+                        let target = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                buffer.0.add(chunk.start) as *mut u8,
+                                bytes,
+                            )
+                        };
+                        left.read_exact(target)?;
                     }
+                    let _ = advance.send(());
                 }
-                Ok(())
-            });
-            let mut left_stream = left;
-            let received_result = (|| -> std::io::Result<()> {
-                for p in 0..phases {
-                    for chunk in schedule.chunks(schedule.received(p)) {
-                        let bytes = chunk.len() * 4;
-                        if schedule.reduces(p) {
-                            left_stream.read_exact(&mut scratch[..bytes])?;
-                            // SAFETY: in bounds; the sender reads this chunk only after `advance`.
-                            let target = unsafe {
-                                std::slice::from_raw_parts_mut(
-                                    buffer.0.add(chunk.start),
-                                    chunk.len(),
-                                )
-                            };
-                            for (t, b) in target.iter_mut().zip(scratch[..bytes].chunks_exact(4)) {
-                                *t += f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                            }
-                        } else {
-                            // SAFETY: as above; the all-gather overwrites the chunk in place.
-                            let target = unsafe {
-                                std::slice::from_raw_parts_mut(
-                                    buffer.0.add(chunk.start) as *mut u8,
-                                    bytes,
-                                )
-                            };
-                            left_stream.read_exact(target)?;
-                        }
-                        progress.advance();
-                    }
-                }
-                Ok(())
-            })();
-            if received_result.is_err() {
-                progress.abort();
-                let _ = right.shutdown(Shutdown::Both);
             }
-            let sent_result = sender
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the sending thread panicked")));
-            (sent_result, received_result)
+            Ok(())
+        })();
+        if received_result.is_err() {
+            drop(advance); // the sender stops waiting for chunks
+            let _ = self.right.shutdown(Shutdown::Both);
+        }
+        // The buffer stays borrowed until the sender replies: it reads the buffer until then.
+        let sent_result = sent.recv().unwrap_or_else(|_| {
+            Err(std::io::Error::other(
+                "the ring's sending actor has stopped",
+            ))
         });
         let failure = match (received_result, sent_result) {
             (Err(e), _) => Some(self.io_error(false, e)),

@@ -9,17 +9,21 @@
 //! descriptor even if the process dies.
 //!
 //! A window's life: acquired (mapped; the JVM writes it) -> submitted (fed) -> taken by the trainer
-//! ([`Spill::next_fed`]) -> run -> released ([`Spill::release`]). Only the release unmaps it and lowers the
-//! count of held windows that bounds the JVM, so the JVM never runs more than `num_slots` windows ahead.
-//! Everything the two threads share is in one `Queue` under one lock.
+//! ([`Spill::next_fed`]) -> run -> released ([`Spill::release`]). Acquiring takes one of `num_slots`
+//! credits and only the release gives it back, so the JVM never runs more than `num_slots` windows ahead.
+//!
+//! The two sides meet in two crossbeam channels (fed windows one way, credits back), not in actor
+//! mailboxes: a batch takes about 0.5 ms of TensorFlow, and a message through actix costs tens of
+//! microseconds against under one for a channel (README, "Actors"). Each window is written once by the
+//! JVM and then handed over whole, so nothing is shared under a lock.
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use memmap2::{MmapMut, MmapOptions};
 
 use crate::batch::too_big;
@@ -42,29 +46,40 @@ impl Fed {
     }
 }
 
-/// Where the feeder and the trainer meet.
+/// What the trainer takes from the feeder's channel.
+enum Feed {
+    Batch(Fed),
+    /// The JVM has no more rows for epoch 1.
+    End,
+    /// The trainer was closed or failed: look at the flags.
+    Wake,
+}
+
+/// The JVM task thread's side: the window it is writing and where the next one goes. Behind a lock only
+/// so that the handle is shared; the one task thread that feeds never contends for it.
 #[derive(Default)]
-struct Queue {
+struct Feeding {
     /// The window the JVM is writing (acquired, not yet submitted).
     writing: Option<MmapMut>,
-    fed: VecDeque<Fed>,
-    /// Windows mapped and not yet released by the trainer: the backpressure count.
-    held: usize,
     /// Index of the next window in the spill file.
     next: usize,
     input_done: bool,
-    closing: bool,
-    failure: Option<Error>,
 }
 
-/// The spill file and its queue, shared (behind an `Arc`) by the trainer handle and the trainer thread.
+/// The spill file and its channels, shared (behind an `Arc`) by the trainer handle and the trainer actor.
 pub(crate) struct Spill {
-    queue: Mutex<Queue>,
-    changed: Condvar,
+    feeding: Mutex<Feeding>,
+    /// One credit per window the JVM may map at a time.
+    credits: (Sender<()>, Receiver<()>),
+    fed: (Sender<Feed>, Receiver<Feed>),
+    closing: AtomicBool,
+    /// The trainer's side: it took [`Feed::End`], so every later [`Self::next_fed`] answers `None`.
+    ended: AtomicBool,
+    /// Why the trainer stopped, for the feeder's next [`Self::acquire`]; the first failure stays.
+    failure: OnceLock<Error>,
     file: File,
     path: PathBuf,
     stride: usize,
-    num_slots: usize,
     batch_size: usize,
 }
 
@@ -79,13 +94,20 @@ impl Spill {
     ) -> Result<Spill> {
         let stride = batch_bytes.max(1).div_ceil(PAGE) * PAGE;
         let (file, path) = spill_file(dir)?;
+        let credits = bounded(num_slots);
+        for _ in 0..num_slots {
+            let _ = credits.0.send(());
+        }
         Ok(Spill {
-            queue: Mutex::new(Queue::default()),
-            changed: Condvar::new(),
+            feeding: Mutex::default(),
+            credits,
+            fed: unbounded(),
+            closing: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+            failure: OnceLock::new(),
             file,
             path,
             stride,
-            num_slots,
             batch_size,
         })
     }
@@ -95,12 +117,27 @@ impl Spill {
         self.stride
     }
 
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    fn feeding(&self) -> MutexGuard<'_, Feeding> {
+        // A panic while holding the lock leaves consistent state behind: keep going.
+        self.feeding.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn wait<'a>(&self, q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
-        self.changed.wait(q).unwrap_or_else(|p| p.into_inner())
+    /// Fails once the trainer failed (with its failure) or was closed.
+    fn check_running(&self) -> Result<()> {
+        if let Some(e) = self.failure.get() {
+            return Err(e.clone());
+        }
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::Native("trainer input is already finished".into()));
+        }
+        Ok(())
+    }
+
+    /// Wakes both sides' waits for good.
+    fn wake(&self) {
+        self.closing.store(true, Ordering::Release);
+        let _ = self.credits.0.try_send(());
+        let _ = self.fed.0.send(Feed::Wake);
     }
 
     /// Reserves disk for window `index` before mapping it: writing to a mapped page the disk cannot hold
@@ -148,29 +185,32 @@ impl Spill {
 
     /// Maps the next batch window and returns its address; blocks while `num_slots` windows are held.
     pub(crate) fn acquire(&self) -> Result<i64> {
-        let mut q = self.lock();
-        loop {
-            if let Some(e) = &q.failure {
-                return Err(e.clone());
-            }
-            if q.closing || q.input_done {
+        self.check_running()?;
+        {
+            let f = self.feeding();
+            if f.input_done {
                 return Err(Error::Native("trainer input is already finished".into()));
             }
-            if q.writing.is_some() {
+            if f.writing.is_some() {
                 return Err(Error::Input(
                     "a batch is already being written; submit it first".into(),
                 ));
             }
-            if q.held < self.num_slots {
-                break;
-            }
-            q = self.wait(q);
         }
-        let map = self.window(q.next)?;
+        // The backpressure wait; close and failure wake it with a credit of their own.
+        let _ = self.credits.1.recv();
+        self.check_running()?;
+        let mut f = self.feeding();
+        let map = match self.window(f.next) {
+            Ok(map) => map,
+            Err(e) => {
+                let _ = self.credits.0.try_send(());
+                return Err(e);
+            }
+        };
         let address = map.as_ptr() as i64;
-        q.next += 1;
-        q.held += 1;
-        q.writing = Some(map);
+        f.next += 1;
+        f.writing = Some(map);
         Ok(address)
     }
 
@@ -182,76 +222,71 @@ impl Spill {
                 self.batch_size
             )));
         }
-        let mut q = self.lock();
-        let map = q
+        let map = self
+            .feeding()
             .writing
             .take()
             .ok_or_else(|| Error::Input("no batch was acquired".into()))?;
-        q.fed.push_back(Fed {
+        let _ = self.fed.0.send(Feed::Batch(Fed {
             rows: rows as usize,
             map,
-        });
-        drop(q);
-        self.changed.notify_all();
+        }));
         Ok(())
     }
 
     /// Ends the input: a window acquired but not submitted is dropped, and once the trainer has run the
     /// fed ones, [`Self::next_fed`] says the epoch's input is over.
     pub(crate) fn end_input(&self) {
-        {
-            let mut q = self.lock();
-            if q.writing.take().is_some() {
-                q.held -= 1;
-            }
-            q.input_done = true;
+        let mut f = self.feeding();
+        if f.writing.take().is_some() {
+            let _ = self.credits.0.try_send(());
         }
-        self.changed.notify_all();
+        if !std::mem::replace(&mut f.input_done, true) {
+            let _ = self.fed.0.send(Feed::End);
+        }
     }
 
     /// Wakes every wait for good: a blocked [`Self::acquire`] fails, and so does the trainer's next wait.
     pub(crate) fn close(&self) {
-        self.lock().closing = true;
-        self.changed.notify_all();
+        self.wake();
     }
 
     /// Records why the trainer stopped, for the feeder's next [`Self::acquire`]; the first failure stays.
     pub(crate) fn fail(&self, e: &Error) {
-        let mut q = self.lock();
-        q.failure.get_or_insert_with(|| e.clone());
-        drop(q);
-        self.changed.notify_all();
+        let _ = self.failure.set(e.clone());
+        self.wake();
     }
 
     // The trainer's side.
 
     /// The next fed window for epoch 1, or `None` once the JVM has finished and everything ran.
     pub(crate) fn next_fed(&self) -> Result<Option<Fed>> {
-        let mut q = self.lock();
-        loop {
-            if q.closing {
-                return Err(closed());
+        self.check_open()?;
+        if self.ended.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        match self.fed.1.recv() {
+            Ok(Feed::Batch(fed)) => {
+                self.check_open()?;
+                Ok(Some(fed))
             }
-            if let Some(fed) = q.fed.pop_front() {
-                return Ok(Some(fed));
+            Ok(Feed::End) => {
+                self.ended.store(true, Ordering::Relaxed);
+                Ok(None)
             }
-            if q.input_done {
-                return Ok(None);
-            }
-            q = self.wait(q);
+            Ok(Feed::Wake) | Err(_) => Err(closed()),
         }
     }
 
     /// Unmaps a window the trainer has run and lets the JVM map another.
     pub(crate) fn release(&self, fed: Fed) {
         drop(fed);
-        self.lock().held -= 1;
-        self.changed.notify_all();
+        let _ = self.credits.0.try_send(());
     }
 
     /// Fails once the trainer was closed: replayed epochs wait on nothing, so they ask between steps.
     pub(crate) fn check_open(&self) -> Result<()> {
-        if self.lock().closing {
+        if self.closing.load(Ordering::Acquire) {
             return Err(closed());
         }
         Ok(())

@@ -1,12 +1,13 @@
 //! One worker of synchronous data-parallel training: the epoch and step loop, and the public [`Trainer`].
 //!
-//! Actors: the JVM task thread feeds (it writes batches straight into memory-mapped windows of a spill
-//! file, `crate::spill`); the trainer thread, which [`Trainer::open`] starts, runs the steps; with more
-//! than one worker the trainer owns the [`Ring`] to its peers and averages gradients through it
-//! (`crate::exchange`). Each actor owns its state; the feeder and the trainer meet only in the spill's
-//! queue, under one lock. On the chief, the trainer also checkpoints between steps and hands each
-//! checkpoint to the JVM's uploader ([`crate::checkpoint`]), and writes TensorBoard events
-//! ([`crate::events`]).
+//! Actors: each trainer runs an actix system of its own ([`Actors`]). The JVM task thread feeds (it
+//! writes batches straight into memory-mapped windows of a spill file, `crate::spill`); the step loop, an
+//! actor on a thread of its own since it blocks in TensorFlow and on the ring, runs the steps; with more
+//! than one worker it owns the [`Ring`] to its peers and averages gradients through it
+//! (`crate::exchange`). The feeder and the step loop meet only in the spill's channels. On the system's
+//! thread, a progress actor keeps the last step's metrics and writes the chief's TensorBoard events
+//! (`crate::progress`), and on the chief a hand-off actor passes each checkpoint, saved between steps,
+//! to the JVM's uploader ([`crate::checkpoint`]).
 //!
 //! Epochs: epoch 1 runs each batch as the JVM submits it; later epochs replay the spill file, shuffled by
 //! batch when asked (seeded by `seed`, the epoch and the rank), without recomputing the Spark lineage.
@@ -24,10 +25,12 @@
 //! runs `train` instead.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::{Actor, Handler, SyncContext};
+use crossbeam_channel::{bounded, Receiver};
 use memmap2::MmapMut;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -35,12 +38,14 @@ use spindle_proto::spindle::{
     CheckpointInfo, FeederLayout, FloatTensor, StepMetrics, TrainerConfig, TrainingReport,
 };
 
+use crate::actors::{messages, Actors, Reply};
 use crate::batch::{lay_out, run_batch, BatchInput};
-use crate::checkpoint::{self, Checkpointer, Handoff};
+use crate::checkpoint::{self, Checkpointer, Checkpoints};
 use crate::error::{Error, Result};
 use crate::events::EventWriter;
 use crate::exchange::Mode;
 use crate::model::Model;
+use crate::progress::Steps;
 use crate::rendezvous::{Rendezvous, RingConfig};
 use crate::ring::{Ring, RingCloser};
 use crate::spill::Spill;
@@ -56,19 +61,17 @@ struct Runner {
     guard: Arc<AliasGuard>,
 }
 
-/// The trainer thread's state.
+/// The step loop's state.
 struct Worker {
     spill: Arc<Spill>,
-    /// The last step's metrics, for progress reports while training runs.
-    last_step: Arc<Mutex<StepMetrics>>,
+    /// Where each step's metrics go: progress reports and TensorBoard events.
+    progress: Steps,
     runner: Runner,
     mode: Mode,
     config: TrainerConfig,
     report: TrainingReport,
     /// The chief's, when checkpoints were asked for.
     checkpointer: Option<Checkpointer>,
-    /// The chief's TensorBoard event file, when asked for.
-    events: Option<EventWriter>,
     /// Global steps done, those before a restored checkpoint included.
     done: i64,
     /// Steps done in the current epoch, those skipped on resume included.
@@ -81,16 +84,49 @@ struct Worker {
 /// on drop.
 pub struct Trainer {
     spill: Arc<Spill>,
-    last_step: Arc<Mutex<StepMetrics>>,
+    progress: Steps,
     layout: FeederLayout,
-    thread: Mutex<Option<JoinHandle<Result<TrainingReport>>>>,
+    /// The step loop's outcome, once all epochs are done.
+    report: Receiver<Result<TrainingReport>>,
+    /// Whether `report` was taken (by finish or close).
+    reported: AtomicBool,
     closer: Option<RingCloser>,
-    checkpoints: Option<Arc<Handoff>>,
+    checkpoints: Option<Checkpoints>,
+    /// Stopped last, once everything on it is done.
+    actors: Actors,
+}
+
+/// Runs a worker's epochs. It blocks in TensorFlow and on the ring, so it has a thread of its own.
+struct StepLoop;
+
+impl Actor for StepLoop {
+    type Context = SyncContext<Self>;
+}
+
+/// Runs every epoch of `worker` and replies with its report.
+struct Train {
+    worker: Box<Worker>,
+    reply: Reply<Result<TrainingReport>>,
+}
+
+messages!(Train);
+
+impl Handler<Train> for StepLoop {
+    type Result = ();
+    fn handle(&mut self, Train { mut worker, reply }: Train, _: &mut SyncContext<Self>) {
+        let result = worker.run();
+        if let Err(e) = &result {
+            worker.spill.fail(e);
+        }
+        // Dropping the worker closes the ring, which wakes peers blocked on us.
+        drop(worker);
+        let _ = reply.send(result);
+    }
 }
 
 impl Trainer {
     /// Checks `config` against the model, forms the ring with the peers (blocking up to the connect
-    /// timeout) and starts the trainer thread. `rendezvous` is required with more than one peer.
+    /// timeout) and starts the step loop. `rendezvous` is required with more than one peer.
     pub fn open(
         model: Arc<Model>,
         config: &TrainerConfig,
@@ -125,12 +161,14 @@ impl Trainer {
             "" => None,
             dir => Some(EventWriter::create(Path::new(dir))?),
         };
-        let checkpoints = (!config.checkpoint_dir.is_empty()).then(Arc::<Handoff>::default);
+        let actors = Actors::start(&format!("spindle-trainer-actors {}", config.label))?;
+        let progress = Steps::start(&actors, events, &config.label);
+        let checkpoints = (!config.checkpoint_dir.is_empty()).then(|| Checkpoints::start(&actors));
         let checkpointer = checkpoints
             .as_ref()
             .map(|handoff| {
                 Checkpointer::new(
-                    Arc::clone(handoff),
+                    handoff.clone(),
                     &model,
                     Path::new(&config.checkpoint_dir),
                     config.checkpoint_every_steps,
@@ -155,13 +193,13 @@ impl Trainer {
                         _ => DEFAULT_HEARTBEAT_TIMEOUT,
                     },
                 },
+                &actors,
             )?;
             Mode::multi(&model, ring)?
         } else {
             Mode::single(&model, sig_name)?
         };
         let closer = mode.closer()?;
-        let last_step = Arc::new(Mutex::default());
         let layout = FeederLayout {
             base_address: 0,
             slot_stride: spill.stride() as i64,
@@ -169,9 +207,9 @@ impl Trainer {
             row_bytes: inputs.iter().map(|i| i.row_bytes as i64).collect(),
             num_slots: config.num_slots,
         };
-        let mut worker = Worker {
+        let worker = Box::new(Worker {
             spill: Arc::clone(&spill),
-            last_step: Arc::clone(&last_step),
+            progress: progress.clone(),
             runner: Runner {
                 model,
                 inputs,
@@ -184,29 +222,23 @@ impl Trainer {
                 ..Default::default()
             },
             checkpointer,
-            events,
             done: config.resume.as_ref().map_or(0, |r| r.step),
             epoch_step: 0,
             last_finite: None,
-        };
-        let thread = std::thread::Builder::new()
-            .name(format!("spindle-trainer {}", config.label))
-            .spawn(move || {
-                let result = worker.run();
-                if let Err(e) = &result {
-                    worker.spill.fail(e);
-                }
-                // Dropping the worker here closes the ring, which wakes peers blocked on us.
-                result
-            })
-            .map_err(|e| Error::Native(format!("starting a trainer thread: {e}")))?;
+        });
+        let (reply, report) = bounded(1);
+        actors
+            .start_sync(format!("spindle-trainer {}", config.label), || StepLoop)?
+            .do_send(Train { worker, reply });
         Ok(Trainer {
             spill,
-            last_step,
+            progress,
             layout,
-            thread: Mutex::new(Some(thread)),
+            report,
+            reported: AtomicBool::new(false),
             closer,
             checkpoints,
+            actors,
         })
     }
 
@@ -228,20 +260,21 @@ impl Trainer {
     /// Ends the input and waits for every epoch to finish; returns this worker's report.
     pub fn finish(&self) -> Result<TrainingReport> {
         self.spill.end_input();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| Error::Native("training already finished".into()))?;
-        thread
-            .join()
-            .map_err(|_| Error::Native("the trainer thread panicked".into()))?
+        if self.reported.swap(true, Ordering::AcqRel) {
+            return Err(Error::Native("training already finished".into()));
+        }
+        let report = self
+            .report
+            .recv()
+            .map_err(|_| Error::Native("the trainer's step loop panicked".into()))?;
+        // The events of every step are in the file before fit sees the report.
+        self.progress.drain();
+        report
     }
 
     /// The metrics of the last step done (all zero before the first).
     pub fn progress(&self) -> StepMetrics {
-        *self.last_step.lock().unwrap_or_else(|p| p.into_inner())
+        self.progress.latest()
     }
 
     /// Blocks until the chief saved a checkpoint for the JVM to upload and hands it over; `None` once no
@@ -258,8 +291,8 @@ impl Trainer {
         }
     }
 
-    /// Stops training: wakes every wait, shuts the ring (so peers fail at once instead of timing out)
-    /// and joins the thread. Idempotent.
+    /// Stops training: wakes every wait, shuts the ring (so peers fail at once instead of timing out),
+    /// waits for the step loop to end and stops the actor system. Idempotent.
     pub fn close(&self) {
         self.spill.close();
         if let Some(closer) = &self.closer {
@@ -268,12 +301,12 @@ impl Trainer {
         if let Some(handoff) = &self.checkpoints {
             handoff.finish();
         }
-        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = thread {
-            if let Ok(Err(e)) = thread.join() {
+        if !self.reported.swap(true, Ordering::AcqRel) {
+            if let Ok(Err(e)) = self.report.recv() {
                 log::debug!("trainer closed: {e}");
             }
         }
+        self.actors.stop();
     }
 }
 
@@ -499,10 +532,9 @@ impl Worker {
             step_micros: (elapsed + waited + checkpoint).as_micros() as i64,
             checkpoint_micros: checkpoint.as_micros() as i64,
         };
-        *self.last_step.lock().unwrap_or_else(|p| p.into_inner()) = metrics;
+        self.progress.stepped(metrics);
         self.report.steps.push(metrics);
         log::debug!("step {step} epoch {epoch}: loss {loss:.6}, {examples} examples");
-        self.write_events(&metrics);
         Ok(true)
     }
 }
@@ -553,35 +585,6 @@ impl Worker {
                 })
             })
             .collect()
-    }
-
-    /// Adds the step to the TensorBoard event file. A failed write stops the events, not the training: the
-    /// model is worth more than its curves.
-    fn write_events(&mut self, m: &StepMetrics) {
-        let Some(writer) = &mut self.events else {
-            return;
-        };
-        let ms = |micros: i64| micros as f64 / 1e3;
-        let written = writer
-            .scalars(
-                m.step,
-                &[
-                    ("loss", m.loss),
-                    (
-                        "examples_per_second",
-                        m.examples as f64 * 1e6 / m.step_micros.max(1) as f64,
-                    ),
-                    ("step_time_ms/input_wait", ms(m.input_wait_micros)),
-                    ("step_time_ms/compute", ms(m.compute_micros)),
-                    ("step_time_ms/allreduce", ms(m.allreduce_micros)),
-                    ("step_time_ms/checkpoint", ms(m.checkpoint_micros)),
-                ],
-            )
-            .and_then(|_| writer.flush());
-        if let Err(e) = written {
-            log::warn!("{}: TensorBoard events stop: {e}", self.config.label);
-            self.events = None;
-        }
     }
 
     fn log_epoch(&self, epoch: i32) {

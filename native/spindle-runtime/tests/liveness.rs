@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spindle_runtime::{Rendezvous, Ring, RingConfig};
+use spindle_runtime::{Actors, Rendezvous, Ring, RingConfig};
 
 const RANK0: &str = "SPINDLE_TEST_LIVENESS_RANK0";
 
@@ -33,8 +33,13 @@ fn stopped_peer_child() {
     let rendezvous = Rendezvous::bind("127.0.0.1").expect("bind");
     println!("ADDRESS {}", rendezvous.address());
     let peers = vec![rank0, rendezvous.address().to_string()];
-    let mut ring =
-        Ring::connect(rendezvous, &config(1, &peers, Duration::from_secs(60))).expect("ring");
+    let actors = Actors::start("ring test").expect("actors");
+    let mut ring = Ring::connect(
+        rendezvous,
+        &config(1, &peers, Duration::from_secs(60)),
+        &actors,
+    )
+    .expect("ring");
     let mut data = vec![1.0f32; 1000];
     while ring.all_reduce(&mut data).is_ok() {
         data.fill(1.0);
@@ -89,7 +94,8 @@ fn a_stopped_peer_fails_the_ring_within_the_heartbeat_timeout() {
     }
     let peers = vec![rendezvous.address().to_string(), address.clone()];
     let timeout = Duration::from_secs(2);
-    let mut ring = Ring::connect(rendezvous, &config(0, &peers, timeout)).expect("ring");
+    let actors = Actors::start("ring test").expect("actors");
+    let mut ring = Ring::connect(rendezvous, &config(0, &peers, timeout), &actors).expect("ring");
     let mut data = vec![1.0f32; 1000];
     for _ in 0..5 {
         data.fill(1.0);
@@ -128,8 +134,13 @@ fn a_live_peer_with_long_steps_does_not_trip_the_heartbeat_timeout() {
         .map(|(rank, r)| {
             let peers = peers.clone();
             std::thread::spawn(move || {
-                let mut ring = Ring::connect(r, &config(rank, &peers, Duration::from_millis(500)))
-                    .expect("ring");
+                let actors = Actors::start("ring test").expect("actors");
+                let mut ring = Ring::connect(
+                    r,
+                    &config(rank, &peers, Duration::from_millis(500)),
+                    &actors,
+                )
+                .expect("ring");
                 let mut data = vec![rank as f32 + 1.0; 100];
                 for step in 0..3 {
                     if rank == 1 && step == 1 {
@@ -165,9 +176,14 @@ fn a_cancelled_rendezvous_stops_waiting_for_its_peers_at_once() {
         canceller.cancel();
     });
     // Rank 1 never runs: without the cancel, this waits out the 20 s connect timeout.
-    let error = Ring::connect(rendezvous, &config(0, &peers, Duration::from_secs(10)))
-        .err()
-        .expect("no ring");
+    let actors = Actors::start("ring test").expect("actors");
+    let error = Ring::connect(
+        rendezvous,
+        &config(0, &peers, Duration::from_secs(10)),
+        &actors,
+    )
+    .err()
+    .expect("no ring");
     cancelling.join().expect("cancels");
     assert!(started.elapsed() < Duration::from_secs(5), "{error}");
     assert!(error.to_string().contains("cancelled"), "{error}");

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spindle_runtime::{Rendezvous, Ring, RingConfig};
+use spindle_runtime::{Actors, Rendezvous, Ring, RingConfig};
 
 const HOST: &str = "SPINDLE_TEST_PARTITION_HOST";
 const RANK: &str = "SPINDLE_TEST_PARTITION_RANK";
@@ -113,7 +113,8 @@ fn partition_child() {
         io_timeout: Duration::from_secs(120),
         heartbeat_timeout: HEARTBEAT_TIMEOUT,
     };
-    let mut ring = Ring::connect(rendezvous, &config).expect("ring");
+    let actors = Actors::start("ring test").expect("actors");
+    let mut ring = Ring::connect(rendezvous, &config, &actors).expect("ring");
     let mut data = vec![1.0f32; 10_000];
     let mut done = 0;
     let mut last = Instant::now();

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use spindle_runtime::{Rendezvous, Ring, RingConfig};
+use spindle_runtime::{Actors, Rendezvous, Ring, RingConfig};
 
 fn bind(world: usize) -> (Vec<Rendezvous>, Vec<String>) {
     let rendezvous: Vec<_> = (0..world)
@@ -35,7 +35,8 @@ fn on_ring<T: Send + 'static>(
         .map(|(rank, r)| {
             let c = config(rank, &peers, b"secret", Duration::from_secs(10));
             std::thread::spawn(move || {
-                let mut ring = Ring::connect(r, &c).expect("the ring forms");
+                let actors = Actors::start("ring test").expect("actors");
+                let mut ring = Ring::connect(r, &c, &actors).expect("the ring forms");
                 work(rank, &mut ring)
             })
         })
@@ -90,7 +91,8 @@ fn a_connection_without_the_secret_is_rejected_and_the_ring_still_forms() {
     let first = rendezvous.pop().expect("rank 0");
     let c0 = config(0, &peers, b"job secret", Duration::from_secs(20));
     let rank0 = std::thread::spawn(move || {
-        let mut ring = Ring::connect(first, &c0)?;
+        let actors = Actors::start("ring test").expect("actors");
+        let mut ring = Ring::connect(first, &c0, &actors)?;
         let mut data = vec![1.0f32; 5];
         ring.all_reduce(&mut data).map(|()| data)
     });
@@ -98,9 +100,11 @@ fn a_connection_without_the_secret_is_rejected_and_the_ring_still_forms() {
     let impostor = Rendezvous::bind("127.0.0.1").expect("bind");
     let claimed = vec![peers[0].clone(), impostor.address().to_string()];
     let started = Instant::now();
+    let actors = Actors::start("ring test").expect("actors");
     let refused = Ring::connect(
         impostor,
         &config(1, &claimed, b"guess", Duration::from_secs(5)),
+        &actors,
     )
     .err()
     .expect("the impostor is refused");
@@ -115,9 +119,11 @@ fn a_connection_without_the_secret_is_rejected_and_the_ring_still_forms() {
         "{message}"
     );
     // The real rank 1 still gets in.
+    let actors = Actors::start("ring test").expect("actors");
     let mut ring = Ring::connect(
         second,
         &config(1, &peers, b"job secret", Duration::from_secs(20)),
+        &actors,
     )
     .expect("forms");
     let mut data = vec![2.0f32; 5];
@@ -143,7 +149,10 @@ fn a_missing_peer_fails_within_the_timeout_naming_its_rank_and_address() {
             let c = config(rank, &peers, b"secret", timeout);
             std::thread::spawn(move || {
                 let started = Instant::now();
-                let error = Ring::connect(r, &c).err().expect("no ring without rank 2");
+                let actors = Actors::start("ring test").expect("actors");
+                let error = Ring::connect(r, &c, &actors)
+                    .err()
+                    .expect("no ring without rank 2");
                 (error.to_string(), started.elapsed())
             })
         })

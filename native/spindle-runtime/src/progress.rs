@@ -1,0 +1,115 @@
+//! A trainer's progress: the last step's metrics, which the JVM polls for its progress reports, and the
+//! chief's TensorBoard events. An actor on the trainer's actor system owns both, so the trainer thread
+//! only sends each step's metrics and never waits on an event file.
+
+use actix::{Actor, Addr, Context, Handler};
+use spindle_proto::spindle::StepMetrics;
+
+use crate::actors::{ask, messages, Actors, Reply};
+use crate::events::EventWriter;
+
+struct Progress {
+    last: StepMetrics,
+    /// The chief's event file, when asked for; `None` after a failed write.
+    events: Option<EventWriter>,
+    /// Names the worker in logs.
+    label: String,
+}
+
+impl Actor for Progress {
+    type Context = Context<Self>;
+}
+
+/// A step is done.
+struct Stepped(StepMetrics);
+/// Asks for the last step's metrics.
+struct Latest(Reply<StepMetrics>);
+/// Answered once every step sent before it is written and flushed.
+struct Drained(Reply<()>);
+
+messages!(Stepped, Latest, Drained);
+
+impl Handler<Stepped> for Progress {
+    type Result = ();
+    fn handle(&mut self, Stepped(m): Stepped, _: &mut Context<Self>) {
+        self.last = m;
+        self.write_events(&m);
+    }
+}
+
+impl Handler<Latest> for Progress {
+    type Result = ();
+    fn handle(&mut self, Latest(reply): Latest, _: &mut Context<Self>) {
+        let _ = reply.send(self.last);
+    }
+}
+
+impl Handler<Drained> for Progress {
+    type Result = ();
+    fn handle(&mut self, Drained(reply): Drained, _: &mut Context<Self>) {
+        let _ = reply.send(());
+    }
+}
+
+impl Progress {
+    /// Adds the step to the TensorBoard event file. A failed write stops the events, not the training: the
+    /// model is worth more than its curves.
+    fn write_events(&mut self, m: &StepMetrics) {
+        let Some(writer) = &mut self.events else {
+            return;
+        };
+        let ms = |micros: i64| micros as f64 / 1e3;
+        let written = writer
+            .scalars(
+                m.step,
+                &[
+                    ("loss", m.loss),
+                    (
+                        "examples_per_second",
+                        m.examples as f64 * 1e6 / m.step_micros.max(1) as f64,
+                    ),
+                    ("step_time_ms/input_wait", ms(m.input_wait_micros)),
+                    ("step_time_ms/compute", ms(m.compute_micros)),
+                    ("step_time_ms/allreduce", ms(m.allreduce_micros)),
+                    ("step_time_ms/checkpoint", ms(m.checkpoint_micros)),
+                ],
+            )
+            .and_then(|_| writer.flush());
+        if let Err(e) = written {
+            log::warn!("{}: TensorBoard events stop: {e}", self.label);
+            self.events = None;
+        }
+    }
+}
+
+const PROGRESS: &str = "the trainer's progress actor";
+
+/// The address of a trainer's progress actor.
+#[derive(Clone)]
+pub(crate) struct Steps(Addr<Progress>);
+
+impl Steps {
+    /// Starts the progress actor on `actors`, writing events to `events` when given.
+    pub(crate) fn start(actors: &Actors, events: Option<EventWriter>, label: &str) -> Steps {
+        Steps(actors.start_actor(Progress {
+            last: StepMetrics::default(),
+            events,
+            label: label.to_string(),
+        }))
+    }
+
+    /// Records a step done; returns at once.
+    pub(crate) fn stepped(&self, m: StepMetrics) {
+        self.0.do_send(Stepped(m));
+    }
+
+    /// The last step's metrics (all zero before the first, or once the actor has stopped).
+    pub(crate) fn latest(&self) -> StepMetrics {
+        ask(&self.0, Latest, PROGRESS).unwrap_or_default()
+    }
+
+    /// Waits until every step recorded so far is in the event file.
+    pub(crate) fn drain(&self) {
+        let _ = ask(&self.0, Drained, PROGRESS);
+    }
+}
