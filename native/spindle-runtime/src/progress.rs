@@ -8,7 +8,7 @@ use spindle_proto::spindle::StepMetrics;
 use crate::actors::{ask, messages, Actors, Reply};
 use crate::events::EventWriter;
 
-struct Progress {
+struct Tracker {
     last: StepMetrics,
     /// The chief's event file, when asked for; `None` after a failed write.
     events: Option<EventWriter>,
@@ -16,7 +16,7 @@ struct Progress {
     label: String,
 }
 
-impl Actor for Progress {
+impl Actor for Tracker {
     type Context = Context<Self>;
 }
 
@@ -29,7 +29,7 @@ struct Drained(Reply<()>);
 
 messages!(Stepped, Latest, Drained);
 
-impl Handler<Stepped> for Progress {
+impl Handler<Stepped> for Tracker {
     type Result = ();
     fn handle(&mut self, Stepped(m): Stepped, _: &mut Context<Self>) {
         self.last = m;
@@ -37,21 +37,21 @@ impl Handler<Stepped> for Progress {
     }
 }
 
-impl Handler<Latest> for Progress {
+impl Handler<Latest> for Tracker {
     type Result = ();
     fn handle(&mut self, Latest(reply): Latest, _: &mut Context<Self>) {
         let _ = reply.send(self.last);
     }
 }
 
-impl Handler<Drained> for Progress {
+impl Handler<Drained> for Tracker {
     type Result = ();
     fn handle(&mut self, Drained(reply): Drained, _: &mut Context<Self>) {
         let _ = reply.send(());
     }
 }
 
-impl Progress {
+impl Tracker {
     /// Adds the step to the TensorBoard event file. A failed write stops the events, not the training: the
     /// model is worth more than its curves.
     fn write_events(&mut self, m: &StepMetrics) {
@@ -86,12 +86,12 @@ const PROGRESS: &str = "the trainer's progress actor";
 
 /// The address of a trainer's progress actor.
 #[derive(Clone)]
-pub(crate) struct Steps(Addr<Progress>);
+pub(crate) struct Progress(Addr<Tracker>);
 
-impl Steps {
+impl Progress {
     /// Starts the progress actor on `actors`, writing events to `events` when given.
-    pub(crate) fn start(actors: &Actors, events: Option<EventWriter>, label: &str) -> Steps {
-        Steps(actors.start_actor(Progress {
+    pub(crate) fn start(actors: &Actors, events: Option<EventWriter>, label: &str) -> Progress {
+        Progress(actors.start_actor(Tracker {
             last: StepMetrics::default(),
             events,
             label: label.to_string(),

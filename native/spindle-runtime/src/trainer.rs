@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::events::EventWriter;
 use crate::exchange::Mode;
 use crate::model::Model;
-use crate::progress::Steps;
+use crate::progress::Progress;
 use crate::rendezvous::{Rendezvous, RingConfig};
 use crate::ring::{Ring, RingCloser};
 use crate::spill::Spill;
@@ -65,7 +65,7 @@ struct Runner {
 struct Worker {
     spill: Arc<Spill>,
     /// Where each step's metrics go: progress reports and TensorBoard events.
-    progress: Steps,
+    progress: Progress,
     runner: Runner,
     mode: Mode,
     config: TrainerConfig,
@@ -84,7 +84,7 @@ struct Worker {
 /// on drop.
 pub struct Trainer {
     spill: Arc<Spill>,
-    progress: Steps,
+    progress: Progress,
     layout: FeederLayout,
     /// The step loop's outcome, once all epochs are done.
     report: Receiver<Result<TrainingReport>>,
@@ -162,7 +162,7 @@ impl Trainer {
             dir => Some(EventWriter::create(Path::new(dir))?),
         };
         let actors = Actors::start(&format!("spindle-trainer-actors {}", config.label))?;
-        let progress = Steps::start(&actors, events, &config.label);
+        let progress = Progress::start(&actors, events, &config.label);
         let checkpoints = (!config.checkpoint_dir.is_empty()).then(|| Checkpoints::start(&actors));
         let checkpointer = checkpoints
             .as_ref()
@@ -355,6 +355,13 @@ fn check_finite(
          to train on regardless",
         config.label
     )))
+}
+
+impl Drop for Worker {
+    /// However the step loop ends (a panic included), the JVM's next acquire fails instead of waiting.
+    fn drop(&mut self) {
+        self.spill.close();
+    }
 }
 
 impl Worker {
