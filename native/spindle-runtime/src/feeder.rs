@@ -22,6 +22,7 @@ use memmap2::MmapMut;
 use spindle_proto::spindle::{
     BatchOutputs, DType, FeederConfig, FeederLayout, OutputTensor, SignatureInfo, TensorSpec,
 };
+use tokio::sync::oneshot;
 
 use crate::actors::{messages, Actors, Reply};
 use crate::batch::{align, lay_out, run_batch, too_big, BatchInput};
@@ -35,7 +36,7 @@ type Ran = (Result<Vec<Tensor>>, i64);
 enum SlotState {
     Free,
     /// Submitted; the outcome comes on this channel.
-    Running(Receiver<Ran>),
+    Running(oneshot::Receiver<Ran>),
     Done(Ran),
 }
 
@@ -77,7 +78,7 @@ impl Actor for BatchRunner {
 struct Job {
     slot: usize,
     rows: usize,
-    reply: Reply<Ran>,
+    reply: oneshot::Sender<Ran>,
 }
 
 /// Serves `jobs` until the feeder drops their sender, then replies on `done`. The slots come on a
@@ -245,7 +246,7 @@ impl Feeder {
                 "slot {slot} is busy; release it before refilling it"
             )));
         }
-        let (reply, outcome) = bounded(1);
+        let (reply, outcome) = oneshot::channel();
         states[slot] = SlotState::Running(outcome);
         jobs.send(Job {
             slot,
@@ -257,8 +258,12 @@ impl Feeder {
 
     /// Waits until slot `slot`'s run, if it runs, has ended.
     fn settle(states: &mut [SlotState], slot: usize) {
-        if let SlotState::Running(outcome) = &states[slot] {
-            let ran = outcome.recv().unwrap_or_else(|_| {
+        if matches!(states[slot], SlotState::Running(_)) {
+            let SlotState::Running(outcome) = std::mem::replace(&mut states[slot], SlotState::Free)
+            else {
+                unreachable!("matched above")
+            };
+            let ran = outcome.blocking_recv().unwrap_or_else(|_| {
                 (
                     Err(Error::Native("the feeder's batch runner stopped".into())),
                     0,
