@@ -210,23 +210,32 @@ fn specs(map: &std::collections::HashMap<String, TensorInfo>) -> Vec<TensorSpec>
     out
 }
 
+/// Our wire dtype and each TensorFlow type.
+const WIRE: [(DataType, DType); 13] = [
+    (DataType::Float32, DType::Float32),
+    (DataType::Float64, DType::Float64),
+    (DataType::Int32, DType::Int32),
+    (DataType::Int64, DType::Int64),
+    (DataType::Bool, DType::Bool),
+    (DataType::UInt8, DType::Uint8),
+    (DataType::Int8, DType::Int8),
+    (DataType::Int16, DType::Int16),
+    (DataType::UInt16, DType::Uint16),
+    (DataType::UInt32, DType::Uint32),
+    (DataType::UInt64, DType::Uint64),
+    (DataType::Float16, DType::Float16),
+    (DataType::BFloat16, DType::Bfloat16),
+];
+
 /// Our wire dtype for a TensorFlow type.
 pub fn to_proto(d: DataType) -> DType {
-    match d {
-        DataType::Float32 => DType::Float32,
-        DataType::Float64 => DType::Float64,
-        DataType::Int32 => DType::Int32,
-        DataType::Int64 => DType::Int64,
-    }
+    WIRE.iter()
+        .find(|(t, _)| *t == d)
+        .map(|(_, w)| *w)
+        .expect("every DataType has a wire dtype")
 }
 
 /// The TensorFlow type for our wire dtype, or `None` for `DTYPE_UNSPECIFIED`.
 pub fn from_proto(d: DType) -> Option<DataType> {
-    match d {
-        DType::Float32 => Some(DataType::Float32),
-        DType::Float64 => Some(DataType::Float64),
-        DType::Int32 => Some(DataType::Int32),
-        DType::Int64 => Some(DataType::Int64),
-        DType::DtypeUnspecified => None,
-    }
+    WIRE.iter().find(|(_, w)| *w == d).map(|(t, _)| *t)
 }

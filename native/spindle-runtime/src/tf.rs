@@ -94,42 +94,65 @@ unsafe extern "C" fn release_alias(_data: *mut c_void, _len: usize, arg: *mut c_
     guard.0.fetch_sub(1, Ordering::AcqRel);
 }
 
-/// The element types Spindle moves, as TensorFlow names them.
+/// The element types Spindle moves, as TensorFlow names them: every fixed-width one but the complex and
+/// quantized types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataType {
     Float32,
     Float64,
     Int32,
     Int64,
+    Bool,
+    UInt8,
+    Int8,
+    Int16,
+    UInt16,
+    UInt32,
+    UInt64,
+    Float16,
+    BFloat16,
 }
 
+/// Each dtype with its C API type and its size in bytes.
+const TYPES: [(DataType, tf::TF_DataType, usize); 13] = [
+    (DataType::Float32, tf::TF_FLOAT, 4),
+    (DataType::Float64, tf::TF_DOUBLE, 8),
+    (DataType::Int32, tf::TF_INT32, 4),
+    (DataType::Int64, tf::TF_INT64, 8),
+    (DataType::Bool, tf::TF_BOOL, 1),
+    (DataType::UInt8, tf::TF_UINT8, 1),
+    (DataType::Int8, tf::TF_INT8, 1),
+    (DataType::Int16, tf::TF_INT16, 2),
+    (DataType::UInt16, tf::TF_UINT16, 2),
+    (DataType::UInt32, tf::TF_UINT32, 4),
+    (DataType::UInt64, tf::TF_UINT64, 8),
+    (DataType::Float16, tf::TF_HALF, 2),
+    (DataType::BFloat16, tf::TF_BFLOAT16, 2),
+];
+
 impl DataType {
+    fn entry(self) -> &'static (DataType, tf::TF_DataType, usize) {
+        TYPES
+            .iter()
+            .find(|(d, _, _)| *d == self)
+            .expect("every DataType is in TYPES")
+    }
+
     /// Bytes per element.
     pub fn size(self) -> usize {
-        match self {
-            DataType::Float32 | DataType::Int32 => 4,
-            DataType::Float64 | DataType::Int64 => 8,
-        }
+        self.entry().2
     }
 
     fn to_c(self) -> tf::TF_DataType {
-        match self {
-            DataType::Float32 => tf::TF_FLOAT,
-            DataType::Float64 => tf::TF_DOUBLE,
-            DataType::Int32 => tf::TF_INT32,
-            DataType::Int64 => tf::TF_INT64,
-        }
+        self.entry().1
     }
 
     /// From TensorFlow's DataType enum value, or `None` for the types Spindle does not move.
     pub fn from_tf(value: i32) -> Option<Self> {
-        match value {
-            1 => Some(DataType::Float32),
-            2 => Some(DataType::Float64),
-            3 => Some(DataType::Int32),
-            9 => Some(DataType::Int64),
-            _ => None,
-        }
+        TYPES
+            .iter()
+            .find(|(_, c, _)| *c as i32 == value)
+            .map(|(d, _, _)| *d)
     }
 }
 

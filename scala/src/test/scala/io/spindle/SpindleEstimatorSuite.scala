@@ -157,15 +157,6 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     assert(events("step_time_ms/allreduce").map(_(2).toDouble).exists(_ > 0), "two workers all-reduce")
   }
 
-  /** Runs a script of tests/python with the project's virtualenv (ci/setup-python.sh); its output lines. */
-  private def python(script: String, args: String*): Vector[String] = {
-    val command = Seq(repoRoot.resolve(".venv/bin/python").toString, repoRoot.resolve(s"tests/python/$script").toString)
-    val process = new ProcessBuilder((command ++ args): _*).redirectError(ProcessBuilder.Redirect.INHERIT).start()
-    val printed = scala.io.Source.fromInputStream(process.getInputStream).getLines().toVector
-    assert(process.waitFor() == 0, s"tests/python/$script failed (its error is above)")
-    printed
-  }
-
   test("a missing label column is named before any task starts") {
     val e = failureOf[SpindleInputException](estimator.fit(synthetic(10, 1).drop("digit")))
     assert(e.getMessage.contains("column 'digit'") && e.getMessage.contains("labels"), e.getMessage)

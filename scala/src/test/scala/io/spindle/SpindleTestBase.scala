@@ -64,6 +64,15 @@ trait SpindleTestBase extends AnyFunSuite with BeforeAndAfterAll {
     found.getOrElse(fail(s"scikit-learn's digits.csv.gz not found under $venvLib: run ci/setup-python.sh"))
   }
 
+  /** Runs a script of tests/python with the project's virtualenv (ci/setup-python.sh); its output lines. */
+  protected def python(script: String, args: String*): Vector[String] = {
+    val command = Seq(repoRoot.resolve(".venv/bin/python").toString, repoRoot.resolve(s"tests/python/$script").toString)
+    val process = new ProcessBuilder((command ++ args): _*).redirectError(ProcessBuilder.Redirect.INHERIT).start()
+    val printed = scala.io.Source.fromInputStream(process.getInputStream).getLines().toVector
+    assert(process.waitFor() == 0, s"tests/python/$script failed (its error is above)")
+    printed
+  }
+
   protected def tempDir(prefix: String): Path = {
     val dir = Files.createTempDirectory(prefix)
     dir.toFile.deleteOnExit()

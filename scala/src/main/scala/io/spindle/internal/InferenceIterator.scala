@@ -73,7 +73,7 @@ final class InferenceIterator(
     var o = 0
     while (o < addresses.length) {
       val out = plan.outputs(o)
-      values.update(o, OutputReader.read(out.dtype, out.scalar, addresses(o), perRow(o), cursor))
+      values.update(o, OutputReader.read(out.dtype, out.output, out.scalar, addresses(o), perRow(o), cursor))
       o += 1
     }
     val row = projection(joined(batch(cursor), values))

@@ -1,31 +1,62 @@
 package io.spindle.internal
 
 import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData
+import org.apache.spark.sql.types.{IntegerType, LongType}
 import org.apache.spark.unsafe.Platform
 
-/** Reads output tensors from TensorFlow's memory into Spark values. */
+import io.spindle.SpindleModelException
+
+/** Reads output tensors from TensorFlow's memory into Spark values of the dtype's `sparkType`. */
 object OutputReader {
 
-  /** The value of row `row` of an output at `address` with `perRow` elements per row. */
-  def read(dtype: TensorType, scalar: Boolean, address: Long, perRow: Int, row: Int): Any = {
+  /** The value of row `row` of output `name` at `address` with `perRow` elements per row. */
+  def read(dtype: TensorType, name: String, scalar: Boolean, address: Long, perRow: Int, row: Int): Any = {
     val at = address + row.toLong * perRow * dtype.bytes
-    if (scalar) dtype match {
-      case TensorType.Float32 => Platform.getFloat(null, at)
-      case TensorType.Float64 => Platform.getDouble(null, at)
-      case TensorType.Int32   => Platform.getInt(null, at)
-      case TensorType.Int64   => Platform.getLong(null, at)
-    }
+    if (scalar) value(dtype, name, at, row)
+    else if (dtype.sameLayout.isDefined) copied(dtype, at, perRow)
     else {
-      // Build the UnsafeArrayData bytes directly: 8-byte length, null bits (all clear), then the values.
-      val header = UnsafeArrayData.calculateHeaderPortionInBytes(perRow)
-      val valueBytes = perRow.toLong * dtype.bytes
-      val total = header + ((valueBytes + 7) / 8) * 8
-      val words = new Array[Long]((total / 8).toInt)
-      words(0) = perRow
-      Platform.copyMemory(null, at, words, Platform.LONG_ARRAY_OFFSET + header, valueBytes)
-      val result = new UnsafeArrayData()
-      result.pointTo(words, Platform.LONG_ARRAY_OFFSET, total.toInt)
-      result
+      // Each value widens (uint8 to int, half to float, ...): build the Spark array value by value.
+      def element(i: Int): Any = value(dtype, name, at + i.toLong * dtype.bytes, row)
+      dtype.sparkType match {
+        case IntegerType => UnsafeArrayData.fromPrimitiveArray(Array.tabulate(perRow)(element(_).asInstanceOf[Int]))
+        case LongType    => UnsafeArrayData.fromPrimitiveArray(Array.tabulate(perRow)(element(_).asInstanceOf[Long]))
+        case _           => UnsafeArrayData.fromPrimitiveArray(Array.tabulate(perRow)(element(_).asInstanceOf[Float]))
+      }
     }
+  }
+
+  private def value(dtype: TensorType, name: String, at: Long, row: Int): Any = dtype match {
+    case TensorType.Float32  => Platform.getFloat(null, at)
+    case TensorType.Float64  => Platform.getDouble(null, at)
+    case TensorType.Int32    => Platform.getInt(null, at)
+    case TensorType.Int64    => Platform.getLong(null, at)
+    case TensorType.Bool     => Platform.getByte(null, at) != 0
+    case TensorType.Int8     => Platform.getByte(null, at)
+    case TensorType.Int16    => Platform.getShort(null, at)
+    case TensorType.UInt8    => Platform.getByte(null, at) & 0xff
+    case TensorType.UInt16   => Platform.getShort(null, at) & 0xffff
+    case TensorType.UInt32   => Platform.getInt(null, at) & 0xffffffffL
+    case TensorType.Float16  => HalfFloats.fromFloat16(Platform.getShort(null, at))
+    case TensorType.BFloat16 => HalfFloats.fromBFloat16(Platform.getShort(null, at))
+    case TensorType.UInt64 =>
+      val v = Platform.getLong(null, at)
+      if (v < 0)
+        throw new SpindleModelException(
+          s"output '$name', row $row of its batch: uint64 value ${java.lang.Long.toUnsignedString(v)} does not fit a Spark long"
+        )
+      v
+  }
+
+  // Build the UnsafeArrayData bytes directly: 8-byte length, null bits (all clear), then the values as they lie.
+  private def copied(dtype: TensorType, at: Long, perRow: Int): UnsafeArrayData = {
+    val header = UnsafeArrayData.calculateHeaderPortionInBytes(perRow)
+    val valueBytes = perRow.toLong * dtype.bytes
+    val total = header + ((valueBytes + 7) / 8) * 8
+    val words = new Array[Long]((total / 8).toInt)
+    words(0) = perRow
+    Platform.copyMemory(null, at, words, Platform.LONG_ARRAY_OFFSET + header, valueBytes)
+    val result = new UnsafeArrayData()
+    result.pointTo(words, Platform.LONG_ARRAY_OFFSET, total.toInt)
+    result
   }
 }

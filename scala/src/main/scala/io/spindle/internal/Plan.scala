@@ -113,7 +113,8 @@ object Plan {
   private def dtypeOf(spec: TensorSpec, what: String): TensorType =
     TensorType.fromProto(spec.getDtype).getOrElse {
       throw new SpindleModelException(
-        s"$what '${spec.getName}' has dtype ${spec.getTfDtype}; Spindle supports float32, float64, int32, int64"
+        s"$what '${spec.getName}' has dtype ${TensorType.tfName(spec.getTfDtype)}; Spindle supports " +
+          TensorType.all.map(_.name).mkString(", ")
       )
     }
 

@@ -10,15 +10,16 @@ import io.spindle.SpindleInputException
 
 /** Writes one input column of a row straight into slot memory at an absolute address.
   *
-  * Arrays whose Spark element type equals the tensor dtype are copied in one `Platform.copyMemory` from the row's own
-  * bytes; other numeric types convert value by value in a tight loop. Either way no JVM heap array is made and no JNI
-  * call happens per value.
+  * Arrays whose Spark element type lies in memory as the tensor dtype does are copied in one `Platform.copyMemory` from
+  * the row's own bytes; other types convert value by value in a tight loop (half precision rounds to nearest even; an
+  * integer out of the dtype's range is an error naming it). Either way no JVM heap array is made and no JNI call
+  * happens per value.
   */
 final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
   private val dtype = plan.dtype
   private val size = dtype.bytes
   private val bulk = plan.kind match {
-    case ColumnKind.Array(e) => e == dtype.sparkType
+    case ColumnKind.Array(e) => dtype.sameLayout.contains(e)
     case _                   => false
   }
 
@@ -32,7 +33,7 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
   def write(row: InternalRow, address: Long, rowNumber: Long): Unit = {
     if (row.isNullAt(plan.ordinal)) fail(rowNumber, "value is null; every row needs a value")
     plan.kind match {
-      case ColumnKind.Scalar(t) => putNumber(row, plan.ordinal, t, address)
+      case ColumnKind.Scalar(t) => putNumber(row, plan.ordinal, t, address, rowNumber)
       case ColumnKind.Array(e)  => writeArray(row.getArray(plan.ordinal), e, address, rowNumber)
       case ColumnKind.Vector    => writeVector(row.getStruct(plan.ordinal, 4), address, rowNumber)
     }
@@ -50,7 +51,7 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
         var i = 0
         while (i < n) {
           if (array.isNullAt(i)) fail(rowNumber, s"array element $i is null")
-          putElement(array, i, elementType, address + i.toLong * size)
+          putElement(array, i, elementType, address + i.toLong * size, rowNumber)
           i += 1
         }
     }
@@ -84,35 +85,48 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
     }
   }
 
-  private def putElement(a: ArrayData, i: Int, t: DataType, address: Long): Unit = t match {
-    case FloatType | DoubleType => putDouble(if (t == FloatType) a.getFloat(i) else a.getDouble(i), address)
-    case ByteType               => putLong(a.getByte(i), address)
-    case ShortType              => putLong(a.getShort(i), address)
-    case IntegerType            => putLong(a.getInt(i), address)
-    case LongType               => putLong(a.getLong(i), address)
-    case other                  => throw new IllegalStateException(s"unplanned element type $other")
+  private def putElement(a: ArrayData, i: Int, t: DataType, address: Long, rowNumber: Long): Unit = t match {
+    case FloatType   => putDouble(a.getFloat(i), address)
+    case DoubleType  => putDouble(a.getDouble(i), address)
+    case BooleanType => Platform.putByte(null, address, if (a.getBoolean(i)) 1 else 0)
+    case ByteType    => putLong(a.getByte(i), address, rowNumber)
+    case ShortType   => putLong(a.getShort(i), address, rowNumber)
+    case IntegerType => putLong(a.getInt(i), address, rowNumber)
+    case LongType    => putLong(a.getLong(i), address, rowNumber)
+    case other       => throw new IllegalStateException(s"unplanned element type $other")
   }
 
-  private def putNumber(r: InternalRow, o: Int, t: DataType, address: Long): Unit = t match {
+  private def putNumber(r: InternalRow, o: Int, t: DataType, address: Long, rowNumber: Long): Unit = t match {
     case FloatType   => putDouble(r.getFloat(o), address)
     case DoubleType  => putDouble(r.getDouble(o), address)
-    case ByteType    => putLong(r.getByte(o), address)
-    case ShortType   => putLong(r.getShort(o), address)
-    case IntegerType => putLong(r.getInt(o), address)
-    case LongType    => putLong(r.getLong(o), address)
+    case BooleanType => Platform.putByte(null, address, if (r.getBoolean(o)) 1 else 0)
+    case ByteType    => putLong(r.getByte(o), address, rowNumber)
+    case ShortType   => putLong(r.getShort(o), address, rowNumber)
+    case IntegerType => putLong(r.getInt(o), address, rowNumber)
+    case LongType    => putLong(r.getLong(o), address, rowNumber)
     case other       => throw new IllegalStateException(s"unplanned column type $other")
   }
 
   private def putDouble(v: Double, address: Long): Unit = dtype match {
-    case TensorType.Float32 => Platform.putFloat(null, address, v.toFloat)
-    case TensorType.Float64 => Platform.putDouble(null, address, v)
-    case _                  => throw new IllegalStateException("float value planned into an integer tensor")
+    case TensorType.Float32  => Platform.putFloat(null, address, v.toFloat)
+    case TensorType.Float64  => Platform.putDouble(null, address, v)
+    case TensorType.Float16  => Platform.putShort(null, address, HalfFloats.toFloat16(v.toFloat))
+    case TensorType.BFloat16 => Platform.putShort(null, address, HalfFloats.toBFloat16(v.toFloat))
+    case _                   => throw new IllegalStateException("float value planned into an integer tensor")
   }
 
-  private def putLong(v: Long, address: Long): Unit = dtype match {
-    case TensorType.Float32 => Platform.putFloat(null, address, v.toFloat)
-    case TensorType.Float64 => Platform.putDouble(null, address, v.toDouble)
-    case TensorType.Int32   => Platform.putInt(null, address, v.toInt)
-    case TensorType.Int64   => Platform.putLong(null, address, v)
-  }
+  private val (min, max) = dtype.range.getOrElse((Long.MinValue, Long.MaxValue))
+
+  private def putLong(v: Long, address: Long, rowNumber: Long): Unit =
+    if (dtype == TensorType.Float32) Platform.putFloat(null, address, v.toFloat)
+    else if (dtype.isFloat) putDouble(v.toDouble, address)
+    else {
+      if (v < min || v > max) fail(rowNumber, s"value $v does not fit ${dtype.name} ($min to $max)")
+      dtype.bytes match {
+        case 1 => Platform.putByte(null, address, v.toByte)
+        case 2 => Platform.putShort(null, address, v.toShort)
+        case 4 => Platform.putInt(null, address, v.toInt)
+        case _ => Platform.putLong(null, address, v)
+      }
+    }
 }

@@ -1,0 +1,140 @@
+package io.spindle
+
+import java.nio.file.Files
+
+import scala.jdk.CollectionConverters._
+
+import com.fasterxml.jackson.databind.{JsonNode, ObjectMapper}
+import org.apache.spark.sql.{DataFrame, Row}
+
+/** Every fixed-width dtype beyond the four first ones (bool, uint8, int8, int16, uint16, uint32, uint64, float16,
+  * bfloat16), in and out, against Python TensorFlow's own run of the same signature on the same rows
+  * (tests/fixtures/widths_model, tests/python/run_signature.py).
+  */
+class DtypesSuite extends SpindleTestBase {
+
+  private def widths = SpindleModel.fromSavedModel(fixture("widths_model"))
+
+  // Row i's inputs: each dtype's extremes turn up among the 200 rows.
+  private def bool(i: Int) = i % 3 == 0
+  private def u8(i: Int) = Seq(i % 256, 255 - i % 256, (i * 7) % 256)
+  private def i8(i: Int) = ((i % 256) - 128).toByte
+  private def i16(i: Int) = Seq((-32768 + i * 331).toShort, (32767 - i * 17).toShort)
+  private def u16(i: Int) = if (i == 1) 65535 else (i * 331) % 65536
+  private def u32(i: Int) = if (i == 1) 4294967295L else i * 21474836L
+  private def u64(i: Int) = i * 46116860184273879L // below 2^63 - 1 for every row, + 1 included
+  private def f16(i: Int) = Seq(i * 0.37f - 30f, if (i == 1) 65504f else 60000f - i * 301f)
+  private def bf16(i: Int) = (i * 1.37f - 100f).toDouble // a double column whose values are floats
+
+  private def inputs(n: Int): DataFrame = {
+    val s = spark
+    import s.implicits._
+    (0 until n)
+      .map(i => (i, bool(i), u8(i), i8(i), i16(i), u16(i), u32(i), u64(i), f16(i), bf16(i)))
+      .toDF("id", "x_bool", "x_u8", "x_i8", "x_i16", "x_u16", "x_u32", "x_u64", "x_f16", "x_bf16")
+      .repartition(3)
+  }
+
+  /** Python TensorFlow's outputs for rows 0 until n, as JSON per output. */
+  private def python(n: Int): JsonNode = {
+    def list(values: Seq[Any]): String = values.mkString("[", ",", "]")
+    // Floats go as the exact double of the float, so that both sides round the same value to half precision.
+    val rows = (0 until n)
+    val json = Seq(
+      "x_bool" -> list(rows.map(bool)),
+      "x_u8" -> list(rows.map(i => list(u8(i)))),
+      "x_i8" -> list(rows.map(i8)),
+      "x_i16" -> list(rows.map(i => list(i16(i)))),
+      "x_u16" -> list(rows.map(u16)),
+      "x_u32" -> list(rows.map(u32)),
+      "x_u64" -> list(rows.map(u64)),
+      "x_f16" -> list(rows.map(i => list(f16(i).map(_.toDouble)))),
+      "x_bf16" -> list(rows.map(bf16))
+    ).map { case (k, v) => s""""$k": $v""" }.mkString("{", ",", "}")
+    val file = Files.createTempFile("widths-inputs", ".json")
+    Files.writeString(file, json)
+    val printed = python("run_signature.py", fixture("widths_model"), "serving_default", file.toString)
+    new ObjectMapper().readTree(printed.last)
+  }
+
+  private def values(node: JsonNode): Seq[JsonNode] = node.elements().asScala.toSeq
+
+  test("every fixed-width dtype in and out equals Python TensorFlow's run of the signature") {
+    val n = 200
+    val out = widths.setBatchSize(16).transform(inputs(n)).collect().sortBy(_.getAs[Int]("id"))
+    val expected = python(n)
+    assert(out.length == n)
+    def seq[T](r: Row, c: String) = r.getAs[collection.Seq[T]](c).toSeq
+    out.foreach { r =>
+      val i = r.getAs[Int]("id")
+      def e(output: String) = expected.get(output).get(i)
+      assert(r.getAs[Boolean]("y_bool") == e("y_bool").asBoolean, s"row $i")
+      assert(seq[Int](r, "y_u8") == values(e("y_u8")).map(_.asInt), s"row $i")
+      assert(r.getAs[Byte]("y_i8") == e("y_i8").asInt.toByte, s"row $i")
+      assert(seq[Short](r, "y_i16") == values(e("y_i16")).map(_.asInt.toShort), s"row $i")
+      assert(r.getAs[Int]("y_u16") == e("y_u16").asInt, s"row $i")
+      assert(r.getAs[Long]("y_u32") == e("y_u32").asLong, s"row $i")
+      assert(r.getAs[Long]("y_u64") == e("y_u64").asLong, s"row $i")
+      assert(seq[Float](r, "y_f16") == values(e("y_f16")).map(_.asDouble.toFloat), s"row $i")
+      assert(r.getAs[Float]("y_bf16") == e("y_bf16").asDouble.toFloat, s"row $i")
+      val sum = e("y_sum").asDouble
+      assert(math.abs(r.getAs[Float]("y_sum") - sum) <= 1e-6 * math.abs(sum), s"row $i")
+    }
+    // The edges arrived as such: 255 + 1 wraps in uint8, as TensorFlow computes it.
+    assert(seq[Int](out(0), "y_u8") == Seq(1, 0, 1))
+    assert(out(1).getAs[Long]("y_u32") == 4294967294L)
+  }
+
+  test("the output columns get the narrowest Spark type holding every value") {
+    val schema = widths.transformSchema(inputs(1).schema)
+    val types = schema.fields.map(f => f.name -> f.dataType.simpleString).toMap
+    assert(
+      types.filter(_._1.startsWith("y_")) == Map(
+        "y_bool" -> "boolean",
+        "y_u8" -> "array<int>",
+        "y_i8" -> "tinyint",
+        "y_i16" -> "array<smallint>",
+        "y_u16" -> "int",
+        "y_u32" -> "bigint",
+        "y_u64" -> "bigint",
+        "y_f16" -> "array<float>",
+        "y_bf16" -> "float",
+        "y_sum" -> "float"
+      )
+    )
+  }
+
+  test("an integer that does not fit its dtype fails the row, naming column, row and value") {
+    val s = spark
+    import s.implicits._
+    val bad = inputs(4).drop("x_u8").join(Seq((2, Seq(1, 300, 2))).toDF("id", "x_u8"), "id")
+    val e = failureOf[SpindleInputException](widths.transform(bad).collect())
+    assert(e.getMessage.contains("column 'x_u8'") && e.getMessage.contains("uint8"), e.getMessage)
+    assert(e.getMessage.contains("value 300") && e.getMessage.contains(", row "), e.getMessage)
+    val negative = inputs(3).withColumn("x_u32", org.apache.spark.sql.functions.lit(-1L))
+    val e2 = failureOf[SpindleInputException](widths.transform(negative).collect())
+    assert(e2.getMessage.contains("column 'x_u32'") && e2.getMessage.contains("value -1"), e2.getMessage)
+  }
+
+  test("a uint64 output above a Spark long's range is an error naming the output") {
+    val big = inputs(2).withColumn("x_u64", org.apache.spark.sql.functions.lit(Long.MaxValue))
+    val e = failureOf[SpindleModelException](widths.transform(big).collect())
+    assert(e.getMessage.contains("output 'y_u64'") && e.getMessage.contains("9223372036854775808"), e.getMessage)
+  }
+
+  test("a column type that cannot feed a dtype is refused before any task runs") {
+    val asInt = inputs(2).withColumn("x_bool", org.apache.spark.sql.functions.lit(1))
+    val e = failureOf[SpindleInputException](widths.transformSchema(asInt.schema))
+    assert(e.getMessage.contains("column 'x_bool'") && e.getMessage.contains("bool"), e.getMessage)
+    val asDouble = inputs(2).withColumn("x_u16", org.apache.spark.sql.functions.lit(1.5))
+    val e2 = failureOf[SpindleInputException](widths.transformSchema(asDouble.schema))
+    assert(e2.getMessage.contains("column 'x_u16'") && e2.getMessage.contains("uint16"), e2.getMessage)
+  }
+
+  test("describeSignature names every dtype") {
+    val text = widths.describeSignature()
+    Seq("bool", "uint8", "int8", "int16", "uint16", "uint32", "uint64", "float16", "bfloat16").foreach { d =>
+      assert(text.contains(s": $d "), s"$d in\n$text")
+    }
+  }
+}
