@@ -35,25 +35,18 @@ class DtypesSuite extends SpindleTestBase {
       .repartition(3)
   }
 
-  /** Python TensorFlow's outputs for rows 0 until n, as JSON per output. */
-  private def python(n: Int): JsonNode = {
-    def list(values: Seq[Any]): String = values.mkString("[", ",", "]")
-    // Floats go as the exact double of the float, so that both sides round the same value to half precision.
-    val rows = (0 until n)
-    val json = Seq(
-      "x_bool" -> list(rows.map(bool)),
-      "x_u8" -> list(rows.map(i => list(u8(i)))),
-      "x_i8" -> list(rows.map(i8)),
-      "x_i16" -> list(rows.map(i => list(i16(i)))),
-      "x_u16" -> list(rows.map(u16)),
-      "x_u32" -> list(rows.map(u32)),
-      "x_u64" -> list(rows.map(u64)),
-      "x_f16" -> list(rows.map(i => list(f16(i).map(_.toDouble)))),
-      "x_bf16" -> list(rows.map(bf16))
-    ).map { case (k, v) => s""""$k": $v""" }.mkString("{", ",", "}")
-    val file = Files.createTempFile("widths-inputs", ".json")
-    Files.writeString(file, json)
-    val printed = python("run_signature.py", fixture("widths_model"), "serving_default", file.toString)
+  // A float goes as its exact double, so that both sides round the same value to half precision.
+  private def json(v: Any): String = v match {
+    case s: Seq[_] => s.map(json).mkString("[", ",", "]")
+    case f: Float  => f.toDouble.toString
+    case other     => other.toString
+  }
+
+  /** Python TensorFlow's outputs of `signature` for `inputs` (input -> one value per row), as JSON per output. */
+  private def python(signature: String, inputs: (String, Seq[Any])*): JsonNode = {
+    val file = Files.createTempFile("signature-inputs", ".json")
+    Files.writeString(file, inputs.map { case (k, v) => s""""$k": ${json(v)}""" }.mkString("{", ",", "}"))
+    val printed = python("run_signature.py", fixture("widths_model"), signature, file.toString)
     new ObjectMapper().readTree(printed.last)
   }
 
@@ -62,7 +55,19 @@ class DtypesSuite extends SpindleTestBase {
   test("every fixed-width dtype in and out equals Python TensorFlow's run of the signature") {
     val n = 200
     val out = widths.setBatchSize(16).transform(inputs(n)).collect().sortBy(_.getAs[Int]("id"))
-    val expected = python(n)
+    val rows = 0 until n
+    val expected = python(
+      "serving_default",
+      "x_bool" -> rows.map(bool),
+      "x_u8" -> rows.map(u8),
+      "x_i8" -> rows.map(i8),
+      "x_i16" -> rows.map(i16),
+      "x_u16" -> rows.map(u16),
+      "x_u32" -> rows.map(u32),
+      "x_u64" -> rows.map(u64),
+      "x_f16" -> rows.map(f16),
+      "x_bf16" -> rows.map(bf16)
+    )
     assert(out.length == n)
     def seq[T](r: Row, c: String) = r.getAs[collection.Seq[T]](c).toSeq
     out.foreach { r =>
@@ -129,6 +134,39 @@ class DtypesSuite extends SpindleTestBase {
     val asDouble = inputs(2).withColumn("x_u16", org.apache.spark.sql.functions.lit(1.5))
     val e2 = failureOf[SpindleInputException](widths.transformSchema(asDouble.schema))
     assert(e2.getMessage.contains("column 'x_u16'") && e2.getMessage.contains("uint16"), e2.getMessage)
+  }
+
+  // Row i's [2, 3, 2] image: distinct values, so a misplaced element shows.
+  private def image(i: Int) = Seq.tabulate(2, 3, 2)((a, b, c) => i * 0.25f + a * 6 + b * 2 + c)
+
+  test("arrays nested three deep feed a rank-4 input, as Python TensorFlow computes it") {
+    val s = spark
+    import s.implicits._
+    val n = 50
+    val df = (0 until n).map(i => (i, image(i))).toDF("id", "x_img").repartition(2)
+    val out = widths.setSignature("nested").setBatchSize(8).transform(df).collect().sortBy(_.getAs[Int]("id"))
+    val expected = python("nested", "x_img" -> (0 until n).map(image))
+    out.foreach { r =>
+      val i = r.getAs[Int]("id")
+      val flat = image(i).flatten.flatten
+      // A rank-4 output comes back flat, row-major.
+      assert(r.getAs[collection.Seq[Float]]("y_img").toSeq == flat.map(_ * 2), s"row $i")
+      val sum = expected.get("y_sum").get(i).asDouble
+      assert(math.abs(r.getAs[Float]("y_sum") - sum) <= 1e-6 * math.abs(sum), s"row $i")
+    }
+  }
+
+  test("a nested array of the wrong length at any depth names the row and the depth") {
+    val s = spark
+    import s.implicits._
+    val short =
+      Seq((0, image(0)), (1, image(1).updated(1, image(1)(1).dropRight(1)))).toDF("id", "x_img").coalesce(1)
+    val e = failureOf[SpindleInputException](widths.setSignature("nested").transform(short).collect())
+    assert(e.getMessage.contains("column 'x_img'") && e.getMessage.contains("row 1"), e.getMessage)
+    assert(e.getMessage.contains("array at depth 2 has 2 elements, expected 3"), e.getMessage)
+    val shallow = Seq((0, image(0).map(_.flatten))).toDF("id", "x_img")
+    val e2 = failureOf[SpindleInputException](widths.setSignature("nested").transformSchema(shallow.schema))
+    assert(e2.getMessage.contains("nests arrays 2 deep"), e2.getMessage)
   }
 
   test("describeSignature names every dtype") {

@@ -18,6 +18,11 @@ object ColumnKind {
   /** A fixed-length array per row (length checked on every row). */
   final case class Array(elementType: DataType) extends ColumnKind
 
+  /** Arrays nested `depth` deep (`array<array<...>>`), one level per dimension after the batch, each level's length
+    * checked on every row.
+    */
+  final case class Nested(depth: Int, elementType: DataType) extends ColumnKind
+
   /** A Spark ML vector per row, dense or sparse. */
   case object Vector extends ColumnKind
 }
@@ -126,14 +131,21 @@ object Plan {
     val dtype = dtypeOf(spec, "input")
     val what = s"column '$column' for input '${spec.getName}' (${dtype.name} ${shapeText(spec)})"
     val kind = colType match {
-      case VectorType      => ColumnKind.Vector
+      case VectorType => ColumnKind.Vector
+      case ArrayType(ArrayType(_, _), _) =>
+        def nest(t: DataType, depth: Int): ColumnKind = t match {
+          case ArrayType(e, _) => nest(e, depth + 1)
+          case e               => ColumnKind.Nested(depth, e)
+        }
+        nest(colType, 0)
       case ArrayType(e, _) => ColumnKind.Array(e)
       case t               => ColumnKind.Scalar(t)
     }
     val elementType = kind match {
-      case ColumnKind.Vector    => DoubleType
-      case ColumnKind.Array(e)  => e
-      case ColumnKind.Scalar(t) => t
+      case ColumnKind.Vector       => DoubleType
+      case ColumnKind.Array(e)     => e
+      case ColumnKind.Nested(_, e) => e
+      case ColumnKind.Scalar(t)    => t
     }
     if (!TensorType.accepts(dtype, elementType))
       throw new SpindleInputException(s"$what: expected dtype ${dtype.name}, but the column is ${colType.simpleString}")
@@ -157,9 +169,15 @@ object Plan {
         throw new SpindleInputException(
           s"$what: expected an array or vector of ${rowShape.mkString("x")} per row, but the column holds one number"
         )
-      case ColumnKind.Array(_) | ColumnKind.Vector if rowShape.isEmpty =>
+      case ColumnKind.Array(_) | ColumnKind.Vector | ColumnKind.Nested(_, _) if rowShape.isEmpty =>
         throw new SpindleInputException(
           s"$what: expected one number per row, but the column is ${colType.simpleString}"
+        )
+      case ColumnKind.Nested(depth, _) if depth != rowShape.size || rowShape.contains(-1L) =>
+        throw new SpindleInputException(
+          s"$what: the column nests arrays $depth deep (${colType.simpleString}); an input of ${rowShape.size} " +
+            "known dimensions after the batch takes arrays nested that deep, one level per dimension, or a flat array " +
+            "in row-major order"
         )
       case _ if rowShape.count(_ < 0) > 1 || (rowShape.contains(-1L) && rowShape.size > 1) =>
         throw new SpindleModelException(

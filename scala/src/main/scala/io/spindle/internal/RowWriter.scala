@@ -19,9 +19,13 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
   private val dtype = plan.dtype
   private val size = dtype.bytes
   private val bulk = plan.kind match {
-    case ColumnKind.Array(e) => dtype.sameLayout.contains(e)
-    case _                   => false
+    case ColumnKind.Array(e)     => dtype.sameLayout.contains(e)
+    case ColumnKind.Nested(_, e) => dtype.sameLayout.contains(e)
+    case _                       => false
   }
+  // For nested arrays: each dimension, and the elements one item of each level holds.
+  private val dims = plan.rowShape.map(_.toInt).toArray
+  private val below = dims.indices.map(d => dims.drop(d + 1).map(_.toLong).product).toArray
 
   private def fail(row: Long, why: String): Nothing =
     throw new SpindleInputException(
@@ -33,15 +37,39 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
   def write(row: InternalRow, address: Long, rowNumber: Long): Unit = {
     if (row.isNullAt(plan.ordinal)) fail(rowNumber, "value is null; every row needs a value")
     plan.kind match {
-      case ColumnKind.Scalar(t) => putNumber(row, plan.ordinal, t, address, rowNumber)
-      case ColumnKind.Array(e)  => writeArray(row.getArray(plan.ordinal), e, address, rowNumber)
-      case ColumnKind.Vector    => writeVector(row.getStruct(plan.ordinal, 4), address, rowNumber)
+      case ColumnKind.Scalar(t)    => putNumber(row, plan.ordinal, t, address, rowNumber)
+      case ColumnKind.Array(e)     => writeArray(row.getArray(plan.ordinal), e, address, rowNumber, elements, "array")
+      case ColumnKind.Nested(_, e) => writeNested(row.getArray(plan.ordinal), 0, e, address, rowNumber)
+      case ColumnKind.Vector       => writeVector(row.getStruct(plan.ordinal, 4), address, rowNumber)
     }
   }
 
-  private def writeArray(array: ArrayData, elementType: DataType, address: Long, rowNumber: Long): Unit = {
+  /** Writes the arrays of nesting `level` (0: the outermost) at `address`, row-major. */
+  private def writeNested(array: ArrayData, level: Int, e: DataType, address: Long, rowNumber: Long): Unit = {
+    val where = s"array at depth ${level + 1}"
+    if (level == dims.length - 1) writeArray(array, e, address, rowNumber, dims(level), where)
+    else {
+      val n = array.numElements()
+      if (n != dims(level)) fail(rowNumber, s"$where has $n elements, expected ${dims(level)}")
+      var i = 0
+      while (i < n) {
+        if (array.isNullAt(i)) fail(rowNumber, s"$where: element $i is null")
+        writeNested(array.getArray(i), level + 1, e, address + i * below(level) * size, rowNumber)
+        i += 1
+      }
+    }
+  }
+
+  private def writeArray(
+      array: ArrayData,
+      elementType: DataType,
+      address: Long,
+      rowNumber: Long,
+      expected: Int,
+      where: String
+  ): Unit = {
     val n = array.numElements()
-    if (n != elements) fail(rowNumber, s"array has $n elements, expected $elements")
+    if (n != expected) fail(rowNumber, s"$where has $n elements, expected $expected")
     array match {
       case u: UnsafeArrayData if bulk =>
         if (hasNull(u)) fail(rowNumber, "array holds a null element")
@@ -71,7 +99,7 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
   // Spark ML vectors are a struct (type: 0 sparse / 1 dense, size, indices, values) of doubles.
   private def writeVector(v: InternalRow, address: Long, rowNumber: Long): Unit = {
     val values = v.getArray(3)
-    if (v.getByte(0) == 1) writeArray(values, DoubleType, address, rowNumber)
+    if (v.getByte(0) == 1) writeArray(values, DoubleType, address, rowNumber, elements, "vector")
     else {
       val n = v.getInt(1)
       if (n != elements) fail(rowNumber, s"vector has size $n, expected $elements")
