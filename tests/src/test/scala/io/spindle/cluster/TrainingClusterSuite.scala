@@ -9,7 +9,7 @@ import scala.jdk.CollectionConverters._
 
 import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
 import org.apache.spark.sql.{DataFrame, Row}
-import org.apache.spark.sql.functions.col
+import org.apache.spark.sql.functions.{col, round, transform}
 
 import io.spindle.{SpindleClusterException, SpindleEstimator, TrainingSummary}
 import io.spindle.examples.{Digits, DigitsTraining}
@@ -56,6 +56,24 @@ class TrainingClusterSuite extends ClusterSuite {
     assert(losses.takeRight(20).sum < losses.take(20).sum / 5, "loss falls")
     val (correct, total) = Digits.accuracy(Digits.withPrediction(fitted.transform(Digits.heldOut(digits))))
     assert(correct.toDouble / total >= 0.97, s"held-out accuracy $correct of $total")
+  }
+
+  test("two workers learn the digits from uint8 pixel counts (int columns range-checked into a uint8 input): >= 90%") {
+    // The raw 0..16 counts, as an int array column: the model rescales them itself.
+    val counts = digits.withColumn("counts", transform(col("features"), x => round(x * 16).cast("int")))
+    val fitted = estimator
+      .setModelPath(fixture("digits_uint8_init"))
+      .setInputCols(Map("features" -> "counts", "labels" -> "label"))
+      .setNumWorkers(2)
+      .setEpochs(DigitsTraining.Epochs)
+      .setBatchSize(DigitsTraining.BatchSize)
+      .setSeed(1)
+      .fit(Digits.training(counts))
+    val losses = fitted.summary.lossHistory
+    assert(losses.takeRight(20).sum < losses.take(20).sum / 5, "loss falls")
+    val (correct, total) = Digits.accuracy(Digits.withPrediction(fitted.transform(Digits.heldOut(counts))))
+    // Chance is 10%; the float model of the test above reaches 97%.
+    assert(correct.toDouble / total >= 0.90, s"held-out accuracy $correct of $total")
   }
 
   test(
