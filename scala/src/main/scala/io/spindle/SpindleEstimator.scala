@@ -205,7 +205,7 @@ class SpindleEstimator(override val uid: String)
   override def transformSchema(schema: StructType): StructType = {
     val model = driverModel(SparkSession.active)
     Plan.inputsOf(schema, model.signature(trainingSignature), getInputCols)
-    Plan.build(schema, model.signature(getSignature), servingInputs(model), getOutputCols).schema
+    Plan.build(schema, model.signature(getSignature), servingInputs(model), getOutputCols, nested = false).schema
   }
 
   override def fit(dataset: Dataset[_]): SpindleModel = {

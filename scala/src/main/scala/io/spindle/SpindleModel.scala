@@ -43,6 +43,7 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
   def setIntraOpThreads(value: Int): this.type = set(intraOpThreads, value)
   def setInterOpThreads(value: Int): this.type = set(interOpThreads, value)
   def setTags(value: Array[String]): this.type = set(tags, value)
+  def setNestedOutputs(value: Boolean): this.type = set(nestedOutputs, value)
 
   @transient private var trainingSummary: Option[TrainingSummary] = None
 
@@ -93,7 +94,7 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
 
   private def plan(spark: SparkSession, schema: StructType): Plan = {
     if (!isDefined(modelPath)) throw new SpindleModelException("modelPath is not set")
-    Plan.build(schema, driverModel(spark).signature(getSignature), getInputCols, getOutputCols)
+    Plan.build(schema, driverModel(spark).signature(getSignature), getInputCols, getOutputCols, getNestedOutputs)
   }
 
   // The driver reads signatures from the same per-JVM session cache the tasks use, so local mode loads once.

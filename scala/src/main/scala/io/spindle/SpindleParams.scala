@@ -2,7 +2,7 @@ package io.spindle
 
 import scala.jdk.CollectionConverters._
 
-import org.apache.spark.ml.param.{IntParam, Param, ParamValidators, Params, StringArrayParam}
+import org.apache.spark.ml.param.{BooleanParam, IntParam, Param, ParamValidators, Params, StringArrayParam}
 import org.json4s.DefaultFormats
 import org.json4s.jackson.JsonMethods.{compact, parse, render}
 import org.json4s.JsonDSL._
@@ -57,6 +57,12 @@ trait SpindleParams extends Params {
 
   final val tags = new StringArrayParam(this, "tags", "MetaGraph tags to load")
 
+  final val nestedOutputs = new BooleanParam(
+    this,
+    "nestedOutputs",
+    "outputs of rank 3 and more as arrays nested to the tensor's shape, instead of flat row-major arrays"
+  )
+
   setDefault(
     signature -> "serving_default",
     inputCols -> Map.empty[String, String],
@@ -65,7 +71,8 @@ trait SpindleParams extends Params {
     numSlots -> 2,
     intraOpThreads -> 0,
     interOpThreads -> 0,
-    tags -> Array("serve")
+    tags -> Array("serve"),
+    nestedOutputs -> false
   )
 
   def getModelPath: String = $(modelPath)
@@ -77,6 +84,7 @@ trait SpindleParams extends Params {
   def getIntraOpThreads: Int = $(intraOpThreads)
   def getInterOpThreads: Int = $(interOpThreads)
   def getTags: Array[String] = $(tags)
+  def getNestedOutputs: Boolean = $(nestedOutputs)
 
   /** Java-friendly views. */
   def getInputColsJava: java.util.Map[String, String] = getInputCols.asJava

@@ -156,6 +156,25 @@ class DtypesSuite extends SpindleTestBase {
     }
   }
 
+  test("with nestedOutputs, a rank-4 output comes back as arrays nested to its shape, as Python TensorFlow has it") {
+    val s = spark
+    import s.implicits._
+    val n = 20
+    val df = (0 until n).map(i => (i, image(i))).toDF("id", "x_img")
+    val model = widths.setSignature("nested").setNestedOutputs(true).setBatchSize(8)
+    assert(model.transformSchema(df.schema)("y_img").dataType.simpleString == "array<array<array<float>>>")
+    val out = model.transform(df).collect().sortBy(_.getAs[Int]("id"))
+    val expected = python("nested", "x_img" -> (0 until n).map(image)).get("y_img")
+    out.foreach { r =>
+      val i = r.getAs[Int]("id")
+      val nested =
+        r.getAs[collection.Seq[collection.Seq[collection.Seq[Float]]]]("y_img").map(_.map(_.toSeq).toSeq).toSeq
+      val python = values(expected.get(i)).map(values(_).map(values(_).map(_.asDouble.toFloat)))
+      assert(nested == python, s"row $i")
+      assert(nested == image(i).map(_.map(_.map(_ * 2))), s"row $i")
+    }
+  }
+
   test("a nested array of the wrong length at any depth names the row and the depth") {
     val s = spark
     import s.implicits._

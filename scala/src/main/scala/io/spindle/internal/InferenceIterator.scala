@@ -54,6 +54,8 @@ final class InferenceIterator(
   private var cursor = 0
   private var addresses: Array[Long] = Array.empty
   private var perRow: Array[Int] = Array.empty
+  // Each output's dimensions after the batch, for nested outputs.
+  private var dims: Array[Array[Int]] = Array.empty
   private val values = new GenericInternalRow(plan.outputs.length)
   private val joined = new JoinedRow()
   private val projection = UnsafeProjection.create(plan.schema.fields.toSeq.zipWithIndex.map { case (f, i) =>
@@ -73,7 +75,11 @@ final class InferenceIterator(
     var o = 0
     while (o < addresses.length) {
       val out = plan.outputs(o)
-      values.update(o, OutputReader.read(out.dtype, out.output, out.scalar, addresses(o), perRow(o), cursor))
+      values.update(
+        o,
+        if (out.nested) OutputReader.readNested(out.dtype, out.output, addresses(o), dims(o), perRow(o), cursor)
+        else OutputReader.read(out.dtype, out.output, out.scalar, addresses(o), perRow(o), cursor)
+      )
       o += 1
     }
     val row = projection(joined(batch(cursor), values))
@@ -96,6 +102,7 @@ final class InferenceIterator(
       slot = s
       batch = rows
       perRow = checkOutputs(rows.length, outputs)
+      dims = outputs.getOutputsList.asScala.map(_.getShapeList.asScala.tail.map(_.intValue).toArray).toArray
       addresses = outputs.getOutputsList.asScala.map(_.getAddress).toArray
     }
   }

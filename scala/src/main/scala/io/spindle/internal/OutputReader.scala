@@ -1,6 +1,7 @@
 package io.spindle.internal
 
 import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData
+import org.apache.spark.sql.catalyst.util.GenericArrayData
 import org.apache.spark.sql.types.{IntegerType, LongType}
 import org.apache.spark.unsafe.Platform
 
@@ -23,6 +24,17 @@ object OutputReader {
         case _           => UnsafeArrayData.fromPrimitiveArray(Array.tabulate(perRow)(element(_).asInstanceOf[Float]))
       }
     }
+  }
+
+  /** Row `row` of a nested output: arrays nested one level per dimension in `dims` (after the batch), row-major. */
+  def readNested(dtype: TensorType, name: String, address: Long, dims: Array[Int], perRow: Int, row: Int): Any = {
+    def level(at: Long, d: Int): Any =
+      if (d == dims.length - 1) read(dtype, name, scalar = false, at, dims(d), 0)
+      else {
+        val step = dims.drop(d + 1).map(_.toLong).product * dtype.bytes
+        new GenericArrayData(Array.tabulate[Any](dims(d))(i => level(at + i * step, d + 1)))
+      }
+    level(address + row.toLong * perRow * dtype.bytes, 0)
   }
 
   private def value(dtype: TensorType, name: String, at: Long, row: Int): Any = dtype match {

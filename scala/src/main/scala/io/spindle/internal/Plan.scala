@@ -41,8 +41,19 @@ final case class InputPlan(
   def elementsPerRow: Long = rowShape.product
 }
 
-/** One signature output written to one new column: a number per row (`scalar`) or a flat array. */
-final case class OutputPlan(output: String, column: String, dtype: TensorType, scalar: Boolean)
+/** One signature output written to one new column: a number per row (`scalar`), a flat array, or (`nested`, for outputs
+  * of known rank 3 and more) arrays nested one level per dimension after the batch.
+  */
+final case class OutputPlan(output: String, column: String, dtype: TensorType, scalar: Boolean, nested: Boolean) {
+
+  /** The column's Spark type, for `rowRank` dimensions after the batch. */
+  def sparkType(rowRank: Int): DataType =
+    if (scalar) dtype.sparkType
+    else
+      (1 until (if (nested) rowRank else 1)).foldLeft[DataType](ArrayType(dtype.sparkType, containsNull = false))(
+        (t, _) => ArrayType(t, containsNull = false)
+      )
+}
 
 /** The checked mapping between a DataFrame schema and a signature: what `transformSchema` validates. */
 final case class Plan(inputs: Seq[InputPlan], outputs: Seq[OutputPlan], schema: StructType)
@@ -56,17 +67,13 @@ object Plan {
       schema: StructType,
       signature: SignatureInfo,
       inputCols: Map[String, String],
-      outputCols: Map[String, String]
+      outputCols: Map[String, String],
+      nested: Boolean
   ): Plan = {
     val inputs = inputsOf(schema, signature, inputCols)
-    val outputs = outputsOf(schema, signature, outputCols)
-    val outFields = outputs.map { o =>
-      StructField(
-        o.column,
-        if (o.scalar) o.dtype.sparkType else ArrayType(o.dtype.sparkType, containsNull = false),
-        nullable = false
-      )
-    }
+    val outputs = outputsOf(schema, signature, outputCols, nested)
+    val ranks = signature.getOutputsList.asScala.map(s => s.getName -> (s.getShapeCount - 1)).toMap
+    val outFields = outputs.map(o => StructField(o.column, o.sparkType(ranks(o.output)), nullable = false))
     Plan(inputs, outputs, StructType(schema.fields ++ outFields))
   }
 
@@ -95,7 +102,8 @@ object Plan {
   private def outputsOf(
       schema: StructType,
       signature: SignatureInfo,
-      outputCols: Map[String, String]
+      outputCols: Map[String, String],
+      nested: Boolean
   ): Seq[OutputPlan] = {
     val sigName = signature.getName
     val outSpecs = signature.getOutputsList.asScala.toSeq
@@ -108,7 +116,7 @@ object Plan {
       }
       if (schema.fieldNames.contains(column))
         throw new SpindleInputException(s"output column '$column' (for output '$name') already exists")
-      outputPlan(spec, column)
+      outputPlan(spec, column, nested)
     }
     val dupes = outputs.groupBy(_.column).collect { case (c, os) if os.size > 1 => c }
     if (dupes.nonEmpty) throw new SpindleInputException(s"output column(s) ${dupes.mkString(", ")} named twice")
@@ -188,10 +196,12 @@ object Plan {
     InputPlan(spec.getName, column, ordinal, kind, dtype, rowShape)
   }
 
-  private def outputPlan(spec: TensorSpec, column: String): OutputPlan = {
+  private def outputPlan(spec: TensorSpec, column: String, nested: Boolean): OutputPlan = {
     val dtype = dtypeOf(spec, "output")
     if (!spec.getUnknownRank && spec.getShapeCount == 0)
       throw new SpindleModelException(s"output '${spec.getName}' is a scalar per batch, not one value per row")
-    OutputPlan(spec.getName, column, dtype, scalar = !spec.getUnknownRank && spec.getShapeCount == 1)
+    // An output of unknown rank has no schema to nest into: it stays flat.
+    val nestable = nested && !spec.getUnknownRank && spec.getShapeCount >= 3
+    OutputPlan(spec.getName, column, dtype, scalar = !spec.getUnknownRank && spec.getShapeCount == 1, nestable)
   }
 }
