@@ -438,3 +438,83 @@ fn absurd_slot_sizes_are_input_errors_not_crashes() {
     c.inputs[0].row_shape = vec![4];
     assert!(matches!(open_err(c), Error::Input(_)));
 }
+
+#[test]
+fn every_fixed_width_dtype_is_described_fed_in_place_and_read_back() {
+    let model = load("widths_model");
+    let sig = model.signature("serving_default").unwrap();
+    let dtypes: Vec<(&str, i32)> = sig
+        .inputs
+        .iter()
+        .map(|s| (s.name.as_str(), s.dtype))
+        .collect();
+    assert_eq!(
+        dtypes,
+        [
+            ("x_bf16", DType::Bfloat16 as i32),
+            ("x_bool", DType::Bool as i32),
+            ("x_f16", DType::Float16 as i32),
+            ("x_i16", DType::Int16 as i32),
+            ("x_i8", DType::Int8 as i32),
+            ("x_u16", DType::Uint16 as i32),
+            ("x_u32", DType::Uint32 as i32),
+            ("x_u64", DType::Uint64 as i32),
+            ("x_u8", DType::Uint8 as i32),
+        ]
+    );
+    let config = FeederConfig {
+        signature: "serving_default".into(),
+        inputs: sig
+            .inputs
+            .iter()
+            .map(|s| input(&s.name, DType::try_from(s.dtype).unwrap(), &s.shape[1..]))
+            .collect(),
+        outputs: vec!["y_u8".into(), "y_bool".into(), "y_i16".into()],
+        batch_size: 2,
+        num_slots: 1,
+        label: "test".into(),
+    };
+    let feeder = Feeder::open(Arc::clone(&model), &config, 1).expect("opens");
+    // Every input is zeros but these: uint8 rows [255, 1, 2] and [3, 4, 5], bools [true, false], int16 [-7, 8].
+    // SAFETY: the slot is free and every write lies inside its input's [2, ...] array.
+    unsafe {
+        for (i, s) in sig.inputs.iter().enumerate() {
+            let bytes = feeder.layout().row_bytes[i] as usize * 2;
+            std::ptr::write_bytes(feeder.input_ptr(0, i), 0, bytes);
+            match s.name.as_str() {
+                "x_u8" => std::ptr::copy_nonoverlapping(
+                    [255u8, 1, 2, 3, 4, 5].as_ptr(),
+                    feeder.input_ptr(0, i),
+                    6,
+                ),
+                "x_bool" => *feeder.input_ptr(0, i) = 1,
+                "x_i16" => {
+                    let p = feeder.input_ptr(0, i) as *mut i16;
+                    *p = -7;
+                    *p.add(1) = 8;
+                }
+                _ => {}
+            }
+        }
+    }
+    feeder.submit(0, 2).expect("submit");
+    let out = feeder.await_slot(0).expect("runs");
+    let dtypes: Vec<i32> = out.outputs.iter().map(|o| o.dtype).collect();
+    assert_eq!(
+        dtypes,
+        [DType::Uint8 as i32, DType::Bool as i32, DType::Int16 as i32]
+    );
+    // SAFETY: the outputs stay valid until release_slot; their shapes say how many values they hold.
+    let (u8s, bools, i16s) = unsafe {
+        (
+            std::slice::from_raw_parts(out.outputs[0].address as *const u8, 6).to_vec(),
+            std::slice::from_raw_parts(out.outputs[1].address as *const u8, 2).to_vec(),
+            std::slice::from_raw_parts(out.outputs[2].address as *const i16, 4).to_vec(),
+        )
+    };
+    // The model adds 1 (uint8 wraps at 255), negates the bools and subtracts 1 from the int16s.
+    assert_eq!(u8s, [0, 2, 3, 4, 5, 6]);
+    assert_eq!(bools, [0, 1]);
+    assert_eq!(i16s, [-8, 7, -1, -1]);
+    feeder.release_slot(0).expect("release");
+}
