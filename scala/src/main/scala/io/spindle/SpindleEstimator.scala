@@ -185,6 +185,7 @@ class SpindleEstimator(override val uid: String)
   def setIntraOpThreads(value: Int): this.type = set(intraOpThreads, value)
   def setInterOpThreads(value: Int): this.type = set(interOpThreads, value)
   def setTags(value: Array[String]): this.type = set(tags, value)
+  def setImageChannelOrder(value: String): this.type = set(imageChannelOrder, value)
   def setNumWorkers(value: Int): this.type = set(numWorkers, value)
   def setEpochs(value: Int): this.type = set(epochs, value)
   def setShuffle(value: Boolean): this.type = set(shuffle, value)
@@ -204,8 +205,8 @@ class SpindleEstimator(override val uid: String)
   /** The fitted model's output schema; also checks the training inputs and labels. */
   override def transformSchema(schema: StructType): StructType = {
     val model = driverModel(SparkSession.active)
-    Plan.inputsOf(schema, model.signature(trainingSignature), getInputCols)
-    Plan.build(schema, model.signature(getSignature), servingInputs(model), getOutputCols, nested = false).schema
+    Plan.inputsOf(schema, model.signature(trainingSignature), getInputCols, planOptions)
+    Plan.build(schema, model.signature(getSignature), servingInputs(model), getOutputCols, planOptions).schema
   }
 
   override def fit(dataset: Dataset[_]): SpindleModel = {
@@ -216,7 +217,7 @@ class SpindleEstimator(override val uid: String)
     val model = driverModel(spark)
     transformSchema(df.schema)
     if (workers > 1) model.signature("apply_gradients")
-    val inputs = Plan.inputsOf(df.schema, model.signature(trainingSignature), getInputCols)
+    val inputs = Plan.inputsOf(df.schema, model.signature(trainingSignature), getInputCols, planOptions)
     val target = if (isDefined(exportPath)) getExportPath else SpindleEstimator.defaultExportPath(spark, uid)
     Export.check(
       target,

@@ -44,6 +44,7 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
   def setInterOpThreads(value: Int): this.type = set(interOpThreads, value)
   def setTags(value: Array[String]): this.type = set(tags, value)
   def setNestedOutputs(value: Boolean): this.type = set(nestedOutputs, value)
+  def setImageChannelOrder(value: String): this.type = set(imageChannelOrder, value)
 
   @transient private var trainingSummary: Option[TrainingSummary] = None
 
@@ -94,7 +95,7 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
 
   private def plan(spark: SparkSession, schema: StructType): Plan = {
     if (!isDefined(modelPath)) throw new SpindleModelException("modelPath is not set")
-    Plan.build(schema, driverModel(spark).signature(getSignature), getInputCols, getOutputCols, getNestedOutputs)
+    Plan.build(schema, driverModel(spark).signature(getSignature), getInputCols, getOutputCols, planOptions)
   }
 
   // The driver reads signatures from the same per-JVM session cache the tasks use, so local mode loads once.

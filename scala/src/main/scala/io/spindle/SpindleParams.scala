@@ -7,6 +7,8 @@ import org.json4s.DefaultFormats
 import org.json4s.jackson.JsonMethods.{compact, parse, render}
 import org.json4s.JsonDSL._
 
+import io.spindle.internal.PlanOptions
+
 /** A `Map[String, String]` param, persisted as a JSON object so that it survives `write.save`. */
 class StringMapParam(parent: Params, name: String, doc: String) extends Param[Map[String, String]](parent, name, doc) {
   override def jsonEncode(value: Map[String, String]): String = compact(render(value))
@@ -57,6 +59,13 @@ trait SpindleParams extends Params {
 
   final val tags = new StringArrayParam(this, "tags", "MetaGraph tags to load")
 
+  final val imageChannelOrder = new Param[String](
+    this,
+    "imageChannelOrder",
+    "channel order an image column (Spark's image source, BGR) is fed in: BGR as it is, or RGB",
+    ParamValidators.inArray(Array("BGR", "RGB"))
+  )
+
   final val nestedOutputs = new BooleanParam(
     this,
     "nestedOutputs",
@@ -72,7 +81,8 @@ trait SpindleParams extends Params {
     intraOpThreads -> 0,
     interOpThreads -> 0,
     tags -> Array("serve"),
-    nestedOutputs -> false
+    nestedOutputs -> false,
+    imageChannelOrder -> "BGR"
   )
 
   def getModelPath: String = $(modelPath)
@@ -85,6 +95,9 @@ trait SpindleParams extends Params {
   def getInterOpThreads: Int = $(interOpThreads)
   def getTags: Array[String] = $(tags)
   def getNestedOutputs: Boolean = $(nestedOutputs)
+  def getImageChannelOrder: String = $(imageChannelOrder)
+
+  protected def planOptions: PlanOptions = PlanOptions(getNestedOutputs, getImageChannelOrder == "RGB")
 
   /** Java-friendly views. */
   def getInputColsJava: java.util.Map[String, String] = getInputCols.asJava

@@ -188,6 +188,46 @@ class DtypesSuite extends SpindleTestBase {
     assert(e2.getMessage.contains("nests arrays 2 deep"), e2.getMessage)
   }
 
+  // Pixel (y, x) of image k: distinct red, green and blue values.
+  private def rgb(k: Int, y: Int, x: Int) = Seq(10 * k + y, 100 + 5 * x + y, 200 + k + x)
+
+  /** A directory of PNG images `height` x 5 drawn from `rgb`, read with Spark's image data source. */
+  private def images(count: Int, height: Int): DataFrame = {
+    val dir = tempDir("spindle-images")
+    for (k <- 0 until count) {
+      val img = new java.awt.image.BufferedImage(5, height, java.awt.image.BufferedImage.TYPE_INT_RGB)
+      for (y <- 0 until height; x <- 0 until 5) {
+        val Seq(r, g, b) = rgb(k, y, x)
+        img.setRGB(x, y, (r << 16) | (g << 8) | b)
+      }
+      javax.imageio.ImageIO.write(img, "png", dir.resolve(s"image-$k.png").toFile)
+    }
+    spark.read.format("image").load(dir.toString)
+  }
+
+  test("Spark's image source feeds a uint8 [h, w, c] input as it holds it (BGR) or in RGB, as Python computes it") {
+    val df = images(3, 4)
+    val base = widths.setSignature("image").setInputCols(Map("pixels" -> "image"))
+    for (order <- Seq("BGR", "RGB")) {
+      val out = base.setImageChannelOrder(order).transform(df).collect().sortBy(_.getAs[Row]("image").getString(0))
+      // What the model was fed, per row: Spark's BGR bytes, or the colors as drawn.
+      val fed =
+        out.indices.map(k => Seq.tabulate(4, 5)((y, x) => if (order == "RGB") rgb(k, y, x) else rgb(k, y, x).reverse))
+      val expected = python("image", "pixels" -> fed).get("weighted")
+      out.zipWithIndex.foreach { case (r, k) =>
+        assert(r.getAs[collection.Seq[Int]]("same").toSeq == fed(k).flatten.flatten, s"$order image $k")
+        assert(r.getAs[Float]("weighted") == expected.get(k).asDouble.toFloat, s"$order image $k")
+      }
+    }
+  }
+
+  test("an image of the wrong size names its origin and both sizes") {
+    val e = failureOf[SpindleInputException](
+      widths.setSignature("image").setInputCols(Map("pixels" -> "image")).transform(images(1, 3)).collect()
+    )
+    assert(e.getMessage.contains("image-0.png") && e.getMessage.contains("is 3x5x3, expected 4x5x3"), e.getMessage)
+  }
+
   test("describeSignature names every dtype") {
     val text = widths.describeSignature()
     Seq("bool", "uint8", "int8", "int16", "uint16", "uint32", "uint64", "float16", "bfloat16").foreach { d =>

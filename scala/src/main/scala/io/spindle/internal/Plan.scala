@@ -2,6 +2,7 @@ package io.spindle.internal
 
 import scala.jdk.CollectionConverters._
 
+import org.apache.spark.ml.image.ImageSchema
 import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.apache.spark.sql.types._
 
@@ -25,6 +26,11 @@ object ColumnKind {
 
   /** A Spark ML vector per row, dense or sparse. */
   case object Vector extends ColumnKind
+
+  /** A struct of Spark's image data source (`ImageSchema.columnSchema`): `height x width x nChannels` bytes in BGR
+    * order, fed as they are or (`rgb`) with the first and third channels swapped.
+    */
+  final case class Image(rgb: Boolean) extends ColumnKind
 }
 
 /** One signature input fed from one column. `rowShape` excludes the batch dimension; -1 marks a dimension learned from
@@ -55,6 +61,11 @@ final case class OutputPlan(output: String, column: String, dtype: TensorType, s
       )
 }
 
+/** How columns become inputs and outputs become columns, beyond the mappings: outputs of rank 3 and more nested to
+  * their shape, images fed in RGB order.
+  */
+final case class PlanOptions(nestedOutputs: Boolean = false, rgbImages: Boolean = false)
+
 /** The checked mapping between a DataFrame schema and a signature: what `transformSchema` validates. */
 final case class Plan(inputs: Seq[InputPlan], outputs: Seq[OutputPlan], schema: StructType)
 
@@ -68,17 +79,22 @@ object Plan {
       signature: SignatureInfo,
       inputCols: Map[String, String],
       outputCols: Map[String, String],
-      nested: Boolean
+      options: PlanOptions
   ): Plan = {
-    val inputs = inputsOf(schema, signature, inputCols)
-    val outputs = outputsOf(schema, signature, outputCols, nested)
+    val inputs = inputsOf(schema, signature, inputCols, options)
+    val outputs = outputsOf(schema, signature, outputCols, options.nestedOutputs)
     val ranks = signature.getOutputsList.asScala.map(s => s.getName -> (s.getShapeCount - 1)).toMap
     val outFields = outputs.map(o => StructField(o.column, o.sparkType(ranks(o.output)), nullable = false))
     Plan(inputs, outputs, StructType(schema.fields ++ outFields))
   }
 
   /** The inputs of `signature` fed from `schema`: every input must have a column (mapped or of its own name). */
-  def inputsOf(schema: StructType, signature: SignatureInfo, inputCols: Map[String, String]): Seq[InputPlan] = {
+  def inputsOf(
+      schema: StructType,
+      signature: SignatureInfo,
+      inputCols: Map[String, String],
+      options: PlanOptions = PlanOptions()
+  ): Seq[InputPlan] = {
     val sigName = signature.getName
     val specs = signature.getInputsList.asScala.toSeq
     val unknown = inputCols.keySet -- specs.map(_.getName)
@@ -95,7 +111,7 @@ object Plan {
           s"column '$column' (for input '${spec.getName}' of signature '$sigName') does not exist; " +
             s"columns: ${schema.fieldNames.mkString(", ")}"
         )
-      inputPlan(spec, column, ordinal, schema(ordinal).dataType)
+      inputPlan(spec, column, ordinal, schema(ordinal).dataType, options.rgbImages)
     }
   }
 
@@ -135,9 +151,27 @@ object Plan {
     if (spec.getUnknownRank) "unknown rank"
     else spec.getShapeList.asScala.map(d => if (d < 0) "?" else d.toString).mkString("[", ", ", "]")
 
-  private def inputPlan(spec: TensorSpec, column: String, ordinal: Int, colType: DataType): InputPlan = {
+  private def inputPlan(
+      spec: TensorSpec,
+      column: String,
+      ordinal: Int,
+      colType: DataType,
+      rgbImages: Boolean
+  ): InputPlan = {
     val dtype = dtypeOf(spec, "input")
     val what = s"column '$column' for input '${spec.getName}' (${dtype.name} ${shapeText(spec)})"
+    if (isImage(colType)) imagePlan(spec, column, ordinal, dtype, what, rgbImages)
+    else columnPlan(spec, column, ordinal, colType, dtype, what)
+  }
+
+  private def columnPlan(
+      spec: TensorSpec,
+      column: String,
+      ordinal: Int,
+      colType: DataType,
+      dtype: TensorType,
+      what: String
+  ): InputPlan = {
     val kind = colType match {
       case VectorType => ColumnKind.Vector
       case ArrayType(ArrayType(_, _), _) =>
@@ -154,6 +188,7 @@ object Plan {
       case ColumnKind.Array(e)     => e
       case ColumnKind.Nested(_, e) => e
       case ColumnKind.Scalar(t)    => t
+      case ColumnKind.Image(_)     => BinaryType // not reached: image columns are planned by imagePlan
     }
     if (!TensorType.accepts(dtype, elementType))
       throw new SpindleInputException(s"$what: expected dtype ${dtype.name}, but the column is ${colType.simpleString}")
@@ -194,6 +229,33 @@ object Plan {
       case _ =>
     }
     InputPlan(spec.getName, column, ordinal, kind, dtype, rowShape)
+  }
+
+  // Spark's image struct, whatever the nullability the source gave its fields.
+  private def isImage(t: DataType): Boolean = t match {
+    case s: StructType =>
+      s.fields.map(f => f.name -> f.dataType).toSeq == ImageSchema.columnSchema.fields
+        .map(f => f.name -> f.dataType)
+        .toSeq
+    case _ => false
+  }
+
+  private def imagePlan(
+      spec: TensorSpec,
+      column: String,
+      ordinal: Int,
+      dtype: TensorType,
+      what: String,
+      rgb: Boolean
+  ): InputPlan = {
+    val dims = spec.getShapeList.asScala.map(_.longValue).toSeq
+    if (dtype != TensorType.UInt8)
+      throw new SpindleInputException(s"$what: an image column holds uint8 pixels, which ${dtype.name} does not take")
+    if (spec.getUnknownRank || dims.size != 4 || dims.tail.exists(_ < 0))
+      throw new SpindleInputException(
+        s"$what: an image column feeds a [batch, height, width, channels] input with every size but the batch known"
+      )
+    InputPlan(spec.getName, column, ordinal, ColumnKind.Image(rgb), dtype, dims.tail)
   }
 
   private def outputPlan(spec: TensorSpec, column: String, nested: Boolean): OutputPlan = {

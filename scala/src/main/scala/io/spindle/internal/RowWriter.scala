@@ -41,6 +41,28 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
       case ColumnKind.Array(e)     => writeArray(row.getArray(plan.ordinal), e, address, rowNumber, elements, "array")
       case ColumnKind.Nested(_, e) => writeNested(row.getArray(plan.ordinal), 0, e, address, rowNumber)
       case ColumnKind.Vector       => writeVector(row.getStruct(plan.ordinal, 4), address, rowNumber)
+      case ColumnKind.Image(rgb)   => writeImage(row.getStruct(plan.ordinal, 6), rgb, address, rowNumber)
+    }
+  }
+
+  // Spark's image struct: origin, height, width, nChannels, mode, data (row-major, BGR bytes).
+  private def writeImage(image: InternalRow, rgb: Boolean, address: Long, rowNumber: Long): Unit = {
+    val (h, w, c) = (image.getInt(1), image.getInt(2), image.getInt(3))
+    if (h != dims(0) || w != dims(1) || c != dims(2))
+      fail(rowNumber, s"image ${image.getUTF8String(0)} is ${h}x${w}x$c, expected ${dims.mkString("x")}")
+    val data = image.getBinary(5)
+    if (data.length != h.toLong * w * c) fail(rowNumber, s"image ${image.getUTF8String(0)} holds ${data.length} bytes")
+    if (!rgb || c < 3) Platform.copyMemory(data, Platform.BYTE_ARRAY_OFFSET, null, address, data.length)
+    else {
+      var p = 0
+      while (p < data.length) {
+        Platform.putByte(null, address + p, data(p + 2))
+        Platform.putByte(null, address + p + 1, data(p + 1))
+        Platform.putByte(null, address + p + 2, data(p))
+        var k = 3
+        while (k < c) { Platform.putByte(null, address + p + k, data(p + k)); k += 1 }
+        p += c
+      }
     }
   }
 
