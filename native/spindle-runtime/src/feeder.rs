@@ -258,19 +258,15 @@ impl Feeder {
 
     /// Waits until slot `slot`'s run, if it runs, has ended.
     fn settle(states: &mut [SlotState], slot: usize) {
-        if matches!(states[slot], SlotState::Running(_)) {
-            let SlotState::Running(outcome) = std::mem::replace(&mut states[slot], SlotState::Free)
-            else {
-                unreachable!("matched above")
-            };
-            let ran = outcome.blocking_recv().unwrap_or_else(|_| {
-                (
-                    Err(Error::Native("the feeder's batch runner stopped".into())),
-                    0,
-                )
-            });
-            states[slot] = SlotState::Done(ran);
-        }
+        states[slot] = match std::mem::replace(&mut states[slot], SlotState::Free) {
+            SlotState::Running(outcome) => {
+                SlotState::Done(outcome.blocking_recv().unwrap_or_else(|_| {
+                    let stopped = Error::Native("the feeder's batch runner stopped".into());
+                    (Err(stopped), 0)
+                }))
+            }
+            settled => settled,
+        };
     }
 
     /// Waits for a submitted slot's run and says where its outputs are.

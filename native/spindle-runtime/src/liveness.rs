@@ -41,7 +41,8 @@ const BYE: u8 = 0xB8;
 /// waits for anyway.
 const DRAIN: Duration = Duration::from_secs(10);
 
-fn clone(s: &TcpStream) -> Result<TcpStream> {
+/// A second handle on one of the ring's connections (the ring and its actors each hold one).
+pub(crate) fn clone(s: &TcpStream) -> Result<TcpStream> {
     s.try_clone()
         .map_err(|e| Error::Native(format!("ring: cloning a socket: {e}")))
 }

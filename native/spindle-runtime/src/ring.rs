@@ -13,7 +13,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver};
 
 use crate::actors::{messages, Actors, Reply};
 use crate::error::{Error, Result};
-use crate::liveness::Liveness;
+use crate::liveness::{clone, Liveness};
 use crate::rendezvous::{self, Links};
 use crate::rendezvous::{Rendezvous, RingConfig};
 use crate::schedule::Schedule;
@@ -47,11 +47,6 @@ impl RingCloser {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
-}
-
-fn clone(s: &TcpStream) -> Result<TcpStream> {
-    s.try_clone()
-        .map_err(|e| Error::Native(format!("ring: cloning a socket: {e}")))
 }
 
 /// A raw view of the buffer shared by the sending thread and the receiving one (see `all_reduce`).

@@ -1,36 +1,13 @@
 //! The runtime against real TensorFlow and the checked-in SavedModels in tests/fixtures.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::{Arc, Barrier};
 
-use spindle_proto::spindle::{DType, FeederConfig, InputLayout, ModelConfig};
+use common::{input, load};
+use spindle_proto::spindle::{DType, FeederConfig, ModelConfig};
 use spindle_runtime::tf::{AliasGuard, DataType, Tensor, ALIGNMENT};
 use spindle_runtime::{Error, Feeder, Model};
-
-fn fixture(name: &str) -> String {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name);
-    dir.to_string_lossy().into_owned()
-}
-
-fn load(name: &str) -> Arc<Model> {
-    let config = ModelConfig {
-        path: fixture(name),
-        intra_op_threads: 1,
-        inter_op_threads: 1,
-        ..Default::default()
-    };
-    Arc::new(Model::load(&config).expect("fixture loads"))
-}
-
-fn input(name: &str, dtype: DType, row_shape: &[i64]) -> InputLayout {
-    InputLayout {
-        name: name.into(),
-        dtype: dtype as i32,
-        row_shape: row_shape.to_vec(),
-    }
-}
 
 fn dtypes_config(batch: i32, slots: i32) -> FeederConfig {
     FeederConfig {

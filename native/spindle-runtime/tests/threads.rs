@@ -2,34 +2,14 @@
 //! of their threads behind. An executor JVM opens them task after task for as long as it lives, so a
 //! thread left per task would pile up. Its own test binary: no other test's threads run beside it.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use spindle_proto::spindle::{DType, FeederConfig, InputLayout, ModelConfig, TrainerConfig};
+use common::{input, load};
+use spindle_proto::spindle::{DType, FeederConfig, TrainerConfig};
 use spindle_runtime::checkpoint::Checkpoints;
-use spindle_runtime::{Actors, Feeder, Model, Rendezvous, Trainer};
-
-fn load(name: &str) -> Arc<Model> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name);
-    let config = ModelConfig {
-        path: path.to_string_lossy().into_owned(),
-        intra_op_threads: 1,
-        inter_op_threads: 1,
-        ..Default::default()
-    };
-    Arc::new(Model::load(&config).expect("fixture loads"))
-}
-
-fn input(name: &str, dtype: DType, row_shape: &[i64]) -> InputLayout {
-    InputLayout {
-        name: name.into(),
-        dtype: dtype as i32,
-        row_shape: row_shape.to_vec(),
-    }
-}
+use spindle_runtime::{Actors, Feeder, Rendezvous, Trainer};
 
 /// Names of this process's threads that Spindle started.
 fn spindle_threads() -> Vec<String> {
@@ -41,17 +21,21 @@ fn spindle_threads() -> Vec<String> {
         .collect()
 }
 
-/// Spindle's threads still running 2 s after the close: a blocking actor's thread ends just after its
-/// actor system stops, not with it.
-fn left_behind() -> Vec<String> {
+/// Spindle's threads once `settled` holds of them, or after 2 s. A thread takes its name a moment after it
+/// starts, and a blocking actor's thread ends just after its actor system stops, not with it.
+fn threads_once(settled: impl Fn(&[String]) -> bool) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         let threads = spindle_threads();
-        if threads.is_empty() || Instant::now() >= deadline {
+        if settled(&threads) || Instant::now() >= deadline {
             return threads;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn has(threads: &[String], prefix: &str) -> bool {
+    threads.iter().any(|t| t.starts_with(prefix))
 }
 
 fn run_a_feeder() {
@@ -67,12 +51,10 @@ fn run_a_feeder() {
     feeder.submit(0, 8).expect("submit");
     feeder.await_slot(0).expect("the batch runs");
     feeder.release_slot(0).expect("release");
+    let threads = threads_once(|t| has(t, "spindle-feeder"));
     assert!(
-        spindle_threads()
-            .iter()
-            .any(|t| t.starts_with("spindle-feeder")),
-        "the feeder runs on threads of its own: {:?}",
-        spindle_threads()
+        has(&threads, "spindle-feeder"),
+        "the feeder runs on threads of its own: {threads:?}"
     );
 }
 
@@ -105,12 +87,10 @@ fn run_two_trainers() {
             std::thread::spawn(move || {
                 let trainer =
                     Trainer::open(load("digits_mlp_init"), &config, Some(r)).expect("opens");
+                let threads = threads_once(|t| has(t, "spindle-ring"));
                 assert!(
-                    spindle_threads()
-                        .iter()
-                        .any(|t| t.starts_with("spindle-ring")),
-                    "the ring's actors run on threads of their own: {:?}",
-                    spindle_threads()
+                    has(&threads, "spindle-ring"),
+                    "the ring's actors run on threads of their own: {threads:?}"
                 );
                 trainer.acquire().expect("a window"); // zeros: features 0, label 0
                 trainer.submit(4).expect("submit");
@@ -134,7 +114,11 @@ fn closed_feeders_trainers_and_rings_leave_no_thread_behind() {
     for round in 0..3 {
         run_a_feeder();
         run_two_trainers();
-        assert_eq!(left_behind(), Vec::<String>::new(), "after round {round}");
+        assert_eq!(
+            threads_once(|t| t.is_empty()),
+            Vec::<String>::new(),
+            "after round {round}"
+        );
     }
 }
 

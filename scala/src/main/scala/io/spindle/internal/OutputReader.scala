@@ -11,25 +11,27 @@ import io.spindle.SpindleModelException
 object OutputReader {
 
   /** The value of row `row` of output `name` at `address` with `perRow` elements per row. */
-  def read(dtype: TensorType, name: String, scalar: Boolean, address: Long, perRow: Int, row: Int): Any = {
-    val at = address + row.toLong * perRow * dtype.bytes
+  def read(dtype: TensorType, name: String, scalar: Boolean, address: Long, perRow: Int, row: Int): Any =
+    readAt(dtype, name, scalar, address + row.toLong * perRow * dtype.bytes, perRow, row)
+
+  /** `count` values at `at` (one when `scalar`) of row `row`, which only names the row in errors. */
+  private def readAt(dtype: TensorType, name: String, scalar: Boolean, at: Long, count: Int, row: Int): Any =
     if (scalar) value(dtype, name, at, row)
-    else if (dtype.sameLayout.isDefined) copied(dtype, at, perRow)
+    else if (dtype.sameLayout.isDefined) copied(dtype, at, count)
     else {
       // Each value widens (uint8 to int, half to float, ...): build the Spark array value by value.
       def element(i: Int): Any = value(dtype, name, at + i.toLong * dtype.bytes, row)
       dtype.sparkType match {
-        case IntegerType => UnsafeArrayData.fromPrimitiveArray(Array.tabulate(perRow)(element(_).asInstanceOf[Int]))
-        case LongType    => UnsafeArrayData.fromPrimitiveArray(Array.tabulate(perRow)(element(_).asInstanceOf[Long]))
-        case _           => UnsafeArrayData.fromPrimitiveArray(Array.tabulate(perRow)(element(_).asInstanceOf[Float]))
+        case IntegerType => UnsafeArrayData.fromPrimitiveArray(Array.tabulate(count)(element(_).asInstanceOf[Int]))
+        case LongType    => UnsafeArrayData.fromPrimitiveArray(Array.tabulate(count)(element(_).asInstanceOf[Long]))
+        case _           => UnsafeArrayData.fromPrimitiveArray(Array.tabulate(count)(element(_).asInstanceOf[Float]))
       }
     }
-  }
 
   /** Row `row` of a nested output: arrays nested one level per dimension in `dims` (after the batch), row-major. */
   def readNested(dtype: TensorType, name: String, address: Long, dims: Array[Int], perRow: Int, row: Int): Any = {
     def level(at: Long, d: Int): Any =
-      if (d == dims.length - 1) read(dtype, name, scalar = false, at, dims(d), 0)
+      if (d == dims.length - 1) readAt(dtype, name, scalar = false, at, dims(d), row)
       else {
         val step = dims.drop(d + 1).map(_.toLong).product * dtype.bytes
         new GenericArrayData(Array.tabulate[Any](dims(d))(i => level(at + i * step, d + 1)))

@@ -50,10 +50,17 @@ final case class InputPlan(
 /** One signature output written to one new column: a number per row (`scalar`), a flat array, or (`nested`, for outputs
   * of known rank 3 and more) arrays nested one level per dimension after the batch.
   */
-final case class OutputPlan(output: String, column: String, dtype: TensorType, scalar: Boolean, nested: Boolean) {
+final case class OutputPlan(
+    output: String,
+    column: String,
+    dtype: TensorType,
+    scalar: Boolean,
+    nested: Boolean,
+    rowRank: Int
+) {
 
-  /** The column's Spark type, for `rowRank` dimensions after the batch. */
-  def sparkType(rowRank: Int): DataType =
+  /** The column's Spark type: a number, a flat array, or arrays nested `rowRank` deep. */
+  def sparkType: DataType =
     if (scalar) dtype.sparkType
     else
       (1 until (if (nested) rowRank else 1)).foldLeft[DataType](ArrayType(dtype.sparkType, containsNull = false))(
@@ -83,8 +90,7 @@ object Plan {
   ): Plan = {
     val inputs = inputsOf(schema, signature, inputCols, options)
     val outputs = outputsOf(schema, signature, outputCols, options.nestedOutputs)
-    val ranks = signature.getOutputsList.asScala.map(s => s.getName -> (s.getShapeCount - 1)).toMap
-    val outFields = outputs.map(o => StructField(o.column, o.sparkType(ranks(o.output)), nullable = false))
+    val outFields = outputs.map(o => StructField(o.column, o.sparkType, nullable = false))
     Plan(inputs, outputs, StructType(schema.fields ++ outFields))
   }
 
@@ -264,6 +270,7 @@ object Plan {
       throw new SpindleModelException(s"output '${spec.getName}' is a scalar per batch, not one value per row")
     // An output of unknown rank has no schema to nest into: it stays flat.
     val nestable = nested && !spec.getUnknownRank && spec.getShapeCount >= 3
-    OutputPlan(spec.getName, column, dtype, scalar = !spec.getUnknownRank && spec.getShapeCount == 1, nestable)
+    val scalar = !spec.getUnknownRank && spec.getShapeCount == 1
+    OutputPlan(spec.getName, column, dtype, scalar, nestable, rowRank = spec.getShapeCount - 1)
   }
 }

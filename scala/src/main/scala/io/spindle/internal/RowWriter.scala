@@ -1,7 +1,7 @@
 package io.spindle.internal
 
 import org.apache.spark.sql.catalyst.InternalRow
-import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData
+import org.apache.spark.sql.catalyst.expressions.{SpecializedGetters, UnsafeArrayData}
 import org.apache.spark.sql.catalyst.util.ArrayData
 import org.apache.spark.sql.types._
 import org.apache.spark.unsafe.Platform
@@ -37,7 +37,7 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
   def write(row: InternalRow, address: Long, rowNumber: Long): Unit = {
     if (row.isNullAt(plan.ordinal)) fail(rowNumber, "value is null; every row needs a value")
     plan.kind match {
-      case ColumnKind.Scalar(t)    => putNumber(row, plan.ordinal, t, address, rowNumber)
+      case ColumnKind.Scalar(t)    => putValue(row, plan.ordinal, t, address, rowNumber)
       case ColumnKind.Array(e)     => writeArray(row.getArray(plan.ordinal), e, address, rowNumber, elements, "array")
       case ColumnKind.Nested(_, e) => writeNested(row.getArray(plan.ordinal), 0, e, address, rowNumber)
       case ColumnKind.Vector       => writeVector(row.getStruct(plan.ordinal, 4), address, rowNumber)
@@ -101,7 +101,7 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
         var i = 0
         while (i < n) {
           if (array.isNullAt(i)) fail(rowNumber, s"array element $i is null")
-          putElement(array, i, elementType, address + i.toLong * size, rowNumber)
+          putValue(array, i, elementType, address + i.toLong * size, rowNumber)
           i += 1
         }
     }
@@ -135,26 +135,16 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
     }
   }
 
-  private def putElement(a: ArrayData, i: Int, t: DataType, address: Long, rowNumber: Long): Unit = t match {
-    case FloatType   => putDouble(a.getFloat(i), address)
-    case DoubleType  => putDouble(a.getDouble(i), address)
-    case BooleanType => Platform.putByte(null, address, if (a.getBoolean(i)) 1 else 0)
-    case ByteType    => putLong(a.getByte(i), address, rowNumber)
-    case ShortType   => putLong(a.getShort(i), address, rowNumber)
-    case IntegerType => putLong(a.getInt(i), address, rowNumber)
-    case LongType    => putLong(a.getLong(i), address, rowNumber)
-    case other       => throw new IllegalStateException(s"unplanned element type $other")
-  }
-
-  private def putNumber(r: InternalRow, o: Int, t: DataType, address: Long, rowNumber: Long): Unit = t match {
-    case FloatType   => putDouble(r.getFloat(o), address)
-    case DoubleType  => putDouble(r.getDouble(o), address)
-    case BooleanType => Platform.putByte(null, address, if (r.getBoolean(o)) 1 else 0)
-    case ByteType    => putLong(r.getByte(o), address, rowNumber)
-    case ShortType   => putLong(r.getShort(o), address, rowNumber)
-    case IntegerType => putLong(r.getInt(o), address, rowNumber)
-    case LongType    => putLong(r.getLong(o), address, rowNumber)
-    case other       => throw new IllegalStateException(s"unplanned column type $other")
+  /** Writes value `i` of `g` (a row's column or an array's element: both are Spark's `SpecializedGetters`). */
+  private def putValue(g: SpecializedGetters, i: Int, t: DataType, address: Long, rowNumber: Long): Unit = t match {
+    case FloatType   => putDouble(g.getFloat(i), address)
+    case DoubleType  => putDouble(g.getDouble(i), address)
+    case BooleanType => Platform.putByte(null, address, if (g.getBoolean(i)) 1 else 0)
+    case ByteType    => putLong(g.getByte(i), address, rowNumber)
+    case ShortType   => putLong(g.getShort(i), address, rowNumber)
+    case IntegerType => putLong(g.getInt(i), address, rowNumber)
+    case LongType    => putLong(g.getLong(i), address, rowNumber)
+    case other       => throw new IllegalStateException(s"unplanned type $other")
   }
 
   private def putDouble(v: Double, address: Long): Unit = dtype match {
