@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         root.join("spindle/runtime.proto"),
         root.join("tensorflow/meta_graph_subset.proto"),
         root.join("tensorflow/event_subset.proto"),
+        root.join("tensorflow/example_subset.proto"),
     ];
     std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
     for f in &files {

@@ -6,7 +6,8 @@ pub mod spindle {
     include!(concat!(env!("OUT_DIR"), "/spindle.rs"));
 }
 
-/// Wire-compatible subset of TensorFlow's MetaGraphDef, ConfigProto, and the Event and Summary of event files.
+/// Wire-compatible subset of TensorFlow's MetaGraphDef, ConfigProto, the Event and Summary of event files, and
+/// tf.train.Example.
 pub mod tensorflow {
     include!(concat!(env!("OUT_DIR"), "/tensorflow.rs"));
 }

@@ -37,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             name: "features".into(),
             dtype: DType::Float32 as i32,
             row_shape: vec![784],
+            ..Default::default()
         }],
         outputs: vec![],
         batch_size: batch as i32,

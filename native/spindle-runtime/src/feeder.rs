@@ -25,13 +25,44 @@ use spindle_proto::spindle::{
 use tokio::sync::oneshot;
 
 use crate::actors::{messages, Actors, Reply};
-use crate::batch::{align, lay_out, run_batch, too_big, BatchInput};
+use crate::batch::{self, align, lay_out, run_batch, too_big, BatchInput};
 use crate::error::{Error, Result};
 use crate::model::{to_proto, Model};
 use crate::tf::{AliasGuard, DataType, Port, Tensor};
 
-/// A run's outputs (which may alias the slot) and its duration in microseconds.
-type Ran = (Result<Vec<Tensor>>, i64);
+/// A run's outputs and its duration in microseconds.
+type Ran = (Result<Outputs>, i64);
+
+/// The fetched tensors (which may alias the slot) and, for each string output, the (address, length) of
+/// every element, which the JVM reads in place, with the first element that is not UTF-8 (-1 for none).
+struct Outputs {
+    tensors: Vec<Tensor>,
+    strings: Vec<Option<(Vec<[u64; 2]>, i64)>>,
+}
+
+impl Outputs {
+    fn new(tensors: Vec<Tensor>) -> Result<Outputs> {
+        let strings = tensors
+            .iter()
+            .map(|t| {
+                if DataType::from_tf(t.tf_type()) != Some(DataType::String) {
+                    return Ok(None);
+                }
+                let values = t.string_values()?;
+                let non_utf8 = values
+                    .iter()
+                    .position(|v| std::str::from_utf8(v).is_err())
+                    .map_or(-1, |i| i as i64);
+                let pairs = values
+                    .iter()
+                    .map(|v| [v.as_ptr() as u64, v.len() as u64])
+                    .collect();
+                Ok(Some((pairs, non_utf8)))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Outputs { tensors, strings })
+    }
+}
 
 enum SlotState {
     Free,
@@ -100,7 +131,7 @@ impl Handler<Serve> for BatchRunner {
             let result = if s.closing.load(Ordering::Acquire) {
                 Err(Error::Native("feeder closed before the batch ran".into()))
             } else {
-                s.run_slot(job.slot, job.rows)
+                s.run_slot(job.slot, job.rows).and_then(Outputs::new)
             };
             let _ = job
                 .reply
@@ -201,17 +232,29 @@ impl Feeder {
         FeederLayout {
             base_address: s.region.as_ptr() as i64,
             slot_stride: s.stride as i64,
-            input_offsets: s.inputs.iter().map(|i| i.offset as i64).collect(),
-            row_bytes: s.inputs.iter().map(|i| i.row_bytes as i64).collect(),
             num_slots: s.guards.len() as i32,
+            ..batch::layout(&s.inputs)
         }
     }
 
-    /// Address of an input's array in a slot (for writers in Rust, such as tests and benchmarks).
+    /// Address of an input's area in a slot (for writers in Rust, such as tests and benchmarks).
     pub fn input_ptr(&self, slot: usize, input: usize) -> *mut u8 {
+        self.slot_ptr(slot, |s| {
+            batch::areas(&s.inputs).nth(input).map_or(0, |a| a.offset)
+        })
+    }
+
+    /// Address of an input's arena in a slot (strings and ragged rows), as [`Self::input_ptr`].
+    pub fn arena_ptr(&self, slot: usize, input: usize) -> *mut u8 {
+        self.slot_ptr(slot, |s| {
+            batch::areas(&s.inputs).nth(input).map_or(0, |a| a.arena)
+        })
+    }
+
+    fn slot_ptr(&self, slot: usize, offset: impl Fn(&Shared) -> usize) -> *mut u8 {
         let s = &self.shared;
         // SAFETY: in bounds of the region for valid indices; callers write only into free slots.
-        unsafe { (s.region.as_ptr() as *mut u8).add(slot * s.stride + s.inputs[input].offset) }
+        unsafe { (s.region.as_ptr() as *mut u8).add(slot * s.stride + offset(s)) }
     }
 
     fn check_slot(&self, slot: i32) -> Result<usize> {
@@ -277,7 +320,7 @@ impl Feeder {
         match &states[slot] {
             SlotState::Free => Err(Error::Input(format!("slot {slot} was not submitted"))),
             SlotState::Done((Err(e), _)) => Err(e.clone()),
-            SlotState::Done((Ok(tensors), micros)) => self.shared.describe(tensors, *micros),
+            SlotState::Done((Ok(outputs), micros)) => self.shared.describe(outputs, *micros),
             SlotState::Running(_) => unreachable!("settled above"),
         }
     }
@@ -326,20 +369,26 @@ impl Shared {
         }
     }
 
-    fn describe(&self, tensors: &[Tensor], micros: i64) -> Result<BatchOutputs> {
+    fn describe(&self, outputs: &Outputs, micros: i64) -> Result<BatchOutputs> {
         let outputs = self
             .output_names
             .iter()
-            .zip(tensors)
-            .map(|(name, t)| {
+            .zip(&outputs.tensors)
+            .zip(&outputs.strings)
+            .map(|((name, t), strings)| {
                 let dtype = DataType::from_tf(t.tf_type()).ok_or_else(|| {
                     Error::Model(format!("output '{name}' came back as an unsupported dtype"))
                 })?;
+                let (address, first_non_utf8) = match strings {
+                    Some((pairs, non_utf8)) => (pairs.as_ptr() as i64, *non_utf8),
+                    None => (t.data() as i64, -1),
+                };
                 Ok(OutputTensor {
                     name: name.clone(),
                     dtype: to_proto(dtype) as i32,
                     shape: t.dims(),
-                    address: t.data() as i64,
+                    address,
+                    first_non_utf8,
                 })
             })
             .collect::<Result<_>>()?;

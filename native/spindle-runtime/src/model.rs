@@ -211,7 +211,7 @@ fn specs(map: &std::collections::HashMap<String, TensorInfo>) -> Vec<TensorSpec>
 }
 
 /// Our wire dtype and each TensorFlow type.
-const WIRE: [(DataType, DType); 13] = [
+const WIRE: [(DataType, DType); 14] = [
     (DataType::Float32, DType::Float32),
     (DataType::Float64, DType::Float64),
     (DataType::Int32, DType::Int32),
@@ -225,6 +225,7 @@ const WIRE: [(DataType, DType); 13] = [
     (DataType::UInt64, DType::Uint64),
     (DataType::Float16, DType::Float16),
     (DataType::BFloat16, DType::Bfloat16),
+    (DataType::String, DType::String),
 ];
 
 /// Our wire dtype for a TensorFlow type.

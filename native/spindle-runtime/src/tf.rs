@@ -95,7 +95,7 @@ unsafe extern "C" fn release_alias(_data: *mut c_void, _len: usize, arg: *mut c_
 }
 
 /// The element types Spindle moves, as TensorFlow names them: every fixed-width one but the complex and
-/// quantized types.
+/// quantized types, and strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataType {
     Float32,
@@ -111,10 +111,12 @@ pub enum DataType {
     UInt64,
     Float16,
     BFloat16,
+    /// DT_STRING: each element a `TF_TString`, which TensorFlow lays out itself (never aliased).
+    String,
 }
 
-/// Each dtype with its C API type and its size in bytes.
-const TYPES: [(DataType, tf::TF_DataType, usize); 13] = [
+/// Each dtype with its C API type and the size of one element in a tensor's buffer.
+const TYPES: [(DataType, tf::TF_DataType, usize); 14] = [
     (DataType::Float32, tf::TF_FLOAT, 4),
     (DataType::Float64, tf::TF_DOUBLE, 8),
     (DataType::Int32, tf::TF_INT32, 4),
@@ -128,6 +130,11 @@ const TYPES: [(DataType, tf::TF_DataType, usize); 13] = [
     (DataType::UInt64, tf::TF_UINT64, 8),
     (DataType::Float16, tf::TF_HALF, 2),
     (DataType::BFloat16, tf::TF_BFLOAT16, 2),
+    (
+        DataType::String,
+        tf::TF_STRING,
+        std::mem::size_of::<tf::TF_TString>(),
+    ),
 ];
 
 impl DataType {
@@ -241,51 +248,116 @@ impl Tensor {
                 "{len} bytes do not fill a {dtype:?} tensor of {dims:?}"
             )));
         }
-        // SAFETY: TF allocates len bytes, which we fill from data.
+        // SAFETY: data is len initialised bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(data.as_ptr() as *const u8, len) };
+        Self::filled(dtype, dims, |out| out.copy_from_slice(bytes))
+    }
+
+    /// A TensorFlow-allocated tensor of `dtype` and `dims` whose bytes `fill` writes.
+    pub fn filled(dtype: DataType, dims: &[i64], fill: impl FnOnce(&mut [u8])) -> Result<Tensor> {
+        let len = dims
+            .iter()
+            .try_fold(dtype.size(), |n, d| {
+                n.checked_mul(usize::try_from(*d).ok()?)
+            })
+            .ok_or_else(|| Error::Input(format!("a {dtype:?} tensor of {dims:?} is too large")))?;
+        // SAFETY: TF allocates len bytes, which fill writes before anyone reads them.
         unsafe {
             let t = tf::TF_AllocateTensor(dtype.to_c(), dims.as_ptr(), dims.len() as c_int, len);
             if t.is_null() {
-                return Err(Error::Native("TF_AllocateTensor failed".into()));
+                return Err(Error::Native(format!(
+                    "TF_AllocateTensor failed for {dtype:?} {dims:?}"
+                )));
             }
-            ptr::copy_nonoverlapping(
-                data.as_ptr() as *const u8,
-                tf::TF_TensorData(t) as *mut u8,
+            let t = Tensor(t);
+            if len > 0 {
+                fill(std::slice::from_raw_parts_mut(t.data(), len));
+            }
+            Ok(t)
+        }
+    }
+
+    /// A string tensor of `dims` holding a copy of each of `values` (row-major). TensorFlow does not own
+    /// the strings' heap parts, so our deallocator frees them with the buffer when TensorFlow drops the tensor.
+    pub fn strings<'a>(
+        dims: &[i64],
+        values: impl ExactSizeIterator<Item = &'a [u8]>,
+    ) -> Result<Tensor> {
+        unsafe extern "C" fn free_strings(data: *mut c_void, len: usize, _arg: *mut c_void) {
+            let n = len / std::mem::size_of::<tf::TF_TString>();
+            // SAFETY: data is the boxed slice of n strings leaked below; TensorFlow calls this once.
+            unsafe {
+                let mut all = Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    data as *mut tf::TF_TString,
+                    n,
+                ));
+                for s in all.iter_mut() {
+                    tf::TF_StringDealloc(s);
+                }
+            }
+        }
+        let n = values.len();
+        if dims.iter().product::<i64>() != n as i64 {
+            return Err(Error::Native(format!(
+                "{n} strings do not fill a tensor of {dims:?}"
+            )));
+        }
+        // SAFETY: a zeroed TF_TString is what TF_StringInit expects to initialise; the slice is leaked into
+        // the tensor, which frees it through free_strings (also when TF_NewTensor fails).
+        unsafe {
+            let mut all: Box<[tf::TF_TString]> = (0..n).map(|_| std::mem::zeroed()).collect();
+            for (s, v) in all.iter_mut().zip(values) {
+                tf::TF_StringInit(s);
+                tf::TF_StringCopy(s, v.as_ptr() as *const c_char, v.len());
+            }
+            let len = std::mem::size_of_val(&*all);
+            let data = Box::into_raw(all) as *mut tf::TF_TString;
+            let t = tf::TF_NewTensor(
+                tf::TF_STRING,
+                dims.as_ptr(),
+                dims.len() as c_int,
+                data as *mut c_void,
                 len,
+                Some(free_strings),
+                ptr::null_mut(),
             );
+            if t.is_null() {
+                return Err(Error::Native(format!(
+                    "TF_NewTensor failed for strings of {dims:?}"
+                )));
+            }
             Ok(Tensor(t))
         }
     }
 
-    /// A scalar string tensor (checkpoint paths). TensorFlow does not own the string's heap part, so our
-    /// deallocator frees it with the buffer when TensorFlow drops the tensor.
+    /// A scalar string tensor (checkpoint paths).
     pub fn scalar_string(value: &str) -> Result<Tensor> {
-        unsafe extern "C" fn free_string(data: *mut c_void, _len: usize, _arg: *mut c_void) {
-            // SAFETY: data is the Box<TF_TString> leaked below; TensorFlow calls this once.
-            unsafe {
-                let mut s = Box::from_raw(data as *mut tf::TF_TString);
-                tf::TF_StringDealloc(&mut *s);
-            }
+        Self::strings(&[], std::iter::once(value.as_bytes()))
+    }
+
+    /// The bytes of each element of a string tensor, in place (valid while the tensor lives).
+    pub fn string_values(&self) -> Result<Vec<&[u8]>> {
+        if self.tf_type() != tf::TF_STRING as i32 {
+            return Err(Error::Model(format!(
+                "expected a string tensor, got {}",
+                tf_type_name(self.tf_type())
+            )));
         }
-        // SAFETY: a zeroed TF_TString is what TF_StringInit expects to initialise; the box is leaked
-        // into the tensor, which frees it through free_string (also when TF_NewTensor fails).
-        unsafe {
-            let s: *mut tf::TF_TString = Box::into_raw(Box::new(std::mem::zeroed()));
-            tf::TF_StringInit(s);
-            tf::TF_StringCopy(s, value.as_ptr() as *const c_char, value.len());
-            let t = tf::TF_NewTensor(
-                tf::TF_STRING,
-                ptr::null(),
-                0,
-                s as *mut c_void,
-                std::mem::size_of::<tf::TF_TString>(),
-                Some(free_string),
-                ptr::null_mut(),
-            );
-            if t.is_null() {
-                return Err(Error::Native("TF_NewTensor failed for a string".into()));
-            }
-            Ok(Tensor(t))
-        }
+        let n = self.byte_size() / std::mem::size_of::<tf::TF_TString>();
+        let first = self.data() as *const tf::TF_TString;
+        Ok((0..n)
+            .map(|i| {
+                // SAFETY: the buffer holds n initialised TF_TStrings, which live as long as self.
+                unsafe {
+                    let s = first.add(i);
+                    let data = tf::TF_StringGetDataPointer(s) as *const u8;
+                    match tf::TF_StringGetSize(s) {
+                        0 => &[][..],
+                        len => std::slice::from_raw_parts(data, len),
+                    }
+                }
+            })
+            .collect())
     }
 
     /// Address of the first element.

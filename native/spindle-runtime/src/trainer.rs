@@ -39,7 +39,7 @@ use spindle_proto::spindle::{
 };
 
 use crate::actors::{messages, Actors, Reply};
-use crate::batch::{lay_out, run_batch, BatchInput};
+use crate::batch::{self, lay_out, run_batch, BatchInput};
 use crate::checkpoint::{self, Checkpointer, Checkpoints};
 use crate::error::{Error, Result};
 use crate::events::EventWriter;
@@ -201,11 +201,9 @@ impl Trainer {
         };
         let closer = mode.closer()?;
         let layout = FeederLayout {
-            base_address: 0,
             slot_stride: spill.stride() as i64,
-            input_offsets: inputs.iter().map(|i| i.offset as i64).collect(),
-            row_bytes: inputs.iter().map(|i| i.row_bytes as i64).collect(),
             num_slots: config.num_slots,
+            ..batch::layout(&inputs)
         };
         let worker = Box::new(Worker {
             spill: Arc::clone(&spill),

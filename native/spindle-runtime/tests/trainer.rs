@@ -59,11 +59,13 @@ fn config(batch: i32, epochs: i32, shuffle: bool) -> TrainerConfig {
                 name: "features".into(),
                 dtype: DType::Float32 as i32,
                 row_shape: vec![64],
+                ..Default::default()
             },
             InputLayout {
                 name: "labels".into(),
                 dtype: DType::Int64 as i32,
                 row_shape: vec![],
+                ..Default::default()
             },
         ],
         batch_size: batch,

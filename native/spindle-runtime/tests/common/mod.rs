@@ -30,5 +30,6 @@ pub fn input(name: &str, dtype: DType, row_shape: &[i64]) -> InputLayout {
         name: name.into(),
         dtype: dtype as i32,
         row_shape: row_shape.to_vec(),
+        ..Default::default()
     }
 }
