@@ -9,3 +9,9 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   "$root/.venv/bin/pip" install -q --disable-pip-version-check -r "$root/python/requirements.txt"
   echo "$want" > "$stamp"
 fi
+# tf-keras (legacy Keras 2) for tests/fixtures/make_corpus.py's tf_keras2_savedmodel: --no-deps, so that it leaves
+# the pinned tensorflow-cpu alone (kept out of requirements.txt for the same reason).
+tf_keras="2.21.0"
+if ! "$root/.venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('tf-keras') != '$tf_keras')" 2>/dev/null; then
+  "$root/.venv/bin/pip" install -q --disable-pip-version-check --no-deps "tf-keras==$tf_keras"
+fi

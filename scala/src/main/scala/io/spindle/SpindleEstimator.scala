@@ -186,6 +186,10 @@ class SpindleEstimator(override val uid: String)
   def setInterOpThreads(value: Int): this.type = set(interOpThreads, value)
   def setTags(value: Array[String]): this.type = set(tags, value)
   def setImageChannelOrder(value: String): this.type = set(imageChannelOrder, value)
+  def setExampleFeatures(value: Map[String, String]): this.type = set(exampleFeatures, value)
+  def setExampleFeatures(value: java.util.Map[String, String]): this.type = set(exampleFeatures, value.asScala.toMap)
+  def setVariableLengthBytes(value: Long): this.type = set(variableLengthBytes, value)
+  def setPadValue(value: Double): this.type = set(padValue, value)
   def setNumWorkers(value: Int): this.type = set(numWorkers, value)
   def setEpochs(value: Int): this.type = set(epochs, value)
   def setShuffle(value: Boolean): this.type = set(shuffle, value)
@@ -255,7 +259,9 @@ class SpindleEstimator(override val uid: String)
       new SerializableConfiguration(sc.hadoopConfiguration),
       checkpoints,
       Progress.register(sc),
-      get(tensorboardDir)
+      get(tensorboardDir),
+      getVariableLengthBytes,
+      getPadValue
     )
     val log = LoggerFactory.getLogger(getClass)
     log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")

@@ -45,6 +45,11 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
   def setTags(value: Array[String]): this.type = set(tags, value)
   def setNestedOutputs(value: Boolean): this.type = set(nestedOutputs, value)
   def setImageChannelOrder(value: String): this.type = set(imageChannelOrder, value)
+  def setBinaryOutputs(value: Array[String]): this.type = set(binaryOutputs, value)
+  def setExampleFeatures(value: Map[String, String]): this.type = set(exampleFeatures, value)
+  def setExampleFeatures(value: java.util.Map[String, String]): this.type = set(exampleFeatures, value.asScala.toMap)
+  def setVariableLengthBytes(value: Long): this.type = set(variableLengthBytes, value)
+  def setPadValue(value: Double): this.type = set(padValue, value)
 
   @transient private var trainingSummary: Option[TrainingSummary] = None
 
@@ -71,9 +76,10 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
     val path = getModelPath
     val hadoopConf = new SerializableConfiguration(spark.sparkContext.hadoopConfiguration)
     val (sig, batch, slots) = (getSignature, getBatchSize, getNumSlots)
+    val (variableBytes, pad) = (getVariableLengthBytes, getPadValue)
     val rows = SpindleSqlShim.internalRows(df).mapPartitions { it =>
       val model = ModelCache.acquire(key.copy(localPath = ModelCache.localize(path, hadoopConf.value)))
-      val scored = new InferenceIterator(it, model, thePlan, sig, batch, slots)
+      val scored = new InferenceIterator(it, model, thePlan, sig, batch, slots, variableBytes, pad)
       Option(TaskContext.get()).foreach(_.addTaskCompletionListener[Unit](_ => scored.close()))
       scored
     }

@@ -2,7 +2,16 @@ package io.spindle
 
 import scala.jdk.CollectionConverters._
 
-import org.apache.spark.ml.param.{BooleanParam, IntParam, Param, ParamValidators, Params, StringArrayParam}
+import org.apache.spark.ml.param.{
+  BooleanParam,
+  DoubleParam,
+  IntParam,
+  LongParam,
+  Param,
+  ParamValidators,
+  Params,
+  StringArrayParam
+}
 import org.json4s.DefaultFormats
 import org.json4s.jackson.JsonMethods.{compact, parse, render}
 import org.json4s.JsonDSL._
@@ -72,7 +81,38 @@ trait SpindleParams extends Params {
     "outputs of rank 3 and more as arrays nested to the tensor's shape, instead of flat row-major arrays"
   )
 
+  final val binaryOutputs = new StringArrayParam(
+    this,
+    "binaryOutputs",
+    "string outputs to return as BinaryType columns (bytes as they are) instead of StringType (UTF-8 text)"
+  )
+
+  final val exampleFeatures = new StringMapParam(
+    this,
+    "exampleFeatures",
+    "tf.Example feature -> DataFrame column; when set, the signature's one string input takes a serialized " +
+      "tf.Example per row, built from these columns"
+  )
+
+  final val variableLengthBytes = new LongParam(
+    this,
+    "variableLengthBytes",
+    "bytes per batch for each input of strings or ragged rows (a batch that fills them runs early); 0 sizes them " +
+      "from the partition's first row",
+    ParamValidators.inRange(0, 0xffffffffL)
+  )
+
+  final val padValue = new DoubleParam(
+    this,
+    "padValue",
+    "value that pads ragged rows (inputs whose inner size is unknown) to the longest row of their batch"
+  )
+
   setDefault(
+    binaryOutputs -> Array.empty[String],
+    exampleFeatures -> Map.empty[String, String],
+    variableLengthBytes -> 0L,
+    padValue -> 0.0,
     signature -> "serving_default",
     inputCols -> Map.empty[String, String],
     outputCols -> Map.empty[String, String],
@@ -96,8 +136,13 @@ trait SpindleParams extends Params {
   def getTags: Array[String] = $(tags)
   def getNestedOutputs: Boolean = $(nestedOutputs)
   def getImageChannelOrder: String = $(imageChannelOrder)
+  def getBinaryOutputs: Array[String] = $(binaryOutputs)
+  def getExampleFeatures: Map[String, String] = $(exampleFeatures)
+  def getVariableLengthBytes: Long = $(variableLengthBytes)
+  def getPadValue: Double = $(padValue)
 
-  protected def planOptions: PlanOptions = PlanOptions(getNestedOutputs, getImageChannelOrder == "RGB")
+  protected def planOptions: PlanOptions =
+    PlanOptions(getNestedOutputs, getImageChannelOrder == "RGB", getBinaryOutputs.toSet, getExampleFeatures)
 
   /** Java-friendly views. */
   def getInputColsJava: java.util.Map[String, String] = getInputCols.asJava

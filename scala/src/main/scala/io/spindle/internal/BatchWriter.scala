@@ -1,22 +1,48 @@
 package io.spindle.internal
 
+import java.nio.{ByteBuffer, ByteOrder}
+
 import scala.jdk.CollectionConverters._
 
+import com.google.protobuf.ByteString
 import org.apache.spark.sql.catalyst.InternalRow
 
+import io.spindle.SpindleInputException
 import io.spindle.proto.{FeederLayout, InputLayout}
 
 /** Writes whole rows into a batch the runtime laid out (a feeder slot or a trainer window): each input's value goes to
-  * its offset, at row `n` of the batch.
+  * its offset, at row `n` of the batch; strings and ragged rows go on into the input's arena.
+  *
+  * A batch starts with [[start]]; before each row, [[fits]] says whether its strings and ragged values still fit the
+  * batch's arenas (a batch that cannot take the next row runs with the rows it has).
   */
-final class BatchWriter(inputs: Seq[InputPlan], shapes: Seq[Seq[Long]], layout: FeederLayout, partition: Int) {
-  private val writers =
-    inputs.zip(shapes).map { case (in, shape) => new RowWriter(in, shape.product.toInt, partition) }.toArray
+final class BatchWriter(inputs: Seq[InputPlan], arenaBytes: Seq[Long], layout: FeederLayout, partition: Int) {
+  private val areas = inputs.flatMap(_.areas)
+  private val writers = areas.zip(arenaBytes).map { case (in, bytes) => new RowWriter(in, bytes, partition) }.toArray
   private val offsets = layout.getInputOffsetsList.asScala.map(_.longValue).toArray
   private val rowBytes = layout.getRowBytesList.asScala.map(_.longValue).toArray
+  private val arenaOffsets = layout.getArenaOffsetsList.asScala.map(_.longValue).toArray
+  private val withArena = writers.indices.filter(i => writers(i).arenaBytes > 0).toArray
+  private var base = 0L
 
-  /** Writes `row` as row `n` of the batch at `base`; `rowNumber` (within the partition) names the row in errors. */
-  def write(row: InternalRow, base: Long, n: Int, rowNumber: Long): Unit = {
+  /** Starts a batch at `base`. */
+  def start(base: Long): Unit = {
+    this.base = base
+    withArena.foreach(i => writers(i).startBatch(base + arenaOffsets(i)))
+  }
+
+  /** Whether `row` fits what is left of the batch's arenas (always, for inputs without one). */
+  def fits(row: InternalRow, rowNumber: Long): Boolean = {
+    var i = 0
+    while (i < withArena.length) {
+      if (!writers(withArena(i)).fits(row, rowNumber)) return false
+      i += 1
+    }
+    true
+  }
+
+  /** Writes `row` as row `n` of the batch; `rowNumber` (within the partition) names the row in errors. */
+  def write(row: InternalRow, n: Int, rowNumber: Long): Unit = {
     var i = 0
     while (i < writers.length) {
       writers(i).write(row, base + offsets(i) + n * rowBytes(i), rowNumber)
@@ -27,14 +53,82 @@ final class BatchWriter(inputs: Seq[InputPlan], shapes: Seq[Seq[Long]], layout: 
 
 object BatchWriter {
 
-  /** How the runtime is to lay the inputs out: name, dtype and this partition's row shape of each. */
-  def layouts(inputs: Seq[InputPlan], shapes: Seq[Seq[Long]]): Seq[InputLayout] =
-    inputs.zip(shapes).map { case (in, shape) =>
-      InputLayout
+  /** Arena bytes per batch for an input of strings or ragged rows when `variableLengthBytes` is not set: four times
+    * what the first row needs per row of the batch, and at least this.
+    */
+  val MinArenaBytes: Long = 64L << 10
+
+  /** The arena bytes of each area of `inputs` (0 for one without): `configured` when positive, else sized from the
+    * partition's first row.
+    */
+  def arenaBytes(inputs: Seq[InputPlan], first: Option[InternalRow], batchSize: Int, configured: Long): Seq[Long] =
+    inputs.flatMap(_.areas).map { in =>
+      if (!in.usesArena) 0L
+      else if (configured > 0) configured
+      else {
+        val firstRow =
+          first.filterNot(_.isNullAt(in.ordinal)).map(new RowWriter(in, Long.MaxValue, 0).need).getOrElse(0L)
+        math.min(math.max(MinArenaBytes, 4 * firstRow * batchSize), MaxArenaBytes)
+      }
+    }
+
+  /** The runtime addresses arenas with uint32 offsets. */
+  val MaxArenaBytes: Long = 0xffffffffL
+
+  /** Bytes of one batch row in native memory, for the memory budget: entries, and the arenas' share. */
+  def bytesPerRow(inputs: Seq[InputPlan], arenaBytes: Seq[Long], batchSize: Int): Long =
+    inputs
+      .flatMap(_.areas)
+      .zip(arenaBytes)
+      .map { case (in, arena) => in.entryBytes + (arena + batchSize - 1) / batchSize }
+      .sum
+
+  /** How the runtime is to lay the inputs out: name, dtype and row shape of each, arenas and pads, tf.Example features.
+    */
+  def layouts(inputs: Seq[InputPlan], arenaBytes: Seq[Long], pad: Double): Seq[InputLayout] = {
+    val arenas = arenaBytes.iterator
+    def layout(in: InputPlan): InputLayout = {
+      val b = InputLayout
         .newBuilder()
         .setName(in.tensor)
         .setDtype(in.dtype.proto)
-        .addAllRowShape(shape.map(Long.box).asJava)
-        .build()
+        .addAllRowShape(in.rowShape.map(Long.box).asJava)
+      in.kind match {
+        case ColumnKind.Examples(features) => b.addAllExampleFeatures(features.map(layout).asJava)
+        case _                             => b.setArenaBytes(arenas.next())
+      }
+      if (in.ragged) b.setPad(ByteString.copyFrom(padBytes(in, pad)))
+      b.build()
     }
+    inputs.map(layout)
+  }
+
+  /** The pad value as one element of the input's dtype, or an error when it does not fit it. */
+  private def padBytes(in: InputPlan, pad: Double): Array[Byte] = {
+    val dtype = in.dtype
+    val buffer = ByteBuffer.allocate(dtype.bytes).order(ByteOrder.LITTLE_ENDIAN)
+    def integer: Long = {
+      val (min, max) = dtype.range.getOrElse((Long.MinValue, Long.MaxValue))
+      if (pad != pad.floor || pad < min || pad > max)
+        throw new SpindleInputException(
+          s"padValue $pad does not fit input '${in.tensor}' (${dtype.name}, column '${in.column}')"
+        )
+      pad.toLong
+    }
+    dtype match {
+      case TensorType.Float32  => buffer.putFloat(pad.toFloat)
+      case TensorType.Float64  => buffer.putDouble(pad)
+      case TensorType.Float16  => buffer.putShort(HalfFloats.toFloat16(pad.toFloat))
+      case TensorType.BFloat16 => buffer.putShort(HalfFloats.toBFloat16(pad.toFloat))
+      case TensorType.Bool     => buffer.put((if (pad != 0) 1 else 0).toByte)
+      case _ =>
+        dtype.bytes match {
+          case 1 => buffer.put(integer.toByte)
+          case 2 => buffer.putShort(integer.toShort)
+          case 4 => buffer.putInt(integer.toInt)
+          case _ => buffer.putLong(integer)
+        }
+    }
+    buffer.array()
+  }
 }

@@ -14,7 +14,7 @@ import org.apache.spark.sql.catalyst.expressions.{
   UnsafeRow
 }
 
-import io.spindle.SpindleModelException
+import io.spindle.{SpindleInputException, SpindleModelException}
 import io.spindle.jni.NativeRuntime
 import io.spindle.proto.{BatchOutputs, FeederConfig, FeederLayout}
 
@@ -33,7 +33,9 @@ final class InferenceIterator(
     plan: Plan,
     signature: String,
     batchSize: Int,
-    numSlots: Int
+    numSlots: Int,
+    variableLengthBytes: Long,
+    padValue: Double
 ) extends Iterator[InternalRow]
     with AutoCloseable {
 
@@ -42,10 +44,12 @@ final class InferenceIterator(
   private var layout: FeederLayout = _
   private var writer: BatchWriter = _
   private val free = mutable.Queue.range(0, numSlots)
-  private val inFlight = mutable.Queue.empty[(Int, Array[InternalRow])]
-  private val arenas = Array.fill(numSlots)(new RowArena(plan.schema.length - plan.outputs.length))
+  // Each submitted slot, with its rows and the partition row number of the first.
+  private val inFlight = mutable.Queue.empty[(Int, Array[InternalRow], Long)]
+  private val copiesOf = Array.fill(numSlots)(new RowArena(plan.schema.length - plan.outputs.length))
   private var rowNumber = 0L
   private var closed = false
+  private val partition = Option(TaskContext.get()).map(_.partitionId()).getOrElse(0)
 
   // The batch being returned: its slot stays held (its outputs live in TensorFlow's memory) until its last
   // row has been handed out, while the next slot runs.
@@ -77,8 +81,8 @@ final class InferenceIterator(
       val out = plan.outputs(o)
       values.update(
         o,
-        if (out.nested) OutputReader.readNested(out.dtype, out.output, addresses(o), dims(o), perRow(o), cursor)
-        else OutputReader.read(out.dtype, out.output, out.scalar, addresses(o), perRow(o), cursor)
+        if (out.nested) OutputReader.readNested(out, addresses(o), dims(o), perRow(o), cursor)
+        else OutputReader.read(out, addresses(o), perRow(o), cursor)
       )
       o += 1
     }
@@ -97,11 +101,11 @@ final class InferenceIterator(
     }
     fillFreeSlots()
     if (inFlight.nonEmpty) {
-      val (s, rows) = inFlight.dequeue()
+      val (s, rows, firstRow) = inFlight.dequeue()
       val outputs = BatchOutputs.parseFrom(NativeRuntime.awaitSlot(feeder, s))
       slot = s
       batch = rows
-      perRow = checkOutputs(rows.length, outputs)
+      perRow = checkOutputs(rows.length, firstRow, outputs)
       dims = outputs.getOutputsList.asScala.map(_.getShapeList.asScala.tail.map(_.intValue).toArray).toArray
       addresses = outputs.getOutputsList.asScala.map(_.getAddress).toArray
     }
@@ -113,28 +117,30 @@ final class InferenceIterator(
       val slot = free.dequeue()
       val base = layout.getBaseAddress + slot * layout.getSlotStride
       val batch = new mutable.ArrayBuffer[InternalRow](batchSize)
-      val arena = arenas(slot)
-      arena.reset()
-      while (batch.size < batchSize && rows.hasNext) {
+      val copies = copiesOf(slot)
+      copies.reset()
+      writer.start(base)
+      val firstRow = rowNumber
+      // An empty slot takes any row that fits an arena at all (fits throws for one that does not).
+      while (batch.size < batchSize && rows.hasNext && writer.fits(rows.head, rowNumber)) {
         val row = rows.next()
-        writer.write(row, base, batch.size, rowNumber)
-        batch += arena.add(row)
+        writer.write(row, batch.size, rowNumber)
+        batch += copies.add(row)
         rowNumber += 1
       }
       NativeRuntime.submit(feeder, slot, batch.size)
-      inFlight.enqueue(slot -> batch.toArray)
+      inFlight.enqueue((slot, batch.toArray, firstRow))
     }
 
-  // Unknown inner dimensions are fixed by the partition's first row; every later row is checked against it.
+  // Arenas for strings and ragged rows are sized from the partition's first row, unless variableLengthBytes is set.
   private def open(first: InternalRow): Unit = {
-    val shapes = plan.inputs.map(in => RowShapes.of(in, Some(first)))
+    val arenaBytes = BatchWriter.arenaBytes(plan.inputs, Some(first), batchSize, variableLengthBytes)
     val rowSize = first match {
       case u: UnsafeRow => u.getSizeInBytes.toLong
       case _            => 8L * first.numFields
     }
-    MemoryBudget.forInference(plan.inputs, shapes, batchSize, numSlots, rowSize).check()
+    MemoryBudget.forInference(plan.inputs, arenaBytes, batchSize, numSlots, rowSize).check()
     val task = Option(TaskContext.get())
-    val partition = task.map(_.partitionId()).getOrElse(0)
     val config = FeederConfig
       .newBuilder()
       .setSignature(signature)
@@ -142,13 +148,13 @@ final class InferenceIterator(
       .setNumSlots(numSlots)
       .setLabel(task.map(t => s"stage ${t.stageId()} partition $partition task ${t.taskAttemptId()}").getOrElse(""))
       .addAllOutputs(plan.outputs.map(_.output).asJava)
-      .addAllInputs(BatchWriter.layouts(plan.inputs, shapes).asJava)
+      .addAllInputs(BatchWriter.layouts(plan.inputs, arenaBytes, padValue).asJava)
     feeder = NativeRuntime.openFeeder(model.nativeHandle, config.build().toByteArray)
     layout = FeederLayout.parseFrom(NativeRuntime.feederLayout(feeder))
-    writer = new BatchWriter(plan.inputs, shapes, layout, partition)
+    writer = new BatchWriter(plan.inputs, arenaBytes, layout, partition)
   }
 
-  private def checkOutputs(rows: Int, outputs: BatchOutputs): Array[Int] =
+  private def checkOutputs(rows: Int, firstRow: Long, outputs: BatchOutputs): Array[Int] =
     plan.outputs
       .zip(outputs.getOutputsList.asScala)
       .map { case (out, t) =>
@@ -160,6 +166,12 @@ final class InferenceIterator(
         val n = shape.tail.product
         if (out.scalar && n != 1)
           throw new SpindleModelException(s"output '${out.output}' has $n values per row, expected one")
+        if (out.dtype == TensorType.TString && !out.binary && t.getFirstNonUtf8 >= 0)
+          throw new SpindleInputException(
+            s"output '${out.output}' (string) for column '${out.column}' (${out.sparkType.simpleString}), row " +
+              s"${firstRow + t.getFirstNonUtf8 / math.max(n, 1)} of partition $partition: the bytes are not UTF-8; " +
+              s"ask for this output as binary (setBinaryOutputs)"
+          )
         n.toInt
       }
       .toArray

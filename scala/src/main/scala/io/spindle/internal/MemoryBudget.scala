@@ -43,22 +43,22 @@ final case class MemoryBudget(
 object MemoryBudget {
 
   /** A training worker: its windows are native; rows go straight into them, with no copy kept on the heap. */
-  def forTraining(inputs: Seq[InputPlan], shapes: Seq[Seq[Long]], batchSize: Int, numSlots: Int): MemoryBudget =
-    of(inputs, shapes, batchSize, numSlots, heapRowBytes = 0L)
+  def forTraining(inputs: Seq[InputPlan], arenaBytes: Seq[Long], batchSize: Int, numSlots: Int): MemoryBudget =
+    of(inputs, arenaBytes, batchSize, numSlots, heapRowBytes = 0L)
 
   /** An inference task: its slots are native, and each slot's input rows are kept on the heap (about `rowSize` bytes
     * each, the size of the partition's first row) until their output rows are built.
     */
   def forInference(
       inputs: Seq[InputPlan],
-      shapes: Seq[Seq[Long]],
+      arenaBytes: Seq[Long],
       batchSize: Int,
       numSlots: Int,
       rowSize: Long
-  ): MemoryBudget = of(inputs, shapes, batchSize, numSlots, rowSize)
+  ): MemoryBudget = of(inputs, arenaBytes, batchSize, numSlots, rowSize)
 
-  private def of(inputs: Seq[InputPlan], shapes: Seq[Seq[Long]], batchSize: Int, numSlots: Int, heapRowBytes: Long) = {
-    val rowBytes = inputs.zip(shapes).map { case (in, shape) => shape.product * in.dtype.bytes }.sum
+  private def of(inputs: Seq[InputPlan], arenaBytes: Seq[Long], batchSize: Int, numSlots: Int, heapRowBytes: Long) = {
+    val rowBytes = BatchWriter.bytesPerRow(inputs, arenaBytes, batchSize)
     val tasks = concurrentTasks(conf)
     MemoryBudget(
       batchSize,

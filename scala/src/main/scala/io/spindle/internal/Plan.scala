@@ -7,7 +7,7 @@ import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.apache.spark.sql.types._
 
 import io.spindle.{SpindleInputException, SpindleModelException}
-import io.spindle.proto.{SignatureInfo, TensorSpec}
+import io.spindle.proto.{DType, SignatureInfo, TensorSpec}
 
 /** How a DataFrame column holds the values of one input tensor. */
 sealed trait ColumnKind extends Serializable
@@ -31,10 +31,15 @@ object ColumnKind {
     * order, fed as they are or (`rgb`) with the first and third channels swapped.
     */
   final case class Image(rgb: Boolean) extends ColumnKind
+
+  /** No column of its own: a serialized tf.Example per row, built in the runtime from `features` (each planned like an
+    * input named after its feature, of dtype float32, int64 or string).
+    */
+  final case class Examples(features: Seq[InputPlan]) extends ColumnKind
 }
 
-/** One signature input fed from one column. `rowShape` excludes the batch dimension; -1 marks a dimension learned from
-  * the first row of each partition.
+/** One signature input fed from one column. `rowShape` excludes the batch dimension; `Seq(-1)` marks a ragged input,
+  * rows of any length that the runtime pads per batch to the batch's longest.
   */
 final case class InputPlan(
     tensor: String,
@@ -44,11 +49,24 @@ final case class InputPlan(
     dtype: TensorType,
     rowShape: Seq[Long]
 ) {
-  def elementsPerRow: Long = rowShape.product
+  def ragged: Boolean = rowShape == Seq(-1L)
+
+  /** Bytes of one row in the batch's area: its values, or an (offset, count) pair for a ragged row. */
+  def entryBytes: Long = if (ragged) 8L else rowShape.product * dtype.bytes
+
+  /** Whether rows put values in the batch's arena (strings, ragged rows). */
+  def usesArena: Boolean = ragged || dtype == TensorType.TString
+
+  /** What is written per row, in order: this input, or a tf.Example input's features. */
+  def areas: Seq[InputPlan] = kind match {
+    case ColumnKind.Examples(features) => features
+    case _                             => Seq(this)
+  }
 }
 
-/** One signature output written to one new column: a number per row (`scalar`), a flat array, or (`nested`, for outputs
-  * of known rank 3 and more) arrays nested one level per dimension after the batch.
+/** One signature output written to one new column: a value per row (`scalar`), a flat array, or (`nested`, for outputs
+  * of known rank 3 and more) arrays nested one level per dimension after the batch. String outputs are StringType, or
+  * BinaryType when `binary`.
   */
 final case class OutputPlan(
     output: String,
@@ -56,22 +74,32 @@ final case class OutputPlan(
     dtype: TensorType,
     scalar: Boolean,
     nested: Boolean,
-    rowRank: Int
+    rowRank: Int,
+    binary: Boolean = false
 ) {
 
-  /** The column's Spark type: a number, a flat array, or arrays nested `rowRank` deep. */
+  /** The Spark type of one value. */
+  def valueType: DataType = if (binary) BinaryType else dtype.sparkType
+
+  /** The column's Spark type: a value, a flat array, or arrays nested `rowRank` deep. */
   def sparkType: DataType =
-    if (scalar) dtype.sparkType
+    if (scalar) valueType
     else
-      (1 until (if (nested) rowRank else 1)).foldLeft[DataType](ArrayType(dtype.sparkType, containsNull = false))(
-        (t, _) => ArrayType(t, containsNull = false)
+      (1 until (if (nested) rowRank else 1)).foldLeft[DataType](ArrayType(valueType, containsNull = false))((t, _) =>
+        ArrayType(t, containsNull = false)
       )
 }
 
 /** How columns become inputs and outputs become columns, beyond the mappings: outputs of rank 3 and more nested to
-  * their shape, images fed in RGB order.
+  * their shape, images fed in RGB order, string outputs as binary, and the columns of each feature of a tf.Example
+  * input.
   */
-final case class PlanOptions(nestedOutputs: Boolean = false, rgbImages: Boolean = false)
+final case class PlanOptions(
+    nestedOutputs: Boolean = false,
+    rgbImages: Boolean = false,
+    binaryOutputs: Set[String] = Set.empty,
+    exampleFeatures: Map[String, String] = Map.empty
+)
 
 /** The checked mapping between a DataFrame schema and a signature: what `transformSchema` validates. */
 final case class Plan(inputs: Seq[InputPlan], outputs: Seq[OutputPlan], schema: StructType)
@@ -89,7 +117,7 @@ object Plan {
       options: PlanOptions
   ): Plan = {
     val inputs = inputsOf(schema, signature, inputCols, options)
-    val outputs = outputsOf(schema, signature, outputCols, options.nestedOutputs)
+    val outputs = outputsOf(schema, signature, outputCols, options)
     val outFields = outputs.map(o => StructField(o.column, o.sparkType, nullable = false))
     Plan(inputs, outputs, StructType(schema.fields ++ outFields))
   }
@@ -109,26 +137,104 @@ object Plan {
         s"signature '$sigName' has no input ${unknown.toSeq.sorted.mkString("'", "', '", "'")} " +
           s"(its inputs: ${specs.map(_.getName).mkString(", ")})"
       )
+    val examples = exampleInput(signature, options.exampleFeatures)
+    for (e <- examples; column <- inputCols.get(e.getName))
+      throw new SpindleInputException(
+        s"input '${e.getName}' takes the tf.Examples built from exampleFeatures; it cannot also be fed from column '$column'"
+      )
     specs.map { spec =>
-      val column = inputCols.getOrElse(spec.getName, spec.getName)
-      val ordinal = schema.fieldNames.indexOf(column)
-      if (ordinal < 0)
-        throw new SpindleInputException(
-          s"column '$column' (for input '${spec.getName}' of signature '$sigName') does not exist; " +
-            s"columns: ${schema.fieldNames.mkString(", ")}"
-        )
-      inputPlan(spec, column, ordinal, schema(ordinal).dataType, options.rgbImages)
+      if (examples.exists(_.getName == spec.getName)) examplesPlan(schema, spec, options.exampleFeatures)
+      else inputPlan(schema, sigName, spec, inputCols.getOrElse(spec.getName, spec.getName), options.rgbImages)
     }
+  }
+
+  /** The input that takes serialized tf.Examples, when features are given: the signature's one string input. */
+  private def exampleInput(signature: SignatureInfo, features: Map[String, String]): Option[TensorSpec] =
+    if (features.isEmpty) None
+    else
+      signature.getInputsList.asScala.filter(_.getDtype == TensorType.TString.proto).toSeq match {
+        case Seq(one) if one.getUnknownRank || one.getShapeCount == 1 => Some(one)
+        case found =>
+          throw new SpindleModelException(
+            s"exampleFeatures needs a signature with one string input of shape [batch] for serialized tf.Examples; " +
+              s"signature '${signature.getName}' has ${found.size} string inputs " +
+              found.map(s => s"${s.getName} ${shapeText(s)}").mkString("(", ", ", ")")
+          )
+      }
+
+  /** One feature per column: numbers as float32 (FloatList) or int64 (Int64List), strings as bytes (BytesList); a value
+    * per row, or an array of any length.
+    */
+  private def examplesPlan(schema: StructType, spec: TensorSpec, features: Map[String, String]): InputPlan = {
+    val planned = features.toSeq.sorted.map { case (feature, column) =>
+      val ordinal = columnOrdinal(schema, column, s"feature '$feature' of input '${spec.getName}'")
+      val colType = schema(ordinal).dataType
+      val (kind, element) = colType match {
+        case VectorType      => (ColumnKind.Vector, DoubleType)
+        case ArrayType(e, _) => (ColumnKind.Array(e), e)
+        case t               => (ColumnKind.Scalar(t), t)
+      }
+      val dtype = element match {
+        case FloatType | DoubleType                        => TensorType.Float32
+        case ByteType | ShortType | IntegerType | LongType => TensorType.Int64
+        case StringType | BinaryType                       => TensorType.TString
+        case other =>
+          throw new SpindleInputException(
+            s"column '$column' for feature '$feature' of input '${spec.getName}' is ${colType.simpleString}; a " +
+              "tf.Example feature takes numbers, strings or binary, one per row or an array of them"
+          )
+      }
+      if (dtype == TensorType.TString && kind != ColumnKind.Scalar(element))
+        throw new SpindleInputException(
+          s"column '$column' for feature '$feature' of input '${spec.getName}' is ${colType.simpleString}; " +
+            "Spindle builds string features from one string per row"
+        )
+      val rowShape = if (kind == ColumnKind.Scalar(element)) Seq.empty[Long] else Seq(-1L)
+      InputPlan(feature, column, ordinal, kind, dtype, rowShape)
+    }
+    InputPlan(spec.getName, "", -1, ColumnKind.Examples(planned), TensorType.TString, Seq.empty)
+  }
+
+  private def columnOrdinal(schema: StructType, column: String, what: String): Int = {
+    val ordinal = schema.fieldNames.indexOf(column)
+    if (ordinal < 0)
+      throw new SpindleInputException(
+        s"column '$column' (for $what) does not exist; columns: ${schema.fieldNames.mkString(", ")}"
+      )
+    ordinal
+  }
+
+  private def inputPlan(
+      schema: StructType,
+      sigName: String,
+      spec: TensorSpec,
+      column: String,
+      rgbImages: Boolean
+  ): InputPlan = {
+    val ordinal = columnOrdinal(schema, column, s"input '${spec.getName}' of signature '$sigName'")
+    val colType = schema(ordinal).dataType
+    val dtype = dtypeOf(spec, "input")
+    val what = s"column '$column' for input '${spec.getName}' (${dtype.name} ${shapeText(spec)})"
+    if (isImage(colType)) imagePlan(spec, column, ordinal, dtype, what, rgbImages)
+    else columnPlan(spec, column, ordinal, colType, dtype, what)
   }
 
   private def outputsOf(
       schema: StructType,
       signature: SignatureInfo,
       outputCols: Map[String, String],
-      nested: Boolean
+      options: PlanOptions
   ): Seq[OutputPlan] = {
     val sigName = signature.getName
     val outSpecs = signature.getOutputsList.asScala.toSeq
+    val notStrings =
+      options.binaryOutputs.filterNot(b => outSpecs.exists(s => s.getName == b && s.getDtype == DType.STRING))
+    if (notStrings.nonEmpty)
+      throw new SpindleInputException(
+        s"binaryOutputs names ${notStrings.toSeq.sorted.mkString("'", "', '", "'")}, which signature '$sigName' has " +
+          s"no string output of; its string outputs: " +
+          outSpecs.filter(_.getDtype == DType.STRING).map(_.getName).mkString(", ")
+      )
     val wanted = if (outputCols.isEmpty) outSpecs.map(s => s.getName -> s.getName) else outputCols.toSeq.sorted
     val outputs = wanted.map { case (name, column) =>
       val spec = outSpecs.find(_.getName == name).getOrElse {
@@ -138,7 +244,7 @@ object Plan {
       }
       if (schema.fieldNames.contains(column))
         throw new SpindleInputException(s"output column '$column' (for output '$name') already exists")
-      outputPlan(spec, column, nested)
+      outputPlan(spec, column, options.nestedOutputs, options.binaryOutputs(name))
     }
     val dupes = outputs.groupBy(_.column).collect { case (c, os) if os.size > 1 => c }
     if (dupes.nonEmpty) throw new SpindleInputException(s"output column(s) ${dupes.mkString(", ")} named twice")
@@ -156,19 +262,6 @@ object Plan {
   private def shapeText(spec: TensorSpec): String =
     if (spec.getUnknownRank) "unknown rank"
     else spec.getShapeList.asScala.map(d => if (d < 0) "?" else d.toString).mkString("[", ", ", "]")
-
-  private def inputPlan(
-      spec: TensorSpec,
-      column: String,
-      ordinal: Int,
-      colType: DataType,
-      rgbImages: Boolean
-  ): InputPlan = {
-    val dtype = dtypeOf(spec, "input")
-    val what = s"column '$column' for input '${spec.getName}' (${dtype.name} ${shapeText(spec)})"
-    if (isImage(colType)) imagePlan(spec, column, ordinal, dtype, what, rgbImages)
-    else columnPlan(spec, column, ordinal, colType, dtype, what)
-  }
 
   private def columnPlan(
       spec: TensorSpec,
@@ -194,7 +287,7 @@ object Plan {
       case ColumnKind.Array(e)     => e
       case ColumnKind.Nested(_, e) => e
       case ColumnKind.Scalar(t)    => t
-      case ColumnKind.Image(_)     => BinaryType // not reached: image columns are planned by imagePlan
+      case _                       => BinaryType // not reached: images and examples are planned on their own
     }
     if (!TensorType.accepts(dtype, elementType))
       throw new SpindleInputException(s"$what: expected dtype ${dtype.name}, but the column is ${colType.simpleString}")
@@ -227,6 +320,10 @@ object Plan {
           s"$what: the column nests arrays $depth deep (${colType.simpleString}); an input of ${rowShape.size} " +
             "known dimensions after the batch takes arrays nested that deep, one level per dimension, or a flat array " +
             "in row-major order"
+        )
+      case _ if dtype == TensorType.TString && rowShape.contains(-1L) =>
+        throw new SpindleInputException(
+          s"$what: a string input needs the same number of strings in every row (every dimension but the batch known)"
         )
       case _ if rowShape.count(_ < 0) > 1 || (rowShape.contains(-1L) && rowShape.size > 1) =>
         throw new SpindleModelException(
@@ -264,13 +361,13 @@ object Plan {
     InputPlan(spec.getName, column, ordinal, ColumnKind.Image(rgb), dtype, dims.tail)
   }
 
-  private def outputPlan(spec: TensorSpec, column: String, nested: Boolean): OutputPlan = {
+  private def outputPlan(spec: TensorSpec, column: String, nested: Boolean, binary: Boolean): OutputPlan = {
     val dtype = dtypeOf(spec, "output")
     if (!spec.getUnknownRank && spec.getShapeCount == 0)
       throw new SpindleModelException(s"output '${spec.getName}' is a scalar per batch, not one value per row")
     // An output of unknown rank has no schema to nest into: it stays flat.
     val nestable = nested && !spec.getUnknownRank && spec.getShapeCount >= 3
     val scalar = !spec.getUnknownRank && spec.getShapeCount == 1
-    OutputPlan(spec.getName, column, dtype, scalar, nestable, rowRank = spec.getShapeCount - 1)
+    OutputPlan(spec.getName, column, dtype, scalar, nestable, rowRank = spec.getShapeCount - 1, binary)
   }
 }

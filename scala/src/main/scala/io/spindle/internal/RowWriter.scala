@@ -8,15 +8,61 @@ import org.apache.spark.unsafe.Platform
 
 import io.spindle.SpindleInputException
 
-/** Writes one input column of a row straight into slot memory at an absolute address.
+/** Writes one input column of a row straight into batch memory at an absolute address.
   *
   * Arrays whose Spark element type lies in memory as the tensor dtype does are copied in one `Platform.copyMemory` from
   * the row's own bytes; other types convert value by value in a tight loop (half precision rounds to nearest even; an
   * integer out of the dtype's range is an error naming it). Either way no JVM heap array is made and no JNI call
   * happens per value.
+  *
+  * Strings and ragged rows put their bytes in the batch's arena of `arenaBytes` for this input, one after another from
+  * [[startBatch]], and an (offset, length) pair of uint32 per string, or per ragged row, where a value would go.
   */
-final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
+final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
   private val dtype = plan.dtype
+  private val elements = if (plan.ragged) -1 else plan.rowShape.product.toInt
+  private val strings = dtype == TensorType.TString
+  private var arena = 0L
+  private var used = 0L
+
+  /** Starts a batch whose arena for this input is at `address`. */
+  def startBatch(address: Long): Unit = {
+    arena = address
+    used = 0L
+  }
+
+  /** Whether `row`'s arena bytes fit what is left of this batch's; throws when they would not fit even an empty one. */
+  def fits(row: InternalRow, rowNumber: Long): Boolean = {
+    val n = need(row)
+    if (n > arenaBytes)
+      fail(
+        rowNumber,
+        s"the row needs $n bytes of strings or values, more than a batch holds for this input ($arenaBytes); " +
+          s"set variableLengthBytes to at least $n"
+      )
+    used + n <= arenaBytes
+  }
+
+  /** The bytes `row` puts in the arena. */
+  def need(row: InternalRow): Long =
+    if (row.isNullAt(plan.ordinal)) 0L
+    else if (strings) plan.kind match {
+      case ColumnKind.Array(e) =>
+        val a = row.getArray(plan.ordinal)
+        (0 until a.numElements()).iterator.map(i => if (a.isNullAt(i)) 0L else stringBytes(a, i, e)).sum
+      case ColumnKind.Scalar(t) => stringBytes(row, plan.ordinal, t)
+      case _                    => 0L
+    }
+    else if (plan.ragged) raggedCount(row) * size
+    else 0L
+
+  private def stringBytes(g: SpecializedGetters, i: Int, t: DataType): Long =
+    if (t == BinaryType) g.getBinary(i).length.toLong else g.getUTF8String(i).numBytes().toLong
+
+  private def raggedCount(row: InternalRow): Long = plan.kind match {
+    case ColumnKind.Vector => row.getStruct(plan.ordinal, 4).getInt(1).toLong
+    case _                 => row.getArray(plan.ordinal).numElements().toLong
+  }
   private val size = dtype.bytes
   private val bulk = plan.kind match {
     case ColumnKind.Array(e)     => dtype.sameLayout.contains(e)
@@ -32,16 +78,71 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
       s"column '${plan.column}' (input '${plan.tensor}', ${dtype.name}), row $row of partition $partition: $why"
     )
 
-  /** Writes `row`'s value for this input at `address`; `rowNumber` (within the partition) only names the row in errors.
+  /** Writes `row`'s value for this input at `address` (after [[fits]] said it fits); `rowNumber` (within the partition)
+    * only names the row in errors.
     */
   def write(row: InternalRow, address: Long, rowNumber: Long): Unit = {
     if (row.isNullAt(plan.ordinal)) fail(rowNumber, "value is null; every row needs a value")
+    if (plan.ragged) writeRagged(row, address, rowNumber)
+    else if (strings) writeStrings(row, address, rowNumber)
+    else writeValues(row, address, rowNumber)
+  }
+
+  // Values go to the arena; the row's entry says where and how many.
+  private def writeRagged(row: InternalRow, address: Long, rowNumber: Long): Unit = {
+    val count = raggedCount(row).toInt
+    val at = arena + used
+    plan.kind match {
+      case ColumnKind.Vector   => writeVector(row.getStruct(plan.ordinal, 4), at, rowNumber, count)
+      case ColumnKind.Array(e) => writeArray(row.getArray(plan.ordinal), e, at, rowNumber, count, "array")
+      case other               => throw new IllegalStateException(s"unplanned ragged $other")
+    }
+    putEntry(address, count)
+    used += count.toLong * size
+  }
+
+  private def writeStrings(row: InternalRow, address: Long, rowNumber: Long): Unit = plan.kind match {
+    case ColumnKind.Scalar(t) => putString(row, plan.ordinal, t, address)
+    case ColumnKind.Array(e) =>
+      val a = row.getArray(plan.ordinal)
+      if (a.numElements() != elements) fail(rowNumber, s"array has ${a.numElements()} strings, expected $elements")
+      var i = 0
+      while (i < elements) {
+        if (a.isNullAt(i)) fail(rowNumber, s"array element $i is null")
+        putString(a, i, e, address + 8L * i)
+        i += 1
+      }
+    case other => throw new IllegalStateException(s"unplanned strings $other")
+  }
+
+  private def putString(g: SpecializedGetters, i: Int, t: DataType, address: Long): Unit = {
+    val n =
+      if (t == BinaryType) {
+        val bytes = g.getBinary(i)
+        Platform.copyMemory(bytes, Platform.BYTE_ARRAY_OFFSET, null, arena + used, bytes.length)
+        bytes.length
+      } else {
+        val s = g.getUTF8String(i)
+        Platform.copyMemory(s.getBaseObject, s.getBaseOffset, null, arena + used, s.numBytes())
+        s.numBytes()
+      }
+    putEntry(address, n)
+    used += n
+  }
+
+  private def putEntry(address: Long, length: Int): Unit = {
+    Platform.putInt(null, address, used.toInt)
+    Platform.putInt(null, address + 4, length)
+  }
+
+  private def writeValues(row: InternalRow, address: Long, rowNumber: Long): Unit = {
     plan.kind match {
       case ColumnKind.Scalar(t)    => putValue(row, plan.ordinal, t, address, rowNumber)
       case ColumnKind.Array(e)     => writeArray(row.getArray(plan.ordinal), e, address, rowNumber, elements, "array")
       case ColumnKind.Nested(_, e) => writeNested(row.getArray(plan.ordinal), 0, e, address, rowNumber)
-      case ColumnKind.Vector       => writeVector(row.getStruct(plan.ordinal, 4), address, rowNumber)
+      case ColumnKind.Vector       => writeVector(row.getStruct(plan.ordinal, 4), address, rowNumber, elements)
       case ColumnKind.Image(rgb)   => writeImage(row.getStruct(plan.ordinal, 6), rgb, address, rowNumber)
+      case ColumnKind.Examples(_)  => throw new IllegalStateException("a tf.Example input is written by its features")
     }
   }
 
@@ -119,12 +220,12 @@ final class RowWriter(plan: InputPlan, val elements: Int, partition: Int) {
   }
 
   // Spark ML vectors are a struct (type: 0 sparse / 1 dense, size, indices, values) of doubles.
-  private def writeVector(v: InternalRow, address: Long, rowNumber: Long): Unit = {
+  private def writeVector(v: InternalRow, address: Long, rowNumber: Long, expected: Int): Unit = {
     val values = v.getArray(3)
-    if (v.getByte(0) == 1) writeArray(values, DoubleType, address, rowNumber, elements, "vector")
+    if (v.getByte(0) == 1) writeArray(values, DoubleType, address, rowNumber, expected, "vector")
     else {
       val n = v.getInt(1)
-      if (n != elements) fail(rowNumber, s"vector has size $n, expected $elements")
+      if (n != expected) fail(rowNumber, s"vector has size $n, expected $expected")
       Platform.setMemory(address, 0.toByte, n.toLong * size)
       val indices = v.getArray(2)
       var i = 0

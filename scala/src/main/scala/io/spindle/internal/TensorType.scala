@@ -6,6 +6,8 @@ import io.spindle.proto.DType
 
 /** The tensor element types Spindle moves between Spark and TensorFlow.
   *
+  * @param bytes
+  *   bytes of one entry in a batch: the value, or for strings an (offset, length) pair into the batch's arena
   * @param sparkType
   *   the Spark type of an output value: the narrowest one that holds every value (uint8 and uint16 as int, uint32 as
   *   long, half precision as float)
@@ -42,9 +44,11 @@ object TensorType {
   case object UInt32 extends TensorType(DType.UINT32, 4, LongType, false, None, Some((0L, 4294967295L)))
   // A Spark long holds uint64 values up to 2^63 - 1; an output above that is an error naming it.
   case object UInt64 extends TensorType(DType.UINT64, 8, LongType, false, None, Some((0L, Long.MaxValue)))
+  // TensorFlow's tstring. Output strings become StringType columns, or BinaryType ones when asked (SpindleModel.setBinaryOutputs).
+  case object TString extends TensorType(DType.STRING, 8, StringType, false, None, None)
 
   val all: Seq[TensorType] =
-    Seq(Float32, Float64, Float16, BFloat16, Int32, Int64, Bool, Int8, Int16, UInt8, UInt16, UInt32, UInt64)
+    Seq(Float32, Float64, Float16, BFloat16, Int32, Int64, Bool, Int8, Int16, UInt8, UInt16, UInt32, UInt64, TString)
 
   def fromProto(d: DType): Option[TensorType] = all.find(_.proto == d)
 
@@ -62,9 +66,11 @@ object TensorType {
 
   /** Whether Spark values of `source` can feed `target` without losing integers or inventing precision: int32 and int64
     * take only integer columns that always fit; the other integer dtypes take any integer column, and a value out of
-    * their range is an error naming it.
+    * their range is an error naming it; strings take string and binary columns, as their bytes.
     */
   def accepts(target: TensorType, source: DataType): Boolean = (target, source) match {
+    case (TString, s)                                => s == StringType || s == BinaryType
+    case (_, StringType | BinaryType)                => false
     case (t, s) if t.isFloat                         => s.isInstanceOf[NumericType] && !s.isInstanceOf[DecimalType]
     case (Bool, s)                                   => s == BooleanType
     case (Int32, ByteType | ShortType | IntegerType) => true

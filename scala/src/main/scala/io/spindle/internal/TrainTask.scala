@@ -24,7 +24,9 @@ final case class TrainJob(
     hadoopConf: SerializableConfiguration,
     checkpoints: Option[Checkpoints],
     progress: Progress,
-    tensorboardDir: Option[String]
+    tensorboardDir: Option[String],
+    variableLengthBytes: Long,
+    padValue: Double
 )
 
 /** One worker of a training job: the body of a barrier task. It loads a session of its own, publishes its ring address
@@ -79,7 +81,13 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
         (gathered.map(_.getRingAddress), gathered.head.getResumeFrom)
       }
     val buffered = rows.buffered
-    val shapes = job.inputs.map(in => RowShapes.of(in, if (buffered.hasNext) Some(buffered.head) else None))
+    val first = if (buffered.hasNext) Some(buffered.head) else None
+    val arenaBytes = BatchWriter.arenaBytes(
+      job.inputs,
+      first,
+      TrainerConfig.parseFrom(job.config).getBatchSize,
+      job.variableLengthBytes
+    )
     val config = TrainerConfig
       .parseFrom(job.config)
       .toBuilder
@@ -89,12 +97,12 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       .setLabel(label)
       .setExportDir(exportDir.map(_.toString).getOrElse(""))
       .setEventsDir(events.map(_.localDir).getOrElse(""))
-    MemoryBudget.forTraining(job.inputs, shapes, config.getBatchSize, config.getNumSlots).check()
+    MemoryBudget.forTraining(job.inputs, arenaBytes, config.getBatchSize, config.getNumSlots).check()
     for (store <- job.checkpoints; path <- Some(resumeFrom).filter(_.nonEmpty))
       config.setResume(store.download(new HPath(path), Files.createDirectories(scratch.resolve("restore"))))
     val uploads = if (rank == 0) job.checkpoints else None
     uploads.foreach(_ => config.setCheckpointDir(Files.createDirectories(scratch.resolve("checkpoints")).toString))
-    config.addAllInputs(BatchWriter.layouts(job.inputs, shapes).asJava)
+    config.addAllInputs(BatchWriter.layouts(job.inputs, arenaBytes, job.padValue).asJava)
     // openTrainer consumes the rendezvous, even when it fails; until it returns, a kill cancels it.
     trainer = NativeRuntime.openTrainer(model.nativeHandle, config.build().toByteArray, rendezvous)
     rendezvous = 0
@@ -104,7 +112,7 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     ctx.addTaskCompletionListener[Unit](_ => reporter.foreach(_.close()))
     val layout = FeederLayout.parseFrom(NativeRuntime.trainerLayout(trainer))
     val (feedNanos, waitNanos) =
-      feed(trainer, buffered, new BatchWriter(job.inputs, shapes, layout, rank), config.getBatchSize)
+      feed(trainer, buffered, new BatchWriter(job.inputs, arenaBytes, layout, rank), config.getBatchSize)
     val report = TrainingReport
       .parseFrom(NativeRuntime.finishTraining(trainer))
       .toBuilder
@@ -117,9 +125,15 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     Iterator(report.toByteArray)
   }
 
-  /** Streams `rows` into the trainer's batch windows; returns the nanoseconds it took and those it waited for a window.
+  /** Streams `rows` into the trainer's batch windows (a window whose arenas cannot take the next row goes with the rows
+    * it has); returns the nanoseconds it took and those it waited for a window.
     */
-  private def feed(trainer: Long, rows: Iterator[InternalRow], writer: BatchWriter, batchSize: Int): (Long, Long) = {
+  private def feed(
+      trainer: Long,
+      rows: scala.collection.BufferedIterator[InternalRow],
+      writer: BatchWriter,
+      batchSize: Int
+  ): (Long, Long) = {
     val started = System.nanoTime()
     var waited = 0L
     var rowNumber = 0L
@@ -127,9 +141,11 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       val waiting = System.nanoTime()
       val base = NativeRuntime.acquireBatch(trainer)
       waited += System.nanoTime() - waiting
+      writer.start(base)
       var n = 0
-      while (n < batchSize && rows.hasNext) {
-        writer.write(rows.next(), base, n, rowNumber)
+      // An empty window takes any row that fits an arena at all (fits throws for one that does not).
+      while (n < batchSize && rows.hasNext && writer.fits(rows.head, rowNumber)) {
+        writer.write(rows.next(), n, rowNumber)
         n += 1
         rowNumber += 1
       }
