@@ -93,6 +93,12 @@ impl Model {
         what: &str,
     ) -> Result<Vec<Tensor>> {
         self.saved.run(inputs, outputs, what).map_err(|e| match e {
+            Error::Model(m) if m.contains("Could not find variable") => Error::Model(format!(
+                "{m} (model {}): TensorFlow's session loader, which Spindle and TF Serving use, restored no such \
+                 variable. A tf.Module holding Keras 3 layers saved with tf.saved_model.save does this; export \
+                 Keras 3 models with model.export or keras.export.ExportArchive",
+                self.path
+            )),
             Error::Model(m) => Error::Model(format!("{m} (model {})", self.path)),
             other => other,
         })
