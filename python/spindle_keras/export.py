@@ -59,6 +59,22 @@ def _raw_variables(variables):
     return [v.value if hasattr(v, "value") and isinstance(v.value, tf.Variable) else v for v in variables]
 
 
+def _resources(model):
+    # Lookup tables (TextVectorization, StringLookup, ...) are resources, not variables: tracked beside them.
+    resource = tf.saved_model.experimental.TrackableResource
+    return [
+        value
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+        for value in vars(layer).values()
+        if isinstance(value, resource)
+    ]
+
+
+def _dense(gradient):
+    # An Embedding's gradient is an IndexedSlices: a signature output must be one tensor.
+    return tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
+
+
 def _call(model, args):
     return model(list(args) if len(args) > 1 else args[0], training=False)
 
@@ -67,6 +83,7 @@ def export_inference(model, path, output_name=None):
     """Saves ``model`` for inference only, with ``serving_default`` and ``predict`` signatures."""
     module = tf.Module()
     module.tracked = _raw_variables(model.variables)
+    module.resources = _resources(model)
     out = _output_name(model, output_name)
 
     @tf.function(input_signature=_input_specs(model))
@@ -88,6 +105,7 @@ def export_trainable(model, optimizer, loss, path, label_spec=None, output_name=
     optimizer.build(trainable)
     module = tf.Module()
     module.tracked = _raw_variables(model.variables + optimizer.variables)
+    module.resources = _resources(model)
     inputs = _input_specs(model)
     labels = _label_spec(model, loss, label_spec)
     out = _output_name(model, output_name)
@@ -109,7 +127,7 @@ def export_trainable(model, optimizer, loss, path, label_spec=None, output_name=
     def gradients(*args):
         value, grads = loss_and_grads(args)
         result = {"loss": value}
-        result.update({f"grad_{i:03d}": g for i, g in enumerate(grads)})
+        result.update({f"grad_{i:03d}": _dense(g) for i, g in enumerate(grads)})
         return result
 
     grad_specs = [tf.TensorSpec(v.shape, v.dtype, name=f"grad_{i:03d}") for i, v in enumerate(trainable)]
