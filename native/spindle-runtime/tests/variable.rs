@@ -294,7 +294,7 @@ fn entries_outside_their_arena_fail_the_batch_not_the_process() {
         *e.add(3) = 100;
     }
     feeder.submit(0, 1).expect("submit");
-    let err = feeder.await_slot(0).err().expect("refused").to_string();
+    let err = feeder.await_slot(0).expect_err("refused").to_string();
     assert!(
         err.contains("input 'pair': entry 1 points outside its arena of 16 bytes"),
         "{err}"

@@ -36,19 +36,8 @@ object InferenceBench {
       .setBatchSize(batch)
       .setOutputCols(Map("probabilities" -> "probabilities"))
 
-    def best(label: String)(run: => Double): Double = {
-      (0 until repeats).foreach(_ => run) // warm-up
-      val times = (0 until repeats).map { _ =>
-        val t0 = System.nanoTime(); val check = run; val s = (System.nanoTime() - t0) / 1e9
-        require(!check.isNaN, s"$label produced NaN"); s
-      }
-      val rate = rows / times.min
-      println(f"BENCH $label%-14s ${rate}%12.0f rows/s (best of $repeats: ${times.min}%.3f s)")
-      rate
-    }
-
     // Every float of every row is read, as transform must read them.
-    val scan = best("spark-scan") {
+    val scan = Bench.best("spark-scan", rows, repeats) {
       SpindleSqlShim
         .internalRows(df)
         .mapPartitions { it =>
@@ -61,7 +50,7 @@ object InferenceBench {
         }
         .sum()
     }
-    val transform = best("transform") {
+    val transform = Bench.best("transform", rows, repeats) {
       SpindleSqlShim.internalRows(model.transform(df)).map(_.getArray(2).getFloat(0).toDouble).sum()
     }
     println(f"BENCH ratio transform/spark-scan ${transform / scan}%.3f")

@@ -1,7 +1,7 @@
 package io.spindle.internal
 
 import org.apache.spark.sql.catalyst.InternalRow
-import org.apache.spark.sql.catalyst.expressions.{SpecializedGetters, UnsafeArrayData}
+import org.apache.spark.sql.catalyst.expressions.{SpecializedGetters, UnsafeArrayData, UnsafeRow}
 import org.apache.spark.sql.catalyst.util.ArrayData
 import org.apache.spark.sql.types._
 import org.apache.spark.unsafe.Platform
@@ -151,17 +151,26 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
     val (h, w, c) = (image.getInt(1), image.getInt(2), image.getInt(3))
     if (h != dims(0) || w != dims(1) || c != dims(2))
       fail(rowNumber, s"image ${image.getUTF8String(0)} is ${h}x${w}x$c, expected ${dims.mkString("x")}")
-    val data = image.getBinary(5)
-    if (data.length != h.toLong * w * c) fail(rowNumber, s"image ${image.getUTF8String(0)} holds ${data.length} bytes")
-    if (!rgb || c < 3) Platform.copyMemory(data, Platform.BYTE_ARRAY_OFFSET, null, address, data.length)
+    // The bytes where the row holds them (an UnsafeRow's variable-length field: offset and size in one word), without
+    // the copy getBinary makes.
+    val (base, offset, length) = image match {
+      case u: UnsafeRow =>
+        val word = u.getLong(5)
+        (u.getBaseObject, u.getBaseOffset + (word >>> 32), (word & 0xffffffffL).toInt)
+      case other =>
+        val data = other.getBinary(5)
+        (data, Platform.BYTE_ARRAY_OFFSET.toLong, data.length)
+    }
+    if (length != h.toLong * w * c) fail(rowNumber, s"image ${image.getUTF8String(0)} holds $length bytes")
+    if (!rgb || c < 3) Platform.copyMemory(base, offset, null, address, length)
     else {
       var p = 0
-      while (p < data.length) {
-        Platform.putByte(null, address + p, data(p + 2))
-        Platform.putByte(null, address + p + 1, data(p + 1))
-        Platform.putByte(null, address + p + 2, data(p))
+      while (p < length) {
+        Platform.putByte(null, address + p, Platform.getByte(base, offset + p + 2))
+        Platform.putByte(null, address + p + 1, Platform.getByte(base, offset + p + 1))
+        Platform.putByte(null, address + p + 2, Platform.getByte(base, offset + p))
         var k = 3
-        while (k < c) { Platform.putByte(null, address + p + k, data(p + k)); k += 1 }
+        while (k < c) { Platform.putByte(null, address + p + k, Platform.getByte(base, offset + p + k)); k += 1 }
         p += c
       }
     }
