@@ -140,3 +140,23 @@ def test_checked_in_dtypes_model():
     assert out["y_f64"].numpy().tolist() == [6.0]
     assert out["y_i32"].numpy().tolist() == [8]
     assert out["y_i64"].numpy().tolist() == [[6, -6]]
+
+
+def test_text_model_with_a_lookup_table_splits_its_step_and_loads_in_the_session_loader(tmp_path):
+    # TextVectorization's table must be tracked; the Embedding's sparse gradient must come back as one tensor.
+    keras.utils.set_random_seed(5)
+    text = keras.Input((), dtype="string")
+    ids = keras.layers.TextVectorization(vocabulary=["good", "bad", "fine"])(text)
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(5, 4, mask_zero=True)(ids))
+    model = keras.Model(text, keras.layers.Dense(2, activation="softmax")(x))
+    path = str(tmp_path / "text")
+    export_trainable(model, keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(), path)
+    texts, labels = np.array([b"good fine", b"bad", b"bad bad good"]), np.array([1, 0, 0])
+    # The loader Spindle uses (TensorFlow's session loader, as the C API's) restores tables and variables.
+    with tf.compat.v1.Session(graph=tf.Graph()) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+        grads = meta.signature_def["gradients"]
+        feed = {grads.inputs["features"].name: texts, grads.inputs["labels"].name: labels}
+        out = session.run({k: v.name for k, v in grads.outputs.items()}, feed)
+    assert out["grad_000"].shape == (5, 4)  # the embedding's gradient, dense
+    assert np.isfinite(out["loss"]) and out["loss"] > 0
