@@ -11,10 +11,10 @@ import org.apache.spark.sql.functions.col
 import io.spindle.SpindleModel
 
 /** Rows/s of `SpindleModel.transform` over images from Spark's image data source through a uint8 CNN
-  * (tests/fixtures/image_cnn, [32, 32, 3] pixels: two convolutions, CIFAR-sized). It writes `files` PNG images into `dir`, reads them with
-  * `spark.read.format("image")`, repeats them to `rows` rows and caches them; it also writes the decoded bytes of the
-  * first images, as the image source holds them, to `dir/images.u8`, which benches/images.sh hands to the Rust runtime
-  * alone. Best of `repeats` timed runs after `repeats` untimed ones.
+  * (tests/fixtures/image_cnn, [32, 32, 3] pixels: two convolutions, CIFAR-sized). It writes `files` PNG images into
+  * `dir`, reads them with `spark.read.format("image")`, repeats them to `rows` rows and caches them; it also writes the
+  * decoded bytes of the first images, as the image source holds them, to `dir/images.u8`, which benches/images.sh hands
+  * to the Rust runtime alone. Best of `repeats` timed runs after `repeats` untimed ones.
   *
   * Usage: ImageBench DIR [rows=20000] [batchSize=256] [repeats=10] [files=1000]
   */
@@ -31,7 +31,8 @@ object ImageBench {
     val images = Files.createDirectories(dir.resolve("png"))
     for (i <- 0 until files) {
       val image = new BufferedImage(Size, Size, BufferedImage.TYPE_3BYTE_BGR)
-      for (y <- 0 until Size; x <- 0 until Size) image.setRGB(x, y, (i * 2654435761L + y * 131 + x * 7).toInt & 0xffffff)
+      for (y <- 0 until Size; x <- 0 until Size)
+        image.setRGB(x, y, (i * 2654435761L + y * 131 + x * 7).toInt & 0xffffff)
       ImageIO.write(image, "png", images.resolve(f"$i%05d.png").toFile)
     }
     val spark = Bench.spark("spindle-bench-images")
