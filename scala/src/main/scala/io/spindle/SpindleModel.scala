@@ -77,13 +77,17 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
     val hadoopConf = new SerializableConfiguration(spark.sparkContext.hadoopConfiguration)
     val (sig, batch, slots) = (getSignature, getBatchSize, getNumSlots)
     val (variableBytes, pad) = (getVariableLengthBytes, getPadValue)
-    val rows = SpindleSqlShim.internalRows(df).mapPartitions { it =>
-      val model = ModelCache.acquire(key.copy(localPath = ModelCache.localize(path, hadoopConf.value)))
-      val scored = new InferenceIterator(it, model, thePlan, sig, batch, slots, variableBytes, pad)
-      Option(TaskContext.get()).foreach(_.addTaskCompletionListener[Unit](_ => scored.close()))
-      scored
-    }
-    SpindleSqlShim.createDataFrame(spark, rows, thePlan.schema)
+    val added = StructType(thePlan.schema.fields.drop(df.schema.length))
+    SpindleSqlShim.scoreInPlan(
+      df,
+      added,
+      { it =>
+        val model = ModelCache.acquire(key.copy(localPath = ModelCache.localize(path, hadoopConf.value)))
+        val scored = new InferenceIterator(it, model, thePlan, sig, batch, slots, variableBytes, pad)
+        Option(TaskContext.get()).foreach(_.addTaskCompletionListener[Unit](_ => scored.close()))
+        scored
+      }
+    )
   }
 
   /** The signature's inputs and outputs, as `name: dtype shape` lines (handy in spark-shell). Every TensorFlow dtype
