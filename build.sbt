@@ -4,11 +4,11 @@ import scala.sys.process._
 
 ThisBuild / organization := "io.spindle"
 ThisBuild / version := "0.1.0-SNAPSHOT"
-ThisBuild / scalaVersion := "2.13.17"
+ThisBuild / scalaVersion := "2.13.18"
 ThisBuild / scalacOptions ++= Seq("-deprecation", "-feature", "-release", "17")
 ThisBuild / javacOptions ++= Seq("--release", "17")
 
-val sparkVersion = "4.1.0" // the newest release whose spark-mllib Maven Central serves here
+val sparkVersion = "4.2.0" // the newest release whose spark-mllib Maven Central serves here (maven-partial.tsv, 2026-12-02)
 // protoc 36.2 is what protoc-bin-vendored ships to the Rust build: one protoc version for both sides.
 val protobufVersion = "4.36.2"
 val tensorflowJavaVersion = "1.2.0" // TensorFlow Java 1.2.0 pairs with TF 2.21

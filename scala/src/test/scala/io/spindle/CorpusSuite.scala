@@ -20,7 +20,7 @@ class CorpusSuite extends SpindleTestBase {
     new ObjectMapper().readTree(python("run_corpus.py", corpus).last)
 
   private def fields(node: JsonNode): Seq[(String, JsonNode)] =
-    node.fields().asScala.map(e => e.getKey -> e.getValue).toSeq
+    node.properties().asScala.map(e => e.getKey -> e.getValue).toSeq
 
   /** The Spark type of a column of `dtype` values `rank` arrays deep. */
   private def sparkType(dtype: String, rank: Int): DataType = {

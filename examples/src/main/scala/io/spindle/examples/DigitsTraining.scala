@@ -19,7 +19,7 @@ object DigitsTraining {
     require(args.nonEmpty, "usage: DigitsTraining <digits.csv.gz> [initialSavedModelDir] [exportDir]")
     val initial = args.lift(1).getOrElse("tests/fixtures/digits_mlp_init")
     val work = Files.createTempDirectory("spindle-digits")
-    val export = args.lift(2).getOrElse(work.resolve("model").toString)
+    val exportPath = args.lift(2).getOrElse(work.resolve("model").toString)
     val builder = SparkSession.builder()
     if (!new SparkConf().contains("spark.master")) builder.master("local[2]")
     val spark = builder.appName("spindle-digits-training").config("spark.ui.enabled", "false").getOrCreate()
@@ -34,7 +34,7 @@ object DigitsTraining {
         .setEpochs(DigitsTraining.Epochs)
         .setBatchSize(DigitsTraining.BatchSize)
         .setSeed(1)
-        .setExportPath(export)
+        .setExportPath(exportPath)
         .setCheckpointDir(work.resolve("checkpoints").toString) // a fresh one: a used one would be resumed from
         .setCheckpointEverySteps(200)
         .setTensorboardDir(work.resolve("tensorboard").toString) // tensorboard --logdir <this>
@@ -42,7 +42,7 @@ object DigitsTraining {
       val losses = fitted.summary.lossHistory
       println(
         f"trained ${losses.length} steps on 2 workers: loss ${losses.head}%.4f -> ${losses.last}%.4f, " +
-          f"${fitted.summary.examplesPerSecond}%.0f examples/s; exported to $export"
+          f"${fitted.summary.examplesPerSecond}%.0f examples/s; exported to $exportPath"
       )
       println(s"checkpoints in ${work.resolve("checkpoints")}, TensorBoard events in ${work.resolve("tensorboard")}")
       val scored = Digits.withPrediction(fitted.transform(Digits.heldOut(digits)))
@@ -50,8 +50,8 @@ object DigitsTraining {
       scored.select("index", "label", "prediction").show(5)
       println(f"held-out accuracy: ${correct.toDouble / total}%.4f ($correct of $total digits)")
       // The export is a plain SavedModel: any SpindleModel (or TensorFlow) can load it later.
-      val reloaded = SpindleModel.load(export).setInputCols(Map("features" -> "features"))
-      println(s"reloaded from $export: ${reloaded.transform(Digits.heldOut(digits)).count()} rows scored")
+      val reloaded = SpindleModel.load(exportPath).setInputCols(Map("features" -> "features"))
+      println(s"reloaded from $exportPath: ${reloaded.transform(Digits.heldOut(digits)).count()} rows scored")
     } finally spark.stop()
   }
 
