@@ -30,6 +30,7 @@ step() {
 
 step "setup python (ci/setup-python.sh)" bash ci/setup-python.sh
 step "setup tensorflow (ci/setup-tensorflow.sh)" bash ci/setup-tensorflow.sh
+step "setup spark distribution (ci/setup-spark.sh)" bash ci/setup-spark.sh
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy -D warnings" cargo clippy --release --workspace --all-targets -- -D warnings
 step "cargo test --release" cargo test --release --workspace
