@@ -7,7 +7,7 @@ import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.apache.spark.sql.types._
 
 import io.spindle.{SpindleInputException, SpindleModelException}
-import io.spindle.proto.{DType, SignatureInfo, TensorSpec}
+import io.spindle.proto.{SignatureInfo, TensorSpec}
 
 /** How a DataFrame column holds the values of one input tensor. */
 sealed trait ColumnKind extends Serializable
@@ -228,12 +228,14 @@ object Plan {
     val sigName = signature.getName
     val outSpecs = signature.getOutputsList.asScala.toSeq
     val notStrings =
-      options.binaryOutputs.filterNot(b => outSpecs.exists(s => s.getName == b && s.getDtype == DType.STRING))
+      options.binaryOutputs.filterNot(b =>
+        outSpecs.exists(s => s.getName == b && s.getDtype == TensorType.TString.proto)
+      )
     if (notStrings.nonEmpty)
       throw new SpindleInputException(
         s"binaryOutputs names ${notStrings.toSeq.sorted.mkString("'", "', '", "'")}, which signature '$sigName' has " +
           s"no string output of; its string outputs: " +
-          outSpecs.filter(_.getDtype == DType.STRING).map(_.getName).mkString(", ")
+          outSpecs.filter(_.getDtype == TensorType.TString.proto).map(_.getName).mkString(", ")
       )
     val wanted = if (outputCols.isEmpty) outSpecs.map(s => s.getName -> s.getName) else outputCols.toSeq.sorted
     val outputs = wanted.map { case (name, column) =>
