@@ -4,18 +4,32 @@ import scala.sys.process._
 
 ThisBuild / organization := "io.spindle"
 ThisBuild / version := "0.1.0-SNAPSHOT"
-ThisBuild / scalaVersion := "2.13.18"
 ThisBuild / scalacOptions ++= Seq("-deprecation", "-feature", "-release", "17")
 ThisBuild / javacOptions ++= Seq("--release", "17")
 
-val sparkVersion = "4.2.0" // the newest release whose spark-mllib Maven Central serves here (maven-partial.tsv, 2026-12-02)
+// The Spark lines Spindle builds for, each at the newest release whose spark-mllib Maven Central serves here
+// (maven-partial.tsv, 2026-12-02). SPINDLE_SPARK picks the line (default 4); within a line, `++<scala>` picks one of its
+// Scala versions, each the scala-library that Spark release itself depends on. ci/setup-spark.sh reads spark4 and
+// spark35 (their pyspark distributions). For Scala 2.13 the registry serves Spark 3.5 only up to 3.5.6; an artifact
+// built on 3.5.6 runs on every 3.5.x, whose APIs do not change within the line.
+val spark4 = "4.2.0"
+val spark35 = "3.5.9"
+val spark35Scala213 = "3.5.6"
+val sparkLine = sys.env.getOrElse("SPINDLE_SPARK", "4")
+val scalaVersions = sparkLine match {
+  case "4"   => Seq("2.13.18")
+  case "3.5" => Seq("2.12.18", "2.13.8")
+  case other => sys.error(s"SPINDLE_SPARK=$other: the Spark lines built are 4 and 3.5")
+}
+ThisBuild / scalaVersion := scalaVersions.head
+ThisBuild / crossScalaVersions := scalaVersions
 // protoc 36.2 is what protoc-bin-vendored ships to the Rust build: one protoc version for both sides.
 val protobufVersion = "4.36.2"
 val tensorflowJavaVersion = "1.2.0" // TensorFlow Java 1.2.0 pairs with TF 2.21
 
-val spark = Seq(
-  "org.apache.spark" %% "spark-sql" % sparkVersion,
-  "org.apache.spark" %% "spark-mllib" % sparkVersion
+val sparkVersion = settingKey[String]("The Spark release this line and Scala version build against")
+val spark = Def.setting(
+  Seq("org.apache.spark" %% "spark-sql" % sparkVersion.value, "org.apache.spark" %% "spark-mllib" % sparkVersion.value)
 )
 
 val cargoProfile = settingKey[String]("Cargo profile of the native library packaged in the jar")
@@ -38,6 +52,23 @@ val jvmOpens = Seq(
 // non-loopback address.
 val loopback = Map("SPARK_LOCAL_IP" -> "127.0.0.1", "SPARK_LOCAL_HOSTNAME" -> "127.0.0.1")
 
+// Each line and Scala version builds in a target folder of its own, so switching never mixes their classes or test
+// reports; the default line keeps target/.
+lazy val lineSettings = Seq(
+  sparkVersion := (if (sparkLine == "4") spark4 else if (scalaBinaryVersion.value == "2.12") spark35 else spark35Scala213),
+  target := {
+    val base = baseDirectory.value / "target"
+    if (sparkLine == "4") base else base / s"spark-${sparkLine}_${scalaBinaryVersion.value}"
+  },
+  // The 3.5 / 2.13 artifact compiles with Spark's own Scala, 2.13.8; only the test classpaths, where scalatest brings
+  // scala-library 2.13.10, run on a newer library than the compiler.
+  allowUnsafeScalaLibUpgrade := true,
+  // scala.jdk.CollectionConverters on 2.12; Spark 3.5's distribution ships this very jar.
+  libraryDependencies ++= (if (scalaBinaryVersion.value == "2.12")
+                             Seq("org.scala-lang.modules" %% "scala-collection-compat" % "2.7.0" % Provided)
+                           else Nil)
+)
+
 lazy val testSettings = Seq(
   Test / fork := true,
   Test / parallelExecution := false,
@@ -49,11 +80,16 @@ lazy val testSettings = Seq(
 
 lazy val core = (project in file("scala"))
   .settings(
-    name := "spindle",
-    libraryDependencies ++= spark.map(_ % Provided) ++ Seq(
+    // One artifact per Spark line (spindle-spark4_2.13, spindle-spark35_2.12, spindle-spark35_2.13).
+    name := s"spindle-spark${sparkLine.replace(".", "")}",
+    lineSettings,
+    // The Spark-private calls that differ between lines: src/main/spark-<line>/{scala,resources}.
+    Compile / unmanagedSourceDirectories += (Compile / sourceDirectory).value / s"spark-$sparkLine" / "scala",
+    Compile / unmanagedResourceDirectories += (Compile / sourceDirectory).value / s"spark-$sparkLine" / "resources",
+    libraryDependencies ++= spark.value.map(_ % Provided) ++ Seq(
       "com.google.protobuf" % "protobuf-java" % protobufVersion,
       "org.scalatest" %% "scalatest" % "3.2.19" % Test
-    ) ++ spark.map(_ % Test),
+    ) ++ spark.value.map(_ % Test),
     Compile / PB.protoSources := Seq((ThisBuild / baseDirectory).value / "proto" / "spindle"),
     PB.protocVersion := protobufVersion,
     Compile / PB.targets := Seq(PB.gens.java(protobufVersion) -> (Compile / sourceManaged).value / "java"),
@@ -100,8 +136,9 @@ lazy val tests = (project in file("tests"))
   .dependsOn(core % "compile->compile;test->test", examples)
   .settings(
     name := "spindle-tests",
+    lineSettings,
     publish / skip := true,
-    libraryDependencies ++= spark ++ Seq("org.scalatest" %% "scalatest" % "3.2.19" % Test),
+    libraryDependencies ++= spark.value ++ Seq("org.scalatest" %% "scalatest" % "3.2.19" % Test),
     testSettings,
     sparkHome := {
       val home = target.value / "spark-home"
@@ -113,7 +150,7 @@ lazy val tests = (project in file("tests"))
         .foreach(f => java.nio.file.Files.createSymbolicLink((jars / f.getName).toPath, f.toPath))
       home
     },
-    Test / envVars ++= Map("SPARK_HOME" -> sparkHome.value.getPath, "SPARK_SCALA_VERSION" -> "2.13"),
+    Test / envVars ++= Map("SPARK_HOME" -> sparkHome.value.getPath, "SPARK_SCALA_VERSION" -> scalaBinaryVersion.value),
     Test / javaOptions ++= Seq(
       s"-Dspindle.assembly=${(core / assembly).value.getPath}",
       s"-Dspindle.tensorflowJar=${(core / tensorflowJar).value.getPath}",
@@ -126,8 +163,9 @@ lazy val examples = (project in file("examples"))
   .dependsOn(core)
   .settings(
     name := "spindle-examples",
+    lineSettings,
     publish / skip := true,
-    libraryDependencies ++= spark,
+    libraryDependencies ++= spark.value,
     Compile / unmanagedJars += (core / tensorflowJar).value,
     run / fork := true,
     run / javaOptions ++= jvmOpens ++ Seq("-Xmx4g"),
@@ -139,8 +177,9 @@ lazy val benches = (project in file("benches"))
   .dependsOn(core)
   .settings(
     name := "spindle-benches",
+    lineSettings,
     publish / skip := true,
-    libraryDependencies ++= spark,
+    libraryDependencies ++= spark.value,
     Compile / unmanagedJars += (core / tensorflowJar).value,
     run / fork := true,
     run / javaOptions ++= jvmOpens ++ Seq("-Xmx8g"),

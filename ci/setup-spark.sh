@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# A real Spark distribution from PyPI: the pyspark package of the build's Spark version carries bin/spark-shell,
-# bin/spark-submit and sbin/start-master.sh / start-worker.sh. Installed into target/spark-dist/<version>/venv
-# (ignored); writes the distribution's directory to target/spark-dist/<version>/home, which DistributionSuite reads.
-# Quick when already installed.
+# Real Spark distributions from PyPI: the pyspark package of each Spark line the build makes (build.sbt's spark4 and
+# spark35) carries bin/spark-shell, bin/spark-submit and sbin/. Each is installed into target/spark-dist/<version>/venv
+# (ignored); its directory is written to target/spark-dist/<version>/home, which DistributionSuite reads.
+# Quick when already installed. Arguments, when given, name the versions instead.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-version="$(sed -n 's/^val sparkVersion = "\([^"]*\)".*/\1/p' "$root/build.sbt")"
+versions=("$@")
+[[ $# -gt 0 ]] || mapfile -t versions < <(sed -n 's/^val spark[0-9]* = "\([^"]*\)".*/\1/p' "$root/build.sbt")
+[[ ${#versions[@]} -gt 0 ]] || { echo "[spark] no val spark<line> = \"<version>\" in build.sbt" >&2; exit 1; }
+for version in "${versions[@]}"; do
 dir="$root/target/spark-dist/$version"
 if [[ ! -f "$dir/home" ]]; then
   rm -rf "$dir" && mkdir -p "$dir"
@@ -16,3 +19,4 @@ if [[ ! -f "$dir/home" ]]; then
   mv "$dir/home.tmp" "$dir/home"
 fi
 echo "[spark] distribution $version in $(cat "$dir/home")"
+done

@@ -56,7 +56,7 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     val summary = fitted.summary
     assert(summary.steps.size == 4 * 16)
     assert(summary.rowsPerWorker == Seq(800L))
-    val byEpoch = summary.steps.groupBy(_.epoch).view.mapValues(s => s.map(_.loss).sum / s.size).toMap
+    val byEpoch = summary.steps.groupBy(_.epoch).map { case (e, s) => e -> s.map(_.loss).sum / s.size }
     assert(byEpoch(4) < byEpoch(1) * 0.8, s"mean loss per epoch: $byEpoch")
     assert(fitted.getInputCols == Map("features" -> "pixels"), "the serving signature has no labels")
     val scored = fitted.transform(data).select("probabilities").collect()

@@ -1,14 +1,12 @@
 package io.spindle.internal
 
-import org.apache.arrow.memory.util.Float16
-
-/** 16-bit floats as TensorFlow stores them: IEEE half precision (through Arrow's `Float16`, on Spark's classpath) and
+/** 16-bit floats as TensorFlow stores them: IEEE half precision ([[IeeeHalf]], per Spark line) and
   * bfloat16 (the top half of a float32), both rounded to nearest even when narrowed.
   */
 object HalfFloats {
-  def toFloat16(v: Float): Short = Float16.toFloat16(v)
+  def toFloat16(v: Float): Short = IeeeHalf.fromFloat(v)
 
-  def fromFloat16(bits: Short): Float = Float16.toFloat(bits)
+  def fromFloat16(bits: Short): Float = IeeeHalf.toFloat(bits)
 
   def toBFloat16(v: Float): Short =
     if (v.isNaN) 0x7fc0.toShort

@@ -23,7 +23,7 @@ sealed abstract class TensorType(
     val isFloat: Boolean,
     val sameLayout: Option[DataType],
     val range: Option[(Long, Long)]
-) {
+) extends Serializable { // plans travel to executors; on Scala 2.12 a case object's superclass must be serializable
   def name: String = proto.name.toLowerCase
 }
 
