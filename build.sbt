@@ -78,7 +78,24 @@ lazy val testSettings = Seq(
   Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oD")
 )
 
+// The local Maven repository `publish` writes: what `spark-shell --packages ... --repositories` reads.
+val mavenRepo = settingKey[File]("The local Maven repository the build publishes to")
+ThisBuild / mavenRepo := (ThisBuild / baseDirectory).value / "target" / "maven-repo"
+ThisBuild / versionScheme := Some("early-semver")
+// Each build republishes its own snapshot there.
+lazy val publishSettings = Seq(
+  publishTo := Some(MavenCache("spindle-local", mavenRepo.value)),
+  publishConfiguration := publishConfiguration.value.withOverwrite(true),
+  Compile / packageDoc / publishArtifact := false
+)
+// Publishes `projects` there; returns the repository.
+def publishedRepo(projects: ProjectReference*): Def.Initialize[Task[File]] = Def.task {
+  projects.map(p => p / publish).join.value
+  mavenRepo.value
+}
+
 lazy val core = (project in file("scala"))
+  .dependsOn(libtensorflow)
   .settings(
     // One artifact per Spark line (spindle-spark4_2.13, spindle-spark35_2.12, spindle-spark35_2.13).
     name := s"spindle-spark${sparkLine.replace(".", "")}",
@@ -89,22 +106,15 @@ lazy val core = (project in file("scala"))
     libraryDependencies ++= spark.value.map(_ % Provided) ++ Seq(
       "com.google.protobuf" % "protobuf-java" % protobufVersion,
       "org.scalatest" %% "scalatest" % "3.2.19" % Test
-    ) ++ spark.value.map(_ % Test),
+    ),
     Compile / PB.protoSources := Seq((ThisBuild / baseDirectory).value / "proto" / "spindle"),
     PB.protocVersion := protobufVersion,
     Compile / PB.targets := Seq(PB.gens.java(protobufVersion) -> (Compile / sourceManaged).value / "java"),
     cargoProfile := sys.env.getOrElse("SPINDLE_CARGO_PROFILE", "release"),
-    tensorflowJar := {
-      val root = (ThisBuild / baseDirectory).value
-      if (Process(Seq("bash", (root / "ci" / "setup-tensorflow.sh").getPath), root).! != 0)
-        sys.error("ci/setup-tensorflow.sh failed")
-      file(sys.props("user.home")) / ".m2" / "repository" / "org" / "tensorflow" / "tensorflow-core-native" /
-        tensorflowJavaVersion / s"tensorflow-core-native-$tensorflowJavaVersion-linux-x86_64.jar"
-    },
-    Test / unmanagedJars += tensorflowJar.value,
+    Test / unmanagedJars += (libtensorflow / tensorflowJar).value,
     nativeBuild := {
       val root = (ThisBuild / baseDirectory).value
-      tensorflowJar.value
+      (libtensorflow / tensorflowJar).value
       val profile = cargoProfile.value
       val log = streams.value.log
       val cmd = Seq("cargo", "build", "--profile", profile, "-p", "spindle-jni")
@@ -119,7 +129,8 @@ lazy val core = (project in file("scala"))
     Compile / resourceGenerators += nativeBuild.taskValue,
     testSettings,
     // The assembly carries the library, protobuf (shaded) and the native cdylib; Spark is provided and
-    // libtensorflow (750 MB) travels as its own jar, tensorflow-core-native, next to it in --jars.
+    // libtensorflow (750 MB) travels as its own jar (tensorflow-core-native with --jars, spindle-libtensorflow with
+    // --packages).
     assembly / assemblyJarName := s"spindle-assembly-${version.value}.jar",
     assembly / assemblyOption ~= (_.withIncludeScala(false)),
     assembly / assemblyShadeRules := Seq(ShadeRule.rename("com.google.protobuf.**" -> "io.spindle.shaded.protobuf.@1").inAll),
@@ -128,7 +139,47 @@ lazy val core = (project in file("scala"))
       case PathList("META-INF", xs @ _*) if xs.lastOption.exists(_.endsWith(".MF")) => MergeStrategy.discard
       case x => (assembly / assemblyMergeStrategy).value(x)
     },
-    assembly / test := {}
+    assembly / test := {},
+    // Published: the assembly as the artifact's one jar, under a POM naming only spindle-libtensorflow (compile), Spark
+    // and Scala (provided): protobuf is shaded inside, not a dependency.
+    autoScalaLibrary := false,
+    libraryDependencies += "org.scala-lang" % "scala-library" % scalaVersion.value % Provided,
+    Compile / packageBin / publishArtifact := false,
+    addArtifact(Compile / packageBin / artifact, assembly),
+    publishSettings,
+    pomPostProcess := { pom =>
+      import scala.xml.{Elem, Node}
+      import scala.xml.transform.{RewriteRule, RuleTransformer}
+      val dropped = new RewriteRule {
+        override def transform(n: Node): Seq[Node] = n match {
+          case d: Elem if d.label == "dependency" && ((d \ "artifactId").text == "protobuf-java" || (d \ "scope").text == "test") =>
+            Nil
+          case _ => n
+        }
+      }
+      new RuleTransformer(dropped).transform(pom).head
+    }
+  )
+
+// io.spindle:spindle-libtensorflow: TensorFlow Java's native jar (libtensorflow 2.21 for linux-x86_64), republished
+// unchanged under a POM of our own with no parent and no dependencies. The registry's POM names a parent
+// (tensorflow-core) that Maven Central does not serve, so neither Coursier nor Spark's --packages (Ivy) resolves it.
+lazy val libtensorflow = (project in file("scala/libtensorflow"))
+  .settings(
+    name := "spindle-libtensorflow",
+    version := tensorflowJavaVersion,
+    crossPaths := false,
+    autoScalaLibrary := false,
+    tensorflowJar := {
+      val root = (ThisBuild / baseDirectory).value
+      if (Process(Seq("bash", (root / "ci" / "setup-tensorflow.sh").getPath), root).! != 0)
+        sys.error("ci/setup-tensorflow.sh failed")
+      file(sys.props("user.home")) / ".m2" / "repository" / "org" / "tensorflow" / "tensorflow-core-native" /
+        tensorflowJavaVersion / s"tensorflow-core-native-$tensorflowJavaVersion-linux-x86_64.jar"
+    },
+    Compile / packageBin := tensorflowJar.value,
+    publishSettings,
+    Compile / packageSrc / publishArtifact := false
   )
 
 // Suites that need a Spark with separate executor JVMs and the assembly jar, plus the Python suite's home.
@@ -153,9 +204,12 @@ lazy val tests = (project in file("tests"))
     Test / envVars ++= Map("SPARK_HOME" -> sparkHome.value.getPath, "SPARK_SCALA_VERSION" -> scalaBinaryVersion.value),
     Test / javaOptions ++= Seq(
       s"-Dspindle.assembly=${(core / assembly).value.getPath}",
-      s"-Dspindle.tensorflowJar=${(core / tensorflowJar).value.getPath}",
+      s"-Dspindle.tensorflowJar=${(libtensorflow / tensorflowJar).value.getPath}",
       s"-Dspindle.testClasses=${(Test / classDirectory).value.getPath}",
-      s"-Dspindle.examplesJar=${(examples / Compile / packageBin).value.getPath}"
+      s"-Dspindle.examplesJar=${(examples / Compile / packageBin).value.getPath}",
+      // DistributionSuite's --packages session reads Spindle's artifacts from the local repository publish writes.
+      s"-Dspindle.mavenRepo=${publishedRepo(libtensorflow, core).value}",
+      s"-Dspindle.coordinate=${organization.value}:${(core / name).value}_${scalaBinaryVersion.value}:${version.value}"
     )
   )
 
@@ -166,7 +220,7 @@ lazy val examples = (project in file("examples"))
     lineSettings,
     publish / skip := true,
     libraryDependencies ++= spark.value,
-    Compile / unmanagedJars += (core / tensorflowJar).value,
+    Compile / unmanagedJars += (libtensorflow / tensorflowJar).value,
     run / fork := true,
     run / javaOptions ++= jvmOpens ++ Seq("-Xmx4g"),
     run / envVars ++= loopback + ("TF_CPP_MIN_LOG_LEVEL" -> "2"),
@@ -180,7 +234,7 @@ lazy val benches = (project in file("benches"))
     lineSettings,
     publish / skip := true,
     libraryDependencies ++= spark.value,
-    Compile / unmanagedJars += (core / tensorflowJar).value,
+    Compile / unmanagedJars += (libtensorflow / tensorflowJar).value,
     run / fork := true,
     run / javaOptions ++= jvmOpens ++ Seq("-Xmx8g"),
     run / envVars ++= loopback + ("TF_CPP_MIN_LOG_LEVEL" -> "2"),
@@ -188,5 +242,5 @@ lazy val benches = (project in file("benches"))
   )
 
 lazy val root = (project in file("."))
-  .aggregate(core, tests, examples, benches)
+  .aggregate(libtensorflow, core, tests, examples, benches)
   .settings(name := "spindle-root", publish / skip := true)

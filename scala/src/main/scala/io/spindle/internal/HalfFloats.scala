@@ -1,7 +1,7 @@
 package io.spindle.internal
 
-/** 16-bit floats as TensorFlow stores them: IEEE half precision ([[IeeeHalf]], per Spark line) and
-  * bfloat16 (the top half of a float32), both rounded to nearest even when narrowed.
+/** 16-bit floats as TensorFlow stores them: IEEE half precision ([[IeeeHalf]], per Spark line) and bfloat16 (the top
+  * half of a float32), both rounded to nearest even when narrowed.
   */
 object HalfFloats {
   def toFloat16(v: Float): Short = IeeeHalf.fromFloat(v)

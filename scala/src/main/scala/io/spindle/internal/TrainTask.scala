@@ -6,7 +6,7 @@ import java.util.Base64
 import scala.jdk.CollectionConverters._
 
 import org.apache.hadoop.fs.{FileUtil, Path => HPath}
-import org.apache.spark.{BarrierTaskContext, SpindleCoreShim}
+import org.apache.spark.{BarrierTaskContext, SpindleBarrierShim, SpindleCoreShim}
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.util.SerializableConfiguration
 
@@ -40,6 +40,7 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
 
   override def apply(rows: Iterator[InternalRow]): Iterator[Array[Byte]] = {
     val ctx = BarrierTaskContext.get()
+    SpindleBarrierShim.releaseTimerAfterMain()
     val rank = ctx.partitionId()
     val world = ctx.getTaskInfos().length
     val label = s"stage ${ctx.stageId()} rank $rank of $world"

@@ -10,7 +10,8 @@ import scala.util.Try
 import io.spindle.SpindleTestBase
 
 /** Spindle on a real Spark distribution, the one the pyspark package of the build's Spark version carries
-  * (ci/setup-spark.sh installs it): a scripted `bin/spark-shell --jars` session that scores and trains, and
+  * (ci/setup-spark.sh installs it): scripted `bin/spark-shell` sessions that score and train, with Spindle from
+  * `--jars` and from its one `--packages` coordinate (the local Maven repository `publish` writes), and
   * `bin/spark-submit` of the main example to a standalone master and worker (executors in their own JVMs), all on
   * loopback. pyspark 4.2.0 ships `sbin/spark-daemon.sh` but not `start-master.sh` or `start-worker.sh`: the master and
   * worker are started with `spark-daemon.sh`, the way those two scripts start them.
@@ -66,8 +67,10 @@ class DistributionSuite extends SpindleTestBase {
       finally s.close()
     }.isSuccess
 
-  test("bin/spark-shell --jars scores and trains from a script") {
-    val work = tempDir("spindle-shell")
+  /** Runs a scripted `bin/spark-shell` on local[2] with Spindle brought in by `spindle` (its arguments), scoring the
+    * held-out digits and training on the rest; checks both.
+    */
+  private def shellScoresAndTrains(work: Path, spindle: Seq[String]): Unit = {
     Files.createDirectories(work.resolve("conf"))
     // One statement per line: the REPL runs each line that parses on its own.
     val script =
@@ -84,19 +87,9 @@ class DistributionSuite extends SpindleTestBase {
          |println(s"SHELL trained from $${losses.take(10).sum / 10} to $${losses.takeRight(10).sum / 10}")
          |:quit
          |""".stripMargin
-    val (rc, out, err) = run(
-      Seq(
-        home.resolve("bin/spark-shell").toString,
-        "--master",
-        "local[2]",
-        "--conf",
-        "spark.ui.enabled=false",
-        "--jars",
-        (jars :+ prop("spindle.examplesJar")).mkString(",")
-      ),
-      env(work),
-      script
-    )
+    val shell =
+      Seq(home.resolve("bin/spark-shell").toString, "--master", "local[2]", "--conf", "spark.ui.enabled=false")
+    val (rc, out, err) = run(shell ++ spindle, env(work), script)
     assert(rc == 0, s"spark-shell failed ($rc):\n${err.takeRight(4000)}")
     val scored =
       "SHELL scored (\\d+) of (\\d+)".r.findFirstMatchIn(out).map(m => m.group(1).toDouble / m.group(2).toInt)
@@ -105,6 +98,33 @@ class DistributionSuite extends SpindleTestBase {
       .findFirstMatchIn(out)
       .map(m => (m.group(1).toDouble, m.group(2).toDouble))
     assert(trained.exists { case (first, last) => last < first / 2 }, s"spark-shell output:\n${out.takeRight(4000)}")
+  }
+
+  test("bin/spark-shell --jars scores and trains from a script") {
+    shellScoresAndTrains(tempDir("spindle-shell"), Seq("--jars", (jars :+ prop("spindle.examplesJar")).mkString(",")))
+  }
+
+  test("bin/spark-shell --packages of Spindle's one coordinate brings libtensorflow, scores and trains") {
+    val work = tempDir("spindle-packages")
+    val ivy = work.resolve("ivy") // a fresh Ivy home: nothing resolved by an earlier run
+    shellScoresAndTrains(
+      work,
+      Seq(
+        "--packages",
+        prop("spindle.coordinate"),
+        "--repositories",
+        Paths.get(prop("spindle.mavenRepo")).toUri.toString,
+        "--conf",
+        s"spark.jars.ivy=$ivy",
+        // The example's own helpers (Digits), not Spindle: Spindle and libtensorflow come from --packages alone.
+        "--jars",
+        prop("spindle.examplesJar")
+      )
+    )
+    val resolved = Option(ivy.resolve("jars").toFile.list()).toSeq.flatten
+    assert(resolved.exists(_.startsWith("io.spindle_spindle-libtensorflow-")), s"Ivy resolved: $resolved")
+    assert(resolved.exists(_.startsWith("io.spindle_spindle-spark")), s"Ivy resolved: $resolved")
+    assert(!resolved.exists(_.contains("protobuf")), s"protobuf is shaded, not a dependency: $resolved")
   }
 
   test("bin/spark-submit runs the main example on a standalone master and worker of the distribution") {
