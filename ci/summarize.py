@@ -1,13 +1,16 @@
 """Sums every suite's results into the closing line 'N passed, N failed'.
 
 Reads cargo test's text output (its 'test result:' lines) and the JUnit XML reports that pytest
-(--junitxml) and sbt (target/test-reports) write. A suite that wrote no result counts as one failure,
+(--junitxml) and sbt (target/**/test-reports) write. A suite that wrote no result counts as one failure,
 so a run can never pass by testing nothing.
 """
 import glob
 import re
 import sys
 import xml.etree.ElementTree as ET
+
+# sbt's reports: target/test-reports for the main Spark line, target/spark-<line>_<scala>/test-reports for the others.
+JVM_REPORTS = "{root}/**/target/**/test-reports/*.xml"
 
 
 def cargo(log):
@@ -24,7 +27,7 @@ def cargo(log):
 
 def junit(pattern):
     passed = failed = 0
-    for path in glob.glob(pattern, recursive=True):
+    for path in sorted(set(glob.glob(pattern, recursive=True))):
         root = ET.parse(path).getroot()
         suites = [root] if root.tag == "testsuite" else root.iter("testsuite")
         for s in suites:
@@ -54,12 +57,14 @@ def failed_tests(root):
     for m in re.finditer(r"^test (\S+) \.\.\. FAILED$", text, re.M):
         panic = re.search(r"---- " + re.escape(m.group(1)) + r" stdout ----\n(?:.*\n)*?.*panicked at [^\n]*\n([^\n]*)", text)
         found.append(f"rust {m.group(1)}: {panic.group(1).strip()[:300] if panic else 'see cargo-test.log'}")
-    for pattern in (f"{root}/target/ci/pytest.xml", f"{root}/**/target/test-reports/*.xml"):
-        for path in sorted(glob.glob(pattern, recursive=True)):
+    for pattern in ("{root}/target/ci/pytest.xml", JVM_REPORTS):
+        for path in sorted(set(glob.glob(pattern.format(root=root), recursive=True))):
             for case in ET.parse(path).getroot().iter("testcase"):
                 for bad in list(case.findall("failure")) + list(case.findall("error")):
                     why = first_line(bad.get("message")) or first_line(bad.text)
-                    found.append(f"{case.get('classname')} \"{case.get('name')}\": {why}")
+                    line = re.search(r"target/(spark-[^/]+)/test-reports", path)  # a Spark line other than the main one
+                    where = f"[{line.group(1)}] " if line else ""
+                    found.append(f"{where}{case.get('classname')} \"{case.get('name')}\": {why}")
     return found
 
 
@@ -67,7 +72,7 @@ def main(root):
     results = {
         "rust": cargo(f"{root}/target/ci/cargo-test.log"),
         "python": junit(f"{root}/target/ci/pytest.xml"),
-        "jvm": junit(f"{root}/**/target/test-reports/*.xml"),
+        "jvm": junit(JVM_REPORTS.format(root=root)),
     }
     for line in failed_tests(root)[:20]:
         print(f"FAILED TEST {line}")

@@ -8,7 +8,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # Loopback only: Spark would otherwise bind and advertise the host's first non-loopback address.
 export TF_CPP_MIN_LOG_LEVEL=2 SBT_NOFORMAT=true SPARK_LOCAL_IP=127.0.0.1 SPARK_LOCAL_HOSTNAME=127.0.0.1
-rm -rf target/ci scala/target/test-reports tests/target/test-reports && mkdir -p target/ci
+rm -rf target/ci {scala,tests}/target/test-reports {scala,tests}/target/spark-*/test-reports && mkdir -p target/ci
 failed=()
 n=0
 # step NAME COMMAND...: runs COMMAND with its output both shown and kept in target/ci/NN.log; on failure, remembers
@@ -39,6 +39,15 @@ step "pytest" .venv/bin/python -m pytest tests/python -q --junitxml=target/ci/py
 # Formatting is its own sbt run, so that a misformatted file does not keep the suites from running.
 step "scalafmt (./sbt scalafmtCheckAll)" ./sbt scalafmtCheckAll
 step "JVM suites (./sbt core/test tests/test)" ./sbt core/test tests/test
+# The other Spark lines: a smoke subset each (inference, streaming, dtypes; training on executor JVMs), in their own
+# target folders. Spark 3.5 / Scala 2.12 runs on the pyspark 3.5.9 distribution; pyspark ships Scala 2.12 only, so
+# 3.5 / 2.13 runs on local-cluster with the build's jars.
+smoke="core/testOnly io.spindle.SpindleModelSuite io.spindle.StreamingSuite io.spindle.DtypesSuite"
+step "Spark 3.5 / Scala 2.12 (smoke, pyspark 3.5.9 distribution)" env SPINDLE_SPARK=3.5 ./sbt "$smoke" \
+  "tests/testOnly io.spindle.cluster.DistributionSuite"
+step "Spark 3.5 / Scala 2.13 (smoke, local-cluster)" env SPINDLE_SPARK=3.5 ./sbt ++2.13.8 "$smoke" \
+  "tests/testOnly io.spindle.cluster.LocalClusterSuite" \
+  "tests/testOnly io.spindle.cluster.TrainingClusterSuite -- -z \"two workers on two executor JVMs learn\""
 
 echo "==== summary"
 for f in "${failed[@]}"; do echo "FAILED STEP $f"; done
