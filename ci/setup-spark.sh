@@ -13,7 +13,12 @@ dir="$root/target/spark-dist/$version"
 if [[ ! -f "$dir/home" ]]; then
   rm -rf "$dir" && mkdir -p "$dir"
   python3 -m venv "$dir/venv"
-  "$dir/venv/bin/pip" install -q --disable-pip-version-check "pyspark==$version"
+  # Spark 4's with its Connect client's dependencies (pandas, pyarrow, grpcio), for DistributionSuite's Connect test.
+  spec="pyspark==$version"
+  # pandas 3 draws a warning that pyspark 4.2 does not fully support it.
+  [[ $version == 3.* ]] || spec="pyspark[connect]==$version pandas<3"
+  # shellcheck disable=SC2086 # two words when Spark 4's
+  "$dir/venv/bin/pip" install -q --disable-pip-version-check $spec
   "$dir/venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' > "$dir/home.tmp"
   chmod +x "$(cat "$dir/home.tmp")"/bin/* "$(cat "$dir/home.tmp")"/sbin/* 2>/dev/null || true
   mv "$dir/home.tmp" "$dir/home"

@@ -186,6 +186,50 @@ class DistributionSuite extends SpindleTestBase {
     }
   }
 
+  test("a Spark Connect client (Python) scores and trains through the distribution's Connect server") {
+    assume(org.apache.spark.SPARK_VERSION.startsWith("4."), "ML on Spark Connect is a Spark 4 feature")
+    val work = tempDir("spindle-connect")
+    Files.createDirectories(work.resolve("conf"))
+    val port = freePort()
+    val e = env(work)
+    val server = "org.apache.spark.sql.connect.service.SparkConnectServer"
+    def daemon(args: String*) = run(home.resolve("sbin/spark-daemon.sh").toString +: args, e)
+    try {
+      // How sbin/start-connect-server.sh starts it (that script is not in the pyspark package).
+      val started = daemon(
+        Seq("submit", server, "1", "--master", "local[2]", "--jars", jars.mkString(",")) ++
+          Seq(
+            "spark.ui.enabled=false",
+            "spark.connect.grpc.binding.address=127.0.0.1",
+            s"spark.connect.grpc.binding.port=$port"
+          )
+            .flatMap(c => Seq("--conf", c)): _*
+      )
+      assert(started._1 == 0, s"spark-daemon.sh submit $server: ${started._3}")
+      val deadline = System.currentTimeMillis() + 120000
+      while (!listening(port) && System.currentTimeMillis() < deadline) Thread.sleep(250)
+      assert(listening(port), s"no Connect server on port $port:\n${logs(work)}")
+      val python = home.getParent.getParent.getParent.getParent.resolve("bin/python").toString // the venv's
+      val (rc, out, err) = run(
+        Seq(
+          python,
+          repoRoot.resolve("tests/python/connect_client.py").toString,
+          s"sc://127.0.0.1:$port",
+          digitsCsv.toString,
+          fixture("digits_mlp_trained").toString,
+          fixture("digits_mlp_init").toString
+        ),
+        e
+      )
+      assert(rc == 0, s"Connect client failed ($rc):\n${err.takeRight(4000)}\n${logs(work)}")
+      def fraction(what: String) = s"CONNECT $what (\\d+) of (\\d+)".r
+        .findFirstMatchIn(out)
+        .map(m => m.group(1).toDouble / m.group(2).toInt)
+      assert(fraction("scored").exists(_ >= 0.95), s"client output:\n$out")
+      assert(fraction("fitted scored").exists(_ >= 0.9), s"client output:\n$out")
+    } finally daemon("stop", server, "1")
+  }
+
   private def logs(work: Path): String = {
     val dir = new File(work.resolve("logs").toString)
     Option(dir.listFiles()).toSeq.flatten
