@@ -15,10 +15,10 @@ import io.spindle.jni.NativeRuntime
   *
   * Where TensorFlow comes from, first match wins:
   *   1. the directory in system property `spindle.tensorflow.dir` or environment variable `SPINDLE_TENSORFLOW_DIR`
-  *      (holding both .so.2 files); 2. the `org.tensorflow:tensorflow-core-native` jar (classifier linux-x86_64) on the
-  *      class path. Its 750 MB of libraries are extracted once per machine into a cache directory (property
-  *      `spindle.cache.dir`, default `~/.cache/spindle`), keyed by jar version and size, with an atomic rename so that
-  *      concurrent JVMs never see half a file.
+  *      (holding both .so.2 files); 2. the `org.tensorflow:tensorflow-core-native` jar (classifier linux-x86_64), or
+  *      its republication `io.spindle:spindle-libtensorflow`, on the class path. Its 750 MB of libraries are extracted
+  *      once per machine into a cache directory (property `spindle.cache.dir`, default `~/.cache/spindle`), keyed by
+  *      jar version and size, with an atomic rename so that concurrent JVMs never see half a file.
   *
   * The runtime itself: `System.loadLibrary("spindle_jni")` (java.library.path) first, else the copy bundled in the jar
   * under `native/linux-x86_64/`, extracted to a temporary file deleted when the JVM exits. If both fail, the first
@@ -80,8 +80,9 @@ object NativeLoader {
     val loader = Option(getClass.getClassLoader).getOrElse(ClassLoader.getSystemClassLoader)
     val url = Option(loader.getResource(TfResourceDir + TfLibs.last)).getOrElse {
       throw new SpindleNativeException(
-        "TensorFlow 2.21 native libraries not found: put org.tensorflow:tensorflow-core-native:1.2.0 " +
-          "(classifier linux-x86_64) on the class path (for spark-submit: --jars), or set SPINDLE_TENSORFLOW_DIR " +
+        "TensorFlow 2.21 native libraries not found: put io.spindle:spindle-libtensorflow:1.2.0 (which " +
+          "--packages of Spindle brings) or org.tensorflow:tensorflow-core-native:1.2.0 (classifier linux-x86_64, " +
+          "with --jars) on the class path, or set SPINDLE_TENSORFLOW_DIR " +
           "to a directory holding libtensorflow_cc.so.2 and libtensorflow_framework.so.2"
       )
     }
