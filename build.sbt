@@ -100,7 +100,7 @@ lazy val core = (project in file("scala"))
     // One artifact per Spark line (spindle-spark4_2.13, spindle-spark35_2.12, spindle-spark35_2.13).
     name := s"spindle-spark${sparkLine.replace(".", "")}",
     lineSettings,
-    // The Spark-private calls that differ between lines: src/main/spark-<line>/{scala,resources}.
+    // The calls that differ between lines: src/main/spark-<line>/{scala,resources}.
     Compile / unmanagedSourceDirectories += (Compile / sourceDirectory).value / s"spark-$sparkLine" / "scala",
     Compile / unmanagedResourceDirectories += (Compile / sourceDirectory).value / s"spark-$sparkLine" / "resources",
     libraryDependencies ++= spark.value.map(_ % Provided) ++ Seq(

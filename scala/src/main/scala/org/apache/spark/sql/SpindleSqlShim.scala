@@ -18,14 +18,14 @@ object SpindleSqlShim {
       added: StructType,
       score: Iterator[InternalRow] => Iterator[InternalRow]
   ): DataFrame = {
-    val session = df.sparkSession.asInstanceOf[classic.SparkSession]
+    val session = SpindleDatasets.session(df)
     val experimental = session.experimental
     if (!experimental.extraStrategies.contains(SpindleScoreStrategy))
       experimental.extraStrategies = experimental.extraStrategies :+ SpindleScoreStrategy
-    val plan = df.asInstanceOf[classic.DataFrame].logicalPlan
-    classic.Dataset.ofRows(session, SpindleScore(plan.output, DataTypeUtils.toAttributes(added), score, plan))
+    val plan = SpindleDatasets.logicalPlan(df)
+    SpindleDatasets.ofRows(session, SpindleScore(plan.output, DataTypeUtils.toAttributes(added), score, plan))
   }
 
   /** The DataFrame's rows in Spark's internal (mostly UnsafeRow) form. */
-  def internalRows(df: DataFrame): RDD[InternalRow] = df.asInstanceOf[classic.DataFrame].queryExecution.toRdd
+  def internalRows(df: DataFrame): RDD[InternalRow] = SpindleDatasets.toRdd(df)
 }
