@@ -39,6 +39,7 @@ val cargoProfile = settingKey[String]("Cargo profile of the native library packa
 val tensorflowJar = taskKey[File]("Fetches tensorflow-core-native and extracts libtensorflow for the Rust build")
 val nativeBuild = taskKey[Seq[File]]("Builds the Rust cdylib and stages it as a jar resource")
 val sparkHome = taskKey[File]("A SPARK_HOME whose jars/ are this build's Spark jars, for local-cluster")
+val pythonJars = taskKey[Seq[File]]("Copies the jars a PySpark session needs into python/spindle/jars, for the wheel")
 
 // Spark forks executors that must find the same JDK modules opened as in Spark's own launcher.
 val jvmOpens = Seq(
@@ -140,6 +141,16 @@ lazy val core = (project in file("scala"))
       case x => (assembly / assemblyMergeStrategy).value(x)
     },
     assembly / test := {},
+    // `pip install ./python` packs what is in python/spindle/jars (ignored by git) into the wheel: spindle.jars().
+    pythonJars := {
+      val dir = (ThisBuild / baseDirectory).value / "python" / "spindle" / "jars"
+      IO.delete(dir)
+      val jars = Seq(
+        assembly.value -> s"${name.value}_${scalaBinaryVersion.value}-${version.value}.jar",
+        (libtensorflow / tensorflowJar).value -> s"spindle-libtensorflow-$tensorflowJavaVersion.jar"
+      )
+      jars.map { case (from, to) => IO.copyFile(from, dir / to); dir / to }
+    },
     // Published: the assembly as the artifact's one jar, under a POM naming only spindle-libtensorflow (compile), Spark
     // and Scala (provided): protobuf is shaded inside, not a dependency.
     autoScalaLibrary := false,

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
 
-from spindle_keras import export_inference, export_trainable
+from spindle.keras import export_inference, export_trainable
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")
 

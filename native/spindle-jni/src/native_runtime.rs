@@ -8,9 +8,9 @@ use jni::objects::{JByteArray, JClass, JString};
 use jni::sys::{jbyteArray, jint, jlong, jstring};
 use jni::JNIEnv;
 use prost::Message;
-use spindle_proto::spindle::{FeederConfig, ModelConfig, TrainerConfig};
+use spindle_proto::spindle::{FeederConfig, ModelConfig, ScriptFeedConfig, TrainerConfig};
 use spindle_runtime::rendezvous::RendezvousCanceller;
-use spindle_runtime::{Feeder, Model, Rendezvous, Trainer};
+use spindle_runtime::{Feeder, Model, Rendezvous, ScriptFeed, Trainer};
 
 use crate::errors::{guard, JniError, Result};
 use crate::handles::Handles;
@@ -19,6 +19,7 @@ static MODELS: LazyLock<Handles<Model>> = LazyLock::new(|| Handles::new("model")
 static FEEDERS: LazyLock<Handles<Feeder>> = LazyLock::new(|| Handles::new("feeder"));
 static RENDEZVOUS: LazyLock<Handles<Bound>> = LazyLock::new(|| Handles::new("rendezvous"));
 static TRAINERS: LazyLock<Handles<Trainer>> = LazyLock::new(|| Handles::new("trainer"));
+static SCRIPT_FEEDS: LazyLock<Handles<ScriptFeed>> = LazyLock::new(|| Handles::new("script feed"));
 static INIT: Once = Once::new();
 
 /// A bound rendezvous as the JVM holds it: `openTrainer` takes the socket out, while the entry stays in the
@@ -407,5 +408,81 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_panicForTest<'l>(
     guard(&mut env, (), |env| {
         let message: String = env.get_string(&message)?.into();
         panic!("{message}");
+    })
+}
+
+fn inner_open_script_feed(env: &mut JNIEnv, config: &JByteArray) -> Result<jlong> {
+    let config: ScriptFeedConfig = decode(env, config, "ScriptFeedConfig")?;
+    Ok(SCRIPT_FEEDS.insert(ScriptFeed::open(&config)?))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_openScriptFeed<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    config: JByteArray<'l>,
+) -> jlong {
+    guard(&mut env, 0, |env| inner_open_script_feed(env, &config))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_scriptFeedLayout<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    feed: jlong,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let layout = SCRIPT_FEEDS.get(feed)?.layout().clone();
+        bytes_out(env, &layout)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_scriptFeedAcquire<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    feed: jlong,
+) -> jlong {
+    guard(&mut env, 0, |_| {
+        Ok(SCRIPT_FEEDS.get(feed)?.acquire()?.unwrap_or(0))
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_scriptFeedSubmit<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    feed: jlong,
+    rows: jint,
+) {
+    guard(&mut env, (), |_| {
+        Ok(SCRIPT_FEEDS.get(feed)?.submit(rows)?)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_scriptFeedEnd<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    feed: jlong,
+) {
+    guard(&mut env, (), |_| {
+        SCRIPT_FEEDS.get(feed)?.end_input();
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_closeScriptFeed<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    feed: jlong,
+) {
+    // close() runs here, not only on the last drop: an acquire blocked on another thread must wake.
+    guard(&mut env, (), |_| {
+        if let Some(f) = SCRIPT_FEEDS.remove(feed) {
+            f.close();
+        }
+        Ok(())
     })
 }

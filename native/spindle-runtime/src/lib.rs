@@ -19,6 +19,9 @@
 //! - `schedule` (internal): the all-reduce's chunk schedule, pure arithmetic.
 //! - [`checkpoint`]: the chief's checkpoints, their hand-off to the JVM's uploader, and restore.
 //! - [`events`]: TensorBoard event files of the chief's step metrics.
+//!
+//! Scripts (`spindle.run`):
+//! - [`script_feed`]: spill windows the JVM fills and a Python script reads as NumPy arrays.
 
 pub mod actors;
 mod batch;
@@ -33,6 +36,7 @@ mod progress;
 pub mod rendezvous;
 pub mod ring;
 mod schedule;
+pub mod script_feed;
 mod spill;
 pub mod tf;
 pub mod trainer;
@@ -44,4 +48,5 @@ pub use feeder::Feeder;
 pub use model::Model;
 pub use rendezvous::{Rendezvous, RingConfig};
 pub use ring::{Ring, RingCloser};
+pub use script_feed::ScriptFeed;
 pub use trainer::Trainer;

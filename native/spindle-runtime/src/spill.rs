@@ -92,13 +92,46 @@ impl Spill {
         batch_size: usize,
         num_slots: usize,
     ) -> Result<Spill> {
-        let stride = batch_bytes.max(1).div_ceil(PAGE) * PAGE;
         let (file, path) = spill_file(dir)?;
+        Ok(Spill::over(file, path, batch_bytes, batch_size, num_slots))
+    }
+
+    /// Like [`Self::create`], but at `path`, which stays until the caller removes it: another process (a
+    /// script that [`crate::script_feed`] feeds) opens the file by name.
+    pub(crate) fn create_named(
+        path: &Path,
+        batch_bytes: usize,
+        batch_size: usize,
+        num_slots: usize,
+    ) -> Result<Spill> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("creating spill file {}", path.display()), e))?;
+        Ok(Spill::over(
+            file,
+            path.to_path_buf(),
+            batch_bytes,
+            batch_size,
+            num_slots,
+        ))
+    }
+
+    fn over(
+        file: File,
+        path: PathBuf,
+        batch_bytes: usize,
+        batch_size: usize,
+        num_slots: usize,
+    ) -> Spill {
+        let stride = batch_bytes.max(1).div_ceil(PAGE) * PAGE;
         let credits = bounded(num_slots);
         for _ in 0..num_slots {
             let _ = credits.0.send(());
         }
-        Ok(Spill {
+        Spill {
             feeding: Mutex::default(),
             credits,
             fed: unbounded(),
@@ -109,7 +142,12 @@ impl Spill {
             path,
             stride,
             batch_size,
-        })
+        }
+    }
+
+    /// Where the file was created.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Bytes from one batch to the next in the file: a batch rounded up to whole pages.

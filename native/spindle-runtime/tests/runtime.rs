@@ -330,7 +330,7 @@ fn batches_pending_at_once_on_two_feeders_of_one_model_each_get_their_own_output
     });
 }
 
-/// The model contract: a Keras model exported by python/spindle_keras trains through the C API, and
+/// The model contract: a Keras model exported by python/spindle/keras trains through the C API, and
 /// `gradients` + `apply_gradients` match `train` bit for bit.
 #[test]
 fn exported_keras_model_trains_and_split_step_matches_train() {

@@ -146,7 +146,7 @@ trait SpindleTrainingParams extends SpindleParams {
 }
 
 /** Synchronous data-parallel training of a trainable SavedModel (signatures `train`, `gradients`, `apply_gradients` and
-  * a serving signature; see `python/spindle_keras`), as a Spark ML `Estimator`.
+  * a serving signature; see `python/spindle/keras`), as a Spark ML `Estimator`.
   *
   * {{{
   * val fitted = new SpindleEstimator()

@@ -200,7 +200,7 @@ class SpindleModelSuite extends SpindleTestBase {
   }
 }
 
-/** A Keras model exported by python/spindle_keras scores like Keras itself, on real digits. */
+/** A Keras model exported by python/spindle/keras scores like Keras itself, on real digits. */
 class DigitsAgreementSuite extends SpindleTestBase {
   test("probabilities agree with the Python model to 1e-5 and held-out accuracy is >= 0.95") {
     val lines = scala.io.Source.fromFile(fixture("digits_expected.csv")).getLines().drop(1).toVector

@@ -6,7 +6,7 @@ import org.apache.spark.sql.SparkSession
 import io.spindle.SpindleModel
 
 /** Inference only: scores the handwritten digits (scikit-learn's copy of the UCI data set, 1797 8x8 images) with a
-  * Keras model exported by `python/spindle_keras`, on an embedded local Spark, and prints held-out accuracy.
+  * Keras model exported by `python/spindle/keras`, on an embedded local Spark, and prints held-out accuracy.
   *
   * Usage: DigitsInference <digits.csv.gz> [savedModelDir]
   */

@@ -7,7 +7,7 @@ import org.apache.spark.sql.SparkSession
 
 import io.spindle.{SpindleEstimator, SpindleModel}
 
-/** The main example: trains the untrained Keras MLP exported by `python/spindle_keras` on the handwritten digits with
+/** The main example: trains the untrained Keras MLP exported by `python/spindle/keras` on the handwritten digits with
   * two synchronous workers (checkpointing, and writing TensorBoard events), evaluates it on held-out digits, and scores
   * with the trained model, on an embedded local Spark (`local[2]` unless a master is set, as spark-submit does).
   *

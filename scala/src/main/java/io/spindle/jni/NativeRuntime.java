@@ -199,4 +199,36 @@ public final class NativeRuntime {
    * @param message the panic message
    */
   public static native void panicForTest(String message);
+
+  /**
+   * Opens the feed of a script process: creates {@code feed.spill} and listens on {@code feed.sock} in the
+   * config's folder, where the script ({@code spindle.data}) connects.
+   *
+   * @param scriptFeedConfig serialized {@code spindle.ScriptFeedConfig}
+   * @return a feed handle, to be released with {@link #closeScriptFeed(long)}
+   */
+  public static native long openScriptFeed(byte[] scriptFeedConfig);
+
+  /**
+   * @param feed a handle from {@link #openScriptFeed(byte[])}
+   * @return serialized {@code spindle.FeederLayout}: input offsets, row bytes, and the windows' stride
+   */
+  public static native byte[] scriptFeedLayout(long feed);
+
+  /**
+   * Maps the next window to write, blocking while the script holds every window.
+   *
+   * @param feed a handle from {@link #openScriptFeed(byte[])}
+   * @return the window's address, or 0 once the script has hung up (it ended or read what it wanted)
+   */
+  public static native long scriptFeedAcquire(long feed);
+
+  /** Hands the window acquired last, holding {@code rows} rows, to the script. */
+  public static native void scriptFeedSubmit(long feed, int rows);
+
+  /** Tells the script that no window follows the ones submitted. */
+  public static native void scriptFeedEnd(long feed);
+
+  /** Stops the feed and removes its files. Unknown handles (0, closed) are ignored. */
+  public static native void closeScriptFeed(long feed);
 }
