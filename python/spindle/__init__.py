@@ -119,3 +119,7 @@ def __getattr__(name: str) -> Any:
 
 
 # ---- spindle.run and spindle.data: their imports go here (`from .run import run`, `from . import data`). ----------
+from . import data  # noqa: E402
+from .run import RunError, run  # noqa: E402
+
+__all__ += ["data", "run", "RunError"]

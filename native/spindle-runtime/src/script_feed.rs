@@ -2,8 +2,8 @@
 //! file, as it does for the trainer, and the script (Python's `spindle.data`) maps those windows and reads
 //! them as NumPy arrays, without a copy or a pickle.
 //!
-//! The two sides meet on a Unix socket, `feed.sock`, next to the spill file `feed.spill`, in the folder
-//! the JVM names. Every message is little-endian `u64`s:
+//! The two sides meet on a Unix socket the JVM names; the spill file is `feed.spill` in the folder the
+//! JVM names. Every message is little-endian `u64`s:
 //! - runtime -> script: `[index, rows]` when window `index` (at `index * stride` in the file) holds
 //!   `rows` rows; `[u64::MAX, windows]` once the JVM has written its last window.
 //! - script -> runtime: `[index]` once the script no longer reads window `index`.
@@ -46,7 +46,7 @@ pub struct ScriptFeed {
 }
 
 impl ScriptFeed {
-    /// Lays out the inputs, creates `feed.spill` and listens on `feed.sock` in `config.dir`.
+    /// Lays out the inputs, creates `feed.spill` in `config.dir` and listens on `config.socket`.
     pub fn open(config: &ScriptFeedConfig) -> Result<ScriptFeed> {
         let batch = usize::try_from(config.batch_size)
             .ok()
@@ -68,7 +68,7 @@ impl ScriptFeed {
             batch,
             slots,
         )?);
-        let socket = dir.join("feed.sock");
+        let socket = PathBuf::from(&config.socket);
         let listener = UnixListener::bind(&socket)
             .map_err(|e| Error::io(format!("listening on {}", socket.display()), e))?;
         let layout = FeederLayout {
@@ -309,6 +309,7 @@ mod tests {
             batch_size: 4,
             num_slots: 2,
             dir: dir.to_string_lossy().into_owned(),
+            socket: dir.join("feed.sock").to_string_lossy().into_owned(),
         }
     }
 

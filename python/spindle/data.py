@@ -1,0 +1,170 @@
+"""``spindle.data``: inside a process of :func:`spindle.run`, the task's rows as a ``tf.data.Dataset``.
+
+The JVM task writes its partition into windows of a spill file (Spindle's runtime feed, as for ``SpindleEstimator``);
+this module maps each window and yields NumPy arrays that are views of the mapped memory: no pickling, no copy on the
+Python side. The first pass streams: the JVM runs at most ``num_slots`` windows ahead, and a window goes back to it
+once the last array viewing it is gone (backpressure). Later passes (epochs) replay the spill file, optionally in a
+shuffled order of batches, without reading Spark again.
+"""
+
+import json
+import mmap
+import os
+import random
+import socket
+import struct
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["dataset", "batches"]
+
+_END = 2**64 - 1
+
+
+def _numpy_dtype(name: str):
+    if name == "bfloat16":
+        import tensorflow as tf
+
+        return tf.bfloat16.as_numpy_dtype
+    return np.dtype(name)
+
+
+class _Feed:
+    """This process's feed: the descriptor the JVM wrote, the spill file, and the socket to the JVM's runtime."""
+
+    def __init__(self, descriptor: dict):
+        self.d = descriptor
+        self.fd = os.open(descriptor["spill"], os.O_RDONLY)
+        self.stride = descriptor["stride"]
+        self.inputs = [
+            (i["name"], _numpy_dtype(i["dtype"]), tuple(i["shape"]), i["offset"]) for i in descriptor["inputs"]
+        ]
+        self.windows: Optional[list] = None  # (index, rows) of every window, once the first pass has ended
+        self.lock = threading.Lock()
+        self.sock: Optional[socket.socket] = None
+        self.streaming = False
+
+    def _map(self, index: int, rows: int) -> dict:
+        window = mmap.mmap(self.fd, self.stride, offset=index * self.stride, prot=mmap.PROT_READ)
+        base = np.frombuffer(window, dtype=np.uint8)
+        arrays = {}
+        for name, dtype, shape, offset in self.inputs:
+            n = rows * int(np.prod(shape, dtype=np.int64))
+            arrays[name] = base[offset : offset + n * dtype.itemsize].view(dtype).reshape((rows, *shape))
+        return base, arrays
+
+    def _release(self, index: int) -> None:
+        with self.lock:
+            if self.sock is not None:
+                try:
+                    self.sock.sendall(struct.pack("<Q", index))
+                except OSError:
+                    pass  # the feed closed: nothing waits for this window any more
+
+    def _recv(self) -> tuple:
+        buf = b""
+        while len(buf) < 16:
+            chunk = self.sock.recv(16 - len(buf))
+            if not chunk:
+                raise RuntimeError("spindle.data: the JVM task closed the feed before its end")
+            buf += chunk
+        return struct.unpack("<QQ", buf)
+
+    def batches(self, shuffle: bool = False, seed: int = 0, epoch: int = 0) -> Iterator[dict]:
+        """One pass: dicts of column -> NumPy view, one per batch."""
+        if self.windows is None:
+            yield from self._stream()
+        else:
+            order = list(self.windows)
+            if shuffle:
+                random.Random(seed + epoch).shuffle(order)
+            for index, rows in order:
+                _, arrays = self._map(index, rows)
+                yield arrays
+
+    def _stream(self) -> Iterator[dict]:
+        if self.streaming:
+            raise RuntimeError("spindle.data: a second pass started before the first one (which streams) ended")
+        self.streaming = True
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.d["socket"])
+        seen = []
+        while True:
+            index, rows = self._recv()
+            if index == _END:
+                break
+            base, arrays = self._map(index, rows)
+            # The window goes back to the JVM once no array views it any more (TensorFlow may hold some).
+            weakref.finalize(base, self._release, index)
+            del base
+            seen.append((index, rows))
+            yield arrays
+            del arrays
+        self.windows = seen
+
+
+_feed: Optional[_Feed] = None
+_epochs = 0
+
+
+def _the_feed() -> _Feed:
+    global _feed
+    if _feed is None:
+        run_dir = os.environ.get("SPINDLE_RUN_DIR")
+        path = os.path.join(run_dir, "feed.json") if run_dir else None
+        if path is None or not os.path.exists(path):
+            raise RuntimeError(
+                "spindle.data: this process has no Spindle feed: call it inside spindle.run(..., data=df), on a task "
+                "that reads (every worker; with parameter servers, the chief)"
+            )
+        with open(path, encoding="utf-8") as f:
+            _feed = _Feed(json.load(f))
+    return _feed
+
+
+def batches(shuffle: bool = False, seed: int = 0) -> Iterator[dict]:
+    """One pass over this task's rows as dicts of column -> NumPy array (views of mapped memory), a batch each."""
+    global _epochs
+    _epochs += 1
+    return _the_feed().batches(shuffle, seed, _epochs)
+
+
+def dataset(label: Optional[str] = None, shuffle: bool = False, seed: int = 0):
+    """This task's rows as a ``tf.data.Dataset`` of batches; each iteration (epoch) is one pass.
+
+    Parameters
+    ----------
+    label
+        A column to yield apart: ``(features, label)`` pairs, as Keras ``fit`` takes; ``features`` is the one other
+        column's tensor, or a dict when there are several. Without it, dicts of column -> tensor.
+    shuffle, seed
+        Replayed passes visit the batches in an order shuffled per pass.
+
+    The dataset's auto-sharding is off: each task's rows are its own already.
+    """
+    import tensorflow as tf
+
+    feed = _the_feed()
+    spec = {name: tf.TensorSpec((None, *shape), tf.as_dtype(dtype)) for name, dtype, shape, _ in feed.inputs}
+    if label is not None and label not in spec:
+        raise ValueError(f"spindle.data: no column '{label}' in the feed; columns: {', '.join(spec)}")
+
+    def structure(arrays):
+        if label is None:
+            return arrays
+        rest = {k: v for k, v in arrays.items() if k != label}
+        return (next(iter(rest.values())) if len(rest) == 1 else rest), arrays[label]
+
+    def generate():
+        for arrays in batches(shuffle, seed):
+            yield structure(arrays)
+
+    signature = structure(spec)
+    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options)

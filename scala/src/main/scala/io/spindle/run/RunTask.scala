@@ -1,0 +1,226 @@
+package io.spindle.run
+
+import java.nio.charset.StandardCharsets
+import java.nio.file.{Files, Path}
+
+import scala.jdk.CollectionConverters._
+
+import com.fasterxml.jackson.databind.ObjectMapper
+import org.apache.hadoop.fs.FileUtil
+import org.apache.spark.{BarrierTaskContext, SpindleBarrierShim, SpindleCoreShim}
+import org.apache.spark.sql.catalyst.InternalRow
+import org.slf4j.LoggerFactory
+
+import io.spindle.{NativeLoader, SpindleWorkerException}
+import io.spindle.internal.{BatchWriter, Cleanup, InputPlan, KillSwitch}
+import io.spindle.jni.NativeRuntime
+import io.spindle.proto.{FeederLayout, ScriptFeedConfig}
+
+/** What every task of a run needs, serialized once with the stage. `steps` is the batches each reader feeds per epoch
+  * (agreed on the driver so that synchronous workers step together; -1 for a lone reader, which feeds all it has).
+  */
+final case class RunJob(spec: RunSpec, inputs: Seq[InputPlan], steps: Long, driver: String, secret: Array[Byte])
+
+/** One process of a `spindle.run` job: the body of a barrier task.
+  *
+  *   1. Holds a port for the task's TensorFlow server ([[PortHold]]) and publishes it through `allGather`; every task
+  *      builds the same TF_CONFIG from the gathered addresses. 2. Starts the script process (Spindle's Python worker)
+  *      with TF_CONFIG, streaming its output to the driver. 3. A reader task writes its partition into the runtime's
+  *      script feed (at most `steps` batches), which the script reads as NumPy arrays through `spindle.data`. 4. Waits
+  *      for the process; one that fails throws (with its traceback) and tells the driver, which cancels the run. A
+  *      server (parameter server, or worker of a parameter-server cluster) is stopped once every other process ended.
+  *
+  * Everything it opens is closed by the task's completion listener, and by its kill switch when Spark kills the task.
+  */
+final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Array[Byte]]) with Serializable {
+
+  override def apply(rows: Iterator[InternalRow]): Iterator[Array[Byte]] = {
+    val ctx = BarrierTaskContext.get()
+    SpindleBarrierShim.releaseTimerAfterMain()
+    val spec = job.spec
+    val rank = ctx.partitionId()
+    val (role, index) = spec.roles(rank)
+    val host = SpindleCoreShim.executorHost
+    val label = s"spindle.run rank $rank ($role $index)"
+    val log = LoggerFactory.getLogger(classOf[RunTask])
+    val scratch = Files.createTempDirectory(java.nio.file.Paths.get(SpindleCoreShim.localDir), "spindle-run")
+    val port = new PortHold(host)
+    @volatile var feed = 0L
+    @volatile var process: Option[WorkerProcess] = None
+    val link = new TaskLink(job.driver, job.secret, rank)
+    def closeFeed(): Unit = { NativeRuntime.closeScriptFeed(feed); feed = 0 }
+    val killSwitch = new KillSwitch(ctx, label, () => Cleanup.all(() => process.foreach(_.stop()), () => closeFeed()))
+    ctx.addTaskCompletionListener[Unit] { _ =>
+      Cleanup.all(
+        () => killSwitch.close(),
+        () => process.foreach(_.stop()),
+        () => closeFeed(),
+        () => port.close(),
+        () => link.close(),
+        () => FileUtil.fullyDelete(scratch.toFile)
+      )
+    }
+    try {
+      val tfAddress = s"$host:${port.port}"
+      val addresses = ctx.allGather(tfAddress).toSeq
+      val env = spec.env ++ Map(
+        "TF_CONFIG" -> RunTask.tfConfig(spec, addresses, role, index),
+        // TensorFlow's gRPC server may then bind the port this task holds.
+        "TF_GRPC_REUSE_PORT" -> "1",
+        "PYTHONUNBUFFERED" -> "1",
+        "SPINDLE_RUN_DIR" -> scratch.toString,
+        "SPINDLE_RANK" -> rank.toString
+      )
+      Files.write(scratch.resolve("payload.bin"), spec.payload)
+      val reads = spec.readers.contains(rank) && job.inputs.nonEmpty
+      if (reads) {
+        NativeLoader.ensureLoaded()
+        feed = openFeed(scratch)
+        Files.write(
+          scratch.resolve("feed.json"),
+          RunTask.descriptor(job, feed, scratch).getBytes(StandardCharsets.UTF_8)
+        )
+      }
+      val started = new WorkerProcess(spec.command, env, scratch.toFile, label, log, link.line)
+      process = Some(started)
+      link.started(s"$role $index", host, tfAddress)
+      if (reads) feedRows(feed, rows, FeederLayout.parseFrom(NativeRuntime.scriptFeedLayout(feed)), rank, label)
+      if (spec.serves(rank)) {
+        // A server's process runs until the others end; if it dies first, the driver hears of it and cancels the run.
+        watchServer(started, link, rank, label)
+        ctx.barrier()
+        started.stop()
+      } else {
+        val code = started.waitFor()
+        if (code != 0) {
+          val traceback = RunTask.traceback(scratch).getOrElse(started.stderrTail)
+          link.exited(code, traceback)
+          throw new SpindleWorkerException(s"$label on $host exited with code $code:\n$traceback")
+        }
+        ctx.barrier()
+      }
+      link.exited(0, "")
+      val result = scratch.resolve("result.bin")
+      Iterator(if (rank == 0 && Files.exists(result)) Files.readAllBytes(result) else Array.emptyByteArray)
+    } catch {
+      case e: SpindleWorkerException => throw e
+      case e: Throwable              =>
+        // The driver hears why, rather than of a task that ended without a word.
+        try link.exited(-1, s"$label on $host: $e")
+        catch { case _: Throwable => }
+        throw e
+    }
+  }
+
+  private def openFeed(scratch: Path): Long = {
+    val config = ScriptFeedConfig
+      .newBuilder()
+      .addAllInputs(BatchWriter.layouts(job.inputs, job.inputs.map(_ => 0L), 0.0).asJava)
+      .setBatchSize(job.spec.batchSize)
+      .setNumSlots(job.spec.numSlots)
+      .setDir(scratch.toString)
+      .setSocket(RunTask.socketPath(scratch).toString)
+    NativeRuntime.openScriptFeed(config.build().toByteArray)
+  }
+
+  /** Writes rows into the feed's windows, at most `steps` of them, until the rows end or the script hangs up; then
+    * tells the script the input is over.
+    */
+  private def feedRows(
+      feed: Long,
+      rows: Iterator[InternalRow],
+      layout: FeederLayout,
+      rank: Int,
+      label: String
+  ): Unit = {
+    val writer = new BatchWriter(job.inputs, job.inputs.map(_ => 0L), layout, rank)
+    val batch = job.spec.batchSize
+    var (windows, rowNumber) = (0L, 0L)
+    var base = if (rows.hasNext && windows != job.steps) NativeRuntime.scriptFeedAcquire(feed) else 0L
+    while (base != 0) {
+      writer.start(base)
+      var n = 0
+      while (n < batch && rows.hasNext) {
+        writer.write(rows.next(), n, rowNumber)
+        n += 1
+        rowNumber += 1
+      }
+      NativeRuntime.scriptFeedSubmit(feed, n)
+      windows += 1
+      base = if (rows.hasNext && windows != job.steps) NativeRuntime.scriptFeedAcquire(feed) else 0L
+    }
+    if (rows.hasNext && windows == job.steps)
+      LoggerFactory
+        .getLogger(classOf[RunTask])
+        .info(s"$label: fed the $windows batches every reader has; the partition's other rows are left out")
+    NativeRuntime.scriptFeedEnd(feed)
+  }
+
+  private def watchServer(process: WorkerProcess, link: TaskLink, rank: Int, label: String): Unit = {
+    val t = new Thread(
+      () => {
+        val code = process.waitFor()
+        // Stopped by this task (SIGTERM: 143) once the run ended, or failed on its own.
+        if (code != 0 && code != 143) link.exited(code, process.stderrTail)
+      },
+      s"spindle-run server watch $label"
+    )
+    t.setDaemon(true)
+    t.start()
+  }
+}
+
+object RunTask {
+  private val mapper = new ObjectMapper()
+
+  /** TF_CONFIG for task (`role`, `index`): the cluster of every role's gathered addresses, in rank order. */
+  def tfConfig(spec: RunSpec, addresses: Seq[String], role: String, index: Int): String = {
+    val root = mapper.createObjectNode()
+    val cluster = root.putObject("cluster")
+    spec.roles.zip(addresses).groupBy(_._1._1).toSeq.sortBy(_._1).foreach { case (r, tasks) =>
+      val list = cluster.putArray(r)
+      tasks.sortBy(_._1._2).foreach { case (_, address) => list.add(address) }
+    }
+    val task = root.putObject("task")
+    task.put("type", role)
+    task.put("index", index)
+    mapper.writeValueAsString(root)
+  }
+
+  /** What `spindle.data` reads to map the feed: files, batch, agreed steps and where each array lies in a window. */
+  def descriptor(job: RunJob, feed: Long, scratch: Path): String = {
+    val layout = FeederLayout.parseFrom(NativeRuntime.scriptFeedLayout(feed))
+    val root = mapper.createObjectNode()
+    root.put("spill", scratch.resolve("feed.spill").toString)
+    root.put("socket", socketPath(scratch).toString)
+    root.put("stride", layout.getSlotStride)
+    root.put("batch_size", job.spec.batchSize)
+    root.put("steps", job.steps)
+    val inputs = root.putArray("inputs")
+    job.spec.inputs.zipWithIndex.foreach { case (in, i) =>
+      val node = inputs.addObject()
+      node.put("name", in.column)
+      node.put("dtype", in.dtype.name)
+      val shape = node.putArray("shape")
+      in.shape.foreach(d => shape.add(d))
+      node.put("offset", layout.getInputOffsets(i))
+      node.put("row_bytes", layout.getRowBytes(i))
+    }
+    mapper.writeValueAsString(root)
+  }
+
+  /** The feed's socket: in the task's folder when its path fits a Unix socket address (108 bytes), else in the system's
+    * temporary folder under the folder's own unique name.
+    */
+  def socketPath(scratch: Path): Path = {
+    val inside = scratch.resolve("feed.sock")
+    if (inside.toString.getBytes(StandardCharsets.UTF_8).length < 100) inside
+    else java.nio.file.Paths.get("/tmp", s"${scratch.getFileName}.sock")
+  }
+
+  /** The traceback Spindle's Python worker wrote when the script raised. */
+  def traceback(scratch: Path): Option[String] = {
+    val file = scratch.resolve("traceback.txt")
+    if (Files.exists(file)) Some(new String(Files.readAllBytes(file), StandardCharsets.UTF_8)) else None
+  }
+}

@@ -1,0 +1,100 @@
+"""spindle.run on local-cluster[2,1,1024] (two executor JVMs): unmodified TensorFlow scripts with TF_CONFIG from
+Spindle, fed a DataFrame through spindle.data, for MultiWorkerMirroredStrategy and ParameterServerStrategy; a worker
+that raises fails the run at once with its traceback.
+
+local[N] would run every process on one executor; a local-cluster has two, as a cluster's workers would.
+"""
+
+import os
+import time
+
+import numpy as np
+import pytest
+import spindle
+from digits import held_out, training
+
+MASTER = "local-cluster[2,2,2048]"
+SPARK_CONF = {"spark.executor.memory": "2048m"}
+SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
+# tf.keras as Keras 2 (tf-keras): Keras 3 does not train under MultiWorkerMirroredStrategy.
+ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def executors(spark):
+    status = spark.sparkContext._jsc.sc().getExecutorMemoryStatus
+    deadline = time.monotonic() + 120
+    while status().size() - 1 < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert status().size() - 1 == 2, "the local cluster started both executors within 120 s"
+
+
+def held_out_accuracy(digits, weights_npz):
+    """The accuracy of the saved MLP on the held-out digits, computed with NumPy (relu, then the largest logit)."""
+    w = np.load(weights_npz)
+    w1, b1, w2, b2 = (w[f"arr_{i}"] for i in range(4))
+    rows = held_out(digits).select("features", "label").collect()
+    x = np.array([r.features for r in rows], dtype=np.float32)
+    y = np.array([r.label for r in rows])
+    predicted = np.argmax(np.maximum(x @ w1 + b1, 0) @ w2 + b2, axis=1)
+    return float(np.mean(predicted == y))
+
+
+def test_an_mwms_keras_script_trains_on_two_executor_jvms_from_a_dataframe(spark, digits, tmp_path):
+    weights = str(tmp_path / "mwms.npz")
+    spindle.run(
+        os.path.join(SCRIPTS, "mwms_digits.py"),
+        num_workers=2,
+        data=training(digits).select("features", "label"),
+        args=[weights, 20],
+        batch_size=32,
+        env=ENV,
+    )
+    accuracy = held_out_accuracy(digits, weights)
+    print(f"MWMS held-out accuracy {accuracy:.4f}")
+    assert accuracy >= 0.95
+
+
+def test_a_parameter_server_run_with_one_ps_and_two_workers_learns(spark, digits, tmp_path):
+    weights = str(tmp_path / "ps.npz")
+    # chief + 2 workers + 1 ps: four processes on the cluster's four cores.
+    spindle.run(
+        os.path.join(SCRIPTS, "ps_digits.py"),
+        num_workers=2,
+        num_ps=1,
+        data=training(digits).select("features", "label"),
+        args=[weights, 10],
+        env=ENV,
+    )
+    accuracy = held_out_accuracy(digits, weights)
+    print(f"parameter-server held-out accuracy {accuracy:.4f}")
+    assert accuracy >= 0.9
+
+
+def test_a_worker_that_raises_fails_the_run_within_30_s_with_its_traceback(spark):
+    started = time.monotonic()
+    with pytest.raises(spindle.RunError) as failure:
+        spindle.run(os.path.join(SCRIPTS, "raises.py"), num_workers=2, env=ENV)
+    elapsed = time.monotonic() - started
+    message = str(failure.value)
+    assert "rank 1 (worker 1" in message
+    assert "ValueError: worker 1 cannot go on: bad hyperparameter 42" in message
+    assert "Traceback (most recent call last)" in message
+    assert elapsed < 30, f"the run failed after {elapsed:.1f} s"
+
+
+def test_a_function_runs_on_every_worker_and_returns_rank_0s_value(spark, digits):
+    def count_rows():
+        import json
+        import os
+
+        import spindle.data
+
+        rows = sum(len(b["label"]) for b in spindle.data.batches())
+        return json.loads(os.environ["TF_CONFIG"])["task"], rows
+
+    task, rows = spindle.run(count_rows, num_workers=2, data=training(digits).select("features", "label"), batch_size=50)
+    assert task == {"type": "worker", "index": 0}
+    # 1347 training rows over two readers, in equal numbers of batches: rank 0 feeds its whole partition or its
+    # agreed share.
+    assert 500 <= rows <= 700
