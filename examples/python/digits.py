@@ -47,8 +47,12 @@ def digits_csv() -> str:
     """scikit-learn's copy of the UCI handwritten digits (1797 8x8 images), found without importing scikit-learn."""
     spec = find_spec("sklearn")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("scikit-learn is not installed: pass --digits, or run ci/setup-python.sh")
-    return os.path.join(os.path.dirname(spec.origin), "datasets", "data", "digits.csv.gz")
+        raise FileNotFoundError(
+            "scikit-learn is not installed: pass --digits, or run ci/setup-python.sh"
+        )
+    return os.path.join(
+        os.path.dirname(spec.origin), "datasets", "data", "digits.csv.gz"
+    )
 
 
 def load(spark: SparkSession, csv_gz: str) -> DataFrame:
@@ -58,7 +62,9 @@ def load(spark: SparkSession, csv_gz: str) -> DataFrame:
         for line in lines:
             if line.strip():
                 values = [float(v) for v in line.split(",")]
-                rows.append((len(rows), [v / 16.0 for v in values[:-1]], int(values[-1])))
+                rows.append(
+                    (len(rows), [v / 16.0 for v in values[:-1]], int(values[-1]))
+                )
     return spark.createDataFrame(rows, SCHEMA)
 
 
@@ -79,7 +85,9 @@ def with_prediction(scored: DataFrame) -> DataFrame:
 
 def accuracy(predicted: DataFrame) -> tuple[int, int]:
     """(correct, total) over rows with ``label`` and ``prediction``."""
-    return predicted.filter(F.col("prediction") == F.col("label")).count(), predicted.count()
+    return predicted.filter(
+        F.col("prediction") == F.col("label")
+    ).count(), predicted.count()
 
 
 def keras_init(path: str) -> str:
@@ -90,19 +98,40 @@ def keras_init(path: str) -> str:
 
     keras.utils.set_random_seed(7)
     model = keras.Sequential(
-        [keras.Input((64,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10, activation="softmax")]
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
     )
-    export_trainable(model, keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(), path)
+    export_trainable(
+        model,
+        keras.optimizers.Adam(1e-2),
+        keras.losses.SparseCategoricalCrossentropy(),
+        path,
+    )
     return path
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--digits", default=None, help="digits.csv.gz (default: scikit-learn's)")
+    parser.add_argument(
+        "--digits", default=None, help="digits.csv.gz (default: scikit-learn's)"
+    )
     start = parser.add_mutually_exclusive_group()
-    start.add_argument("--init", default=os.path.join(ROOT, "tests", "fixtures", "digits_mlp_init"))
-    start.add_argument("--keras", action="store_true", help="export a fresh Keras MLP with spindle.keras instead")
-    parser.add_argument("--export", default=None, help="where the trained SavedModel goes (default: a temp dir)")
+    start.add_argument(
+        "--init", default=os.path.join(ROOT, "tests", "fixtures", "digits_mlp_init")
+    )
+    start.add_argument(
+        "--keras",
+        action="store_true",
+        help="export a fresh Keras MLP with spindle.keras instead",
+    )
+    parser.add_argument(
+        "--export",
+        default=None,
+        help="where the trained SavedModel goes (default: a temp dir)",
+    )
     parser.add_argument("--master", default="local[2]")
     args = parser.parse_args(argv)
 
@@ -124,9 +153,13 @@ def main(argv=None) -> int:
             .setBatchSize(BATCH_SIZE)
             .setSeed(1)
             .setExportPath(export_path)
-            .setCheckpointDir(os.path.join(work, "checkpoints"))  # a fresh one: a used one would be resumed from
+            .setCheckpointDir(
+                os.path.join(work, "checkpoints")
+            )  # a fresh one: a used one would be resumed from
             .setCheckpointEverySteps(200)
-            .setTensorboardDir(os.path.join(work, "tensorboard"))  # tensorboard --logdir <this>
+            .setTensorboardDir(
+                os.path.join(work, "tensorboard")
+            )  # tensorboard --logdir <this>
             .fit(training(digits))
         )
         summary = fitted.summary
@@ -138,18 +171,25 @@ def main(argv=None) -> int:
             f"{losses[0]:.4f} -> {losses[-1]:.4f}, {summary.examplesPerSecond:.0f} examples/s; "
             f"exported to {export_path}"
         )
-        print(f"checkpoints in {work}/checkpoints, TensorBoard events in {work}/tensorboard")
+        print(
+            f"checkpoints in {work}/checkpoints, TensorBoard events in {work}/tensorboard"
+        )
         scored = with_prediction(fitted.transform(held_out(digits)))
         correct, total = accuracy(scored)
         scored.select("index", "label", "prediction").show(5)
         print(f"held-out accuracy: {correct / total:.4f} ({correct} of {total} digits)")
         # The export is a plain SavedModel: any SpindleModel (or TensorFlow) can load it later.
         reloaded = SpindleModel.load(export_path).setInputCols({"features": "features"})
-        print(f"reloaded from {export_path}: {reloaded.transform(held_out(digits)).count()} rows scored")
+        print(
+            f"reloaded from {export_path}: {reloaded.transform(held_out(digits)).count()} rows scored"
+        )
     finally:
         spark.stop()
     if correct / total < TARGET:
-        print(f"FAILED: held-out accuracy {correct / total:.4f} is below the target {TARGET}", file=sys.stderr)
+        print(
+            f"FAILED: held-out accuracy {correct / total:.4f} is below the target {TARGET}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -3,16 +3,20 @@
 The JVM task writes its partition into windows of a spill file (Spindle's runtime feed, as for ``SpindleEstimator``);
 this module maps each window and yields NumPy arrays that are views of the mapped memory: no pickling, no copy on the
 Python side. The first pass streams: the JVM runs at most ``num_slots`` windows ahead, and a window goes back to it
-once the last array viewing it is gone (backpressure). Later passes (epochs) replay the spill file, optionally in a
+once the last array viewing it is gone (backpressure). A script that keeps arrays of every window but one (a list of
+batches, a deep shuffle buffer) would leave the JVM nothing to write into: that window comes as a copy instead, handed
+back at once, so the feed never stalls. Later passes (epochs) replay the spill file, optionally in a
 shuffled order of batches, without reading Spark again.
 """
 
+import gc
 import json
 import mmap
 import os
 import random
 import socket
 import struct
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -47,6 +51,9 @@ class _Feed:
         self.lock = threading.Lock()
         self.sock: Optional[socket.socket] = None
         self.streaming = False
+        self.num_slots = descriptor["num_slots"]
+        self.held: set = set()  # windows still viewed by arrays of the script
+        self.warned = False
 
     def _map(self, index: int, rows: int) -> dict:
         window = mmap.mmap(self.fd, self.stride, offset=index * self.stride, prot=mmap.PROT_READ)
@@ -59,6 +66,7 @@ class _Feed:
 
     def _release(self, index: int) -> None:
         with self.lock:
+            self.held.discard(index)
             if self.sock is not None:
                 try:
                     self.sock.sendall(struct.pack("<Q", index))
@@ -98,9 +106,29 @@ class _Feed:
             if index == _END:
                 break
             base, arrays = self._map(index, rows)
-            # The window goes back to the JVM once no array views it any more (TensorFlow may hold some).
-            weakref.finalize(base, self._release, index)
-            del base
+            if len(self.held) + 1 >= self.num_slots:
+                gc.collect()  # arrays in reference cycles hold windows too
+            with self.lock:
+                last = len(self.held) + 1 >= self.num_slots
+                if not last:
+                    self.held.add(index)
+            if last:
+                arrays = {name: np.array(a) for name, a in arrays.items()}
+                if not self.warned:
+                    self.warned = True
+                    print(
+                        f"spindle.data: the script keeps arrays of {len(self.held)} of the feed's {self.num_slots} "
+                        "windows; batches that would take the last one come as copies (keep fewer batches, copy those "
+                        "you keep, or raise num_slots)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                del base
+                self._release(index)
+            else:
+                # The window goes back to the JVM once no array views it any more (TensorFlow may hold some).
+                weakref.finalize(base, self._release, index)
+                del base
             seen.append((index, rows))
             yield arrays
             del arrays

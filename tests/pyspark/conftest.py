@@ -14,7 +14,11 @@ import pytest
 
 # Loopback only (as every suite of the project): Spark would otherwise bind and advertise the host's first
 # non-loopback address. Set before the first session starts the JVM, which inherits them.
-os.environ.update(SPARK_LOCAL_IP="127.0.0.1", SPARK_LOCAL_HOSTNAME="127.0.0.1", TF_CPP_MIN_LOG_LEVEL="2")
+os.environ.update(
+    SPARK_LOCAL_IP="127.0.0.1",
+    SPARK_LOCAL_HOSTNAME="127.0.0.1",
+    TF_CPP_MIN_LOG_LEVEL="2",
+)
 # The Spark distribution of local-cluster's executor JVMs: the installed pyspark package has bin/ and jars/.
 os.environ["SPARK_HOME"] = os.path.dirname(os.path.abspath(pyspark.__file__))
 
@@ -28,7 +32,9 @@ sys.path.insert(0, os.path.join(ROOT, "examples", "python"))
 
 import spindle  # noqa: E402
 
-if os.path.dirname(os.path.abspath(spindle.__file__)) == os.path.join(ROOT, "python", "spindle"):
+if os.path.dirname(os.path.abspath(spindle.__file__)) == os.path.join(
+    ROOT, "python", "spindle"
+):
     pytest.exit(
         "tests/pyspark imported spindle from the checkout's python/, not the installed package: run them with "
         "`.venv/bin/pip install ./python && .venv/bin/python -m pytest tests/pyspark` (and apart from tests/python, "

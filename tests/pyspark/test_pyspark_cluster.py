@@ -20,12 +20,18 @@ def executors(spark):
     """Waits (at most 120 s) for both executor JVMs: on a loaded machine they start after a job would be submitted."""
     status = spark.sparkContext._jsc.sc().getExecutorMemoryStatus
     deadline = time.monotonic() + 120
-    while status().size() - 1 < 2 and time.monotonic() < deadline:  # the driver's block manager is listed too
+    while (
+        status().size() - 1 < 2 and time.monotonic() < deadline
+    ):  # the driver's block manager is listed too
         time.sleep(0.2)
-    assert status().size() - 1 == 2, "the local cluster started both executors within 120 s"
+    assert status().size() - 1 == 2, (
+        "the local cluster started both executors within 120 s"
+    )
 
 
-def test_two_workers_on_two_executor_jvms_learn_and_the_model_scores(spark, digits, tmp_path):
+def test_two_workers_on_two_executor_jvms_learn_and_the_model_scores(
+    spark, digits, tmp_path
+):
     train = training(digits)
     export = str(tmp_path / "model")
     fitted = (
@@ -48,4 +54,7 @@ def test_two_workers_on_two_executor_jvms_learn_and_the_model_scores(spark, digi
     assert correct / total >= ACCURACY, f"held-out accuracy {correct} of {total}"
     # The export, loaded afresh, scores on the executors as the fitted model does.
     reloaded = SpindleModel.load(export).setInputCols({"features": "features"})
-    assert accuracy(with_prediction(reloaded.transform(held_out(digits)))) == (correct, total)
+    assert accuracy(with_prediction(reloaded.transform(held_out(digits)))) == (
+        correct,
+        total,
+    )

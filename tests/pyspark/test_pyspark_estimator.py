@@ -25,7 +25,13 @@ def estimator(export):
 @pytest.fixture(scope="module")
 def fitted(spark, digits, tmp_path_factory):
     export = tmp_path_factory.mktemp("export") / "model"
-    fit = estimator(export).setNumWorkers(2).setEpochs(EPOCHS).setBatchSize(BATCH_SIZE).setSeed(1)
+    fit = (
+        estimator(export)
+        .setNumWorkers(2)
+        .setEpochs(EPOCHS)
+        .setBatchSize(BATCH_SIZE)
+        .setSeed(1)
+    )
     return fit.fit(training(digits)), str(export)
 
 
@@ -34,7 +40,9 @@ def test_two_workers_learn_the_digits(digits, fitted):
     summary = model.summary
     assert model.hasSummary and summary.numWorkers == 2
     rows = summary.rowsPerWorker
-    assert sum(rows) == training(digits).count() and min(rows) > 600, f"rows per worker {rows}"
+    assert sum(rows) == training(digits).count() and min(rows) > 600, (
+        f"rows per worker {rows}"
+    )
     epochs = summary.epochLosses
     assert len(epochs) == EPOCHS
     assert epochs[-1] < epochs[0] / 2, f"loss per epoch {epochs}"
@@ -51,7 +59,9 @@ def test_the_summary_mirrors_the_jvm_one(fitted):
     assert [s.step for s in steps] == sorted(s.step for s in steps)
     assert {s.epoch for s in steps} == set(range(1, EPOCHS + 1))
     assert summary.examplesPerSecond > 0 and summary.rowsFedPerSecond > 0
-    assert len(summary.feedSecondsPerWorker) == len(summary.feedWaitSecondsPerWorker) == 2
+    assert (
+        len(summary.feedSecondsPerWorker) == len(summary.feedWaitSecondsPerWorker) == 2
+    )
     # The MLP's trainable variables (64 x 32, 32, 32 x 10, 10), read through its variables signature.
     assert {k: v.size for k, v in summary.variables.items()} == {
         "var_000": 2048,
@@ -66,13 +76,19 @@ def test_the_fitted_model_scores_its_export_from_the_serving_inputs(fitted):
     model, export = fitted
     assert isinstance(model, SpindleModel)
     assert model.getModelPath() == export == model.summary.exportPath
-    assert model.getInputCols() == {"features": "features"}  # no labels: the serving signature has none
+    assert model.getInputCols() == {
+        "features": "features"
+    }  # no labels: the serving signature has none
     assert model.getOutputCols() == {"probabilities": "probabilities"}
     assert model.getBatchSize() == 32 and not model.hasParam("epochs")
 
 
-def test_a_missing_labels_column_fails_before_training_naming_it(spark, digits, tmp_path):
-    bad = estimator(tmp_path / "model").setInputCols({"features": "features", "labels": "no_such_label"})
+def test_a_missing_labels_column_fails_before_training_naming_it(
+    spark, digits, tmp_path
+):
+    bad = estimator(tmp_path / "model").setInputCols(
+        {"features": "features", "labels": "no_such_label"}
+    )
     with pytest.raises(Py4JJavaError) as failure:
         bad.fit(training(digits))
     message = str(failure.value)

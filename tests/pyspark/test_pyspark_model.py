@@ -30,10 +30,15 @@ def trained():
 def predictions(model, frame):
     """index -> (label, prediction, probabilities) of every row ``model`` scores."""
     rows = model.transform(frame).collect()
-    return {r["index"]: (r["label"], r["prediction"], list(r["probabilities"])) for r in rows}
+    return {
+        r["index"]: (r["label"], r["prediction"], list(r["probabilities"]))
+        for r in rows
+    }
 
 
-def test_pipeline_model_saves_loads_through_pyspark_and_scores_the_same(spark, digits, tmp_path):
+def test_pipeline_model_saves_loads_through_pyspark_and_scores_the_same(
+    spark, digits, tmp_path
+):
     held = held_out(digits)
     fitted = Pipeline(stages=[trained(), SQLTransformer(statement=PREDICT)]).fit(held)
     path = str(tmp_path / "pipeline")
@@ -41,28 +46,40 @@ def test_pipeline_model_saves_loads_through_pyspark_and_scores_the_same(spark, d
 
     loaded = PipelineModel.load(path)
     spindle_stage, predict = loaded.stages
-    assert isinstance(spindle_stage, SpindleModel) and isinstance(predict, SQLTransformer)
+    assert isinstance(spindle_stage, SpindleModel) and isinstance(
+        predict, SQLTransformer
+    )
     assert spindle_stage.uid == fitted.stages[0].uid
     # The saved stage holds its own copy of the SavedModel.
-    assert spindle_stage.getModelPath().endswith(os.path.join(f"0_{spindle_stage.uid}", "savedmodel"))
+    assert spindle_stage.getModelPath().endswith(
+        os.path.join(f"0_{spindle_stage.uid}", "savedmodel")
+    )
     assert spindle_stage.getInputCols() == {"features": "features"}
     assert spindle_stage.getBatchSize() == 128
 
     before, after = predictions(fitted, held), predictions(loaded, held)
     assert after == before  # the same probabilities, bit for bit
     correct = sum(1 for label, prediction, _ in after.values() if prediction == label)
-    assert correct / len(after) >= ACCURACY, f"held-out accuracy {correct} of {len(after)}"
+    assert correct / len(after) >= ACCURACY, (
+        f"held-out accuracy {correct} of {len(after)}"
+    )
 
 
 def test_an_unfitted_pipeline_with_spindle_stages_saves_and_loads(spark, tmp_path):
-    estimator = SpindleEstimator(modelPath=INIT, inputCols={"features": "features", "labels": "label"}, epochs=3)
+    estimator = SpindleEstimator(
+        modelPath=INIT, inputCols={"features": "features", "labels": "label"}, epochs=3
+    )
     pipeline = Pipeline(stages=[estimator, SQLTransformer(statement=PREDICT)])
     path = str(tmp_path / "unfitted")
     pipeline.write().save(path)
     stage, _ = Pipeline.load(path).getStages()
     assert isinstance(stage, SpindleEstimator) and stage.uid == estimator.uid
     assert stage.getInputCols() == {"features": "features", "labels": "label"}
-    assert (stage.getModelPath(), stage.getEpochs(), stage.getNumWorkers()) == (INIT, 3, 1)
+    assert (stage.getModelPath(), stage.getEpochs(), stage.getNumWorkers()) == (
+        INIT,
+        3,
+        1,
+    )
 
 
 def test_a_saved_stage_loads_with_its_params_and_scores(spark, digits, tmp_path):
@@ -71,7 +88,10 @@ def test_a_saved_stage_loads_with_its_params_and_scores(spark, digits, tmp_path)
     model.write().save(path)
     loaded = SpindleModel.load(path)
     assert loaded.uid == model.uid
-    assert loaded.getOutputCols() == {"probabilities": "probs"} and loaded.getNumSlots() == 3
+    assert (
+        loaded.getOutputCols() == {"probabilities": "probs"}
+        and loaded.getNumSlots() == 3
+    )
     assert loaded.getModelPath().endswith("savedmodel")
     # read().load reads the same saved stage.
     assert SpindleModel.read().load(path).getOutputCols() == {"probabilities": "probs"}
@@ -109,25 +129,43 @@ def test_params_mirror_the_jvm_stage_one_to_one(spark, cls):
 def test_defaults_and_set_values_round_trip_to_the_jvm(spark):
     model = SpindleModel()
     assert model.getSignature() == "serving_default" and model.getBatchSize() == 256
-    assert model.getInputCols() == {} and model.getTags() == ["serve"] and model.getPadValue() == 0.0
+    assert (
+        model.getInputCols() == {}
+        and model.getTags() == ["serve"]
+        and model.getPadValue() == 0.0
+    )
     assert not model.isDefined(model.modelPath)
-    model.setInputCols({"features": "pixels", "ids": "tokens"}).setTags(["serve", "gpu"]).setPadValue(-1)
+    model.setInputCols({"features": "pixels", "ids": "tokens"}).setTags(
+        ["serve", "gpu"]
+    ).setPadValue(-1)
     model.setVariableLengthBytes(3 << 30).setNestedOutputs(True).setModelPath(TRAINED)
     model._transfer_params_to_java()
     java = model._java_obj
     assert dict(java.getInputColsJava()) == {"features": "pixels", "ids": "tokens"}
     assert list(java.getTags()) == ["serve", "gpu"]
-    assert (java.getPadValue(), java.getVariableLengthBytes(), java.getNestedOutputs()) == (-1.0, 3 << 30, True)
+    assert (
+        java.getPadValue(),
+        java.getVariableLengthBytes(),
+        java.getNestedOutputs(),
+    ) == (-1.0, 3 << 30, True)
     # And back: a model made from the JVM object has the same params.
     again = SpindleModel(java)
-    assert again.getInputCols() == {"features": "pixels", "ids": "tokens"} and again.getTags() == ["serve", "gpu"]
+    assert again.getInputCols() == {
+        "features": "pixels",
+        "ids": "tokens",
+    } and again.getTags() == ["serve", "gpu"]
     assert again.getVariableLengthBytes() == 3 << 30 and again.getModelPath() == TRAINED
 
-    estimator = SpindleEstimator(seed=1 << 40, numWorkers=2).setCheckpointDir("/tmp/ckpt")
+    estimator = SpindleEstimator(seed=1 << 40, numWorkers=2).setCheckpointDir(
+        "/tmp/ckpt"
+    )
     jvm_default_seed = estimator._java_obj.getSeed()
     assert SpindleEstimator().getSeed() == jvm_default_seed
     estimator._transfer_params_to_java()
-    assert (estimator._java_obj.getSeed(), estimator._java_obj.getNumWorkers()) == (1 << 40, 2)
+    assert (estimator._java_obj.getSeed(), estimator._java_obj.getNumWorkers()) == (
+        1 << 40,
+        2,
+    )
     assert estimator.getCheckpointEverySteps() == 100 and estimator.getNumSlots() == 8
 
     copied = model.copy({model.batchSize: 7})
@@ -156,7 +194,11 @@ def test_load_of_a_path_that_is_no_savedmodel_fails_naming_it(spark, tmp_path):
     with pytest.raises(Py4JJavaError) as failure:
         SpindleModel.load(str(tmp_path))
     message = str(failure.value)
-    assert "SpindleModelException" in message and str(tmp_path) in message and "the directory is empty" in message
+    assert (
+        "SpindleModelException" in message
+        and str(tmp_path) in message
+        and "the directory is empty" in message
+    )
 
 
 def test_a_model_that_was_not_fitted_has_no_summary(spark):
@@ -168,4 +210,6 @@ def test_a_model_that_was_not_fitted_has_no_summary(spark):
 
 def test_describe_signature(spark):
     text = trained().describeSignature()
-    assert "features: float32 [?, 64]" in text and "probabilities: float32 [?, 10]" in text
+    assert (
+        "features: float32 [?, 64]" in text and "probabilities: float32 [?, 10]" in text
+    )

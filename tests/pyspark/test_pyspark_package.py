@@ -40,12 +40,18 @@ def test_no_jars_anywhere_names_both_places(monkeypatch, tmp_path):
 def test_session_refuses_a_running_context_without_the_jars():
     # spark.jars set empty: a JVM that an earlier session started holds the jars as a system property, which every
     # new SparkConf would read.
-    plain = SparkSession.builder.master("local[1]").appName("plain").config("spark.jars", "")
+    plain = (
+        SparkSession.builder.master("local[1]")
+        .appName("plain")
+        .config("spark.jars", "")
+    )
     for key, value in SESSION_CONF.items():
         plain = plain.config(key, value)
     running = plain.getOrCreate()
     try:
-        with pytest.raises(RuntimeError, match="already running without Spindle's jars"):
+        with pytest.raises(
+            RuntimeError, match="already running without Spindle's jars"
+        ):
             spindle.session()
     finally:
         running.stop()
@@ -54,5 +60,8 @@ def test_session_refuses_a_running_context_without_the_jars():
 def test_stages_import_lazily_from_the_package():
     from spindle.ml import SpindleEstimator, SpindleModel
 
-    assert spindle.SpindleModel is SpindleModel and spindle.SpindleEstimator is SpindleEstimator
+    assert (
+        spindle.SpindleModel is SpindleModel
+        and spindle.SpindleEstimator is SpindleEstimator
+    )
     assert spindle.__version__ == "0.1.0"

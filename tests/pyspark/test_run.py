@@ -20,13 +20,40 @@ SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
 ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
+@pytest.fixture(scope="module")
+def driver_log(spark, tmp_path_factory):
+    """The driver's log of the processes' output (logger io.spindle.run.worker, at INFO), also written to a file."""
+    jvm = spark.sparkContext._jvm
+    log4j = jvm.org.apache.logging.log4j
+    log4j.core.config.Configurator.setLevel("io.spindle", log4j.Level.INFO)
+    path = str(tmp_path_factory.mktemp("log") / "driver.log")
+    context = log4j.LogManager.getContext(False)
+    appender = (
+        log4j.core.appender.FileAppender.newBuilder()
+        .withFileName(path)
+        .setName("spindle-test")
+        .setLayout(
+            log4j.core.layout.PatternLayout.newBuilder().withPattern("%c %m%n").build()
+        )
+        .build()
+    )
+    appender.start()
+    context.getConfiguration().addLoggerAppender(
+        context.getLogger("io.spindle.run.worker"), appender
+    )
+    yield path
+    appender.stop()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def executors(spark):
     status = spark.sparkContext._jsc.sc().getExecutorMemoryStatus
     deadline = time.monotonic() + 120
     while status().size() - 1 < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert status().size() - 1 == 2, "the local cluster started both executors within 120 s"
+    assert status().size() - 1 == 2, (
+        "the local cluster started both executors within 120 s"
+    )
 
 
 def held_out_accuracy(digits, weights_npz):
@@ -40,22 +67,31 @@ def held_out_accuracy(digits, weights_npz):
     return float(np.mean(predicted == y))
 
 
-def test_an_mwms_keras_script_trains_on_two_executor_jvms_from_a_dataframe(spark, digits, tmp_path):
+def test_an_mwms_keras_script_trains_on_two_executor_jvms_from_a_dataframe(
+    spark, digits, tmp_path, driver_log
+):
     weights = str(tmp_path / "mwms.npz")
     spindle.run(
         os.path.join(SCRIPTS, "mwms_digits.py"),
         num_workers=2,
         data=training(digits).select("features", "label"),
-        args=[weights, 20],
+        args=[weights, 12],
         batch_size=32,
         env=ENV,
     )
+    # Each process's output reached the driver's log, with its rank, role and host.
+    with open(driver_log, encoding="utf-8") as f:
+        log = f.read()
+    for rank in (0, 1):
+        assert f"[rank {rank} worker {rank} on 127.0.0.1] workers in sync: 2" in log
     accuracy = held_out_accuracy(digits, weights)
     print(f"MWMS held-out accuracy {accuracy:.4f}")
     assert accuracy >= 0.95
 
 
-def test_a_parameter_server_run_with_one_ps_and_two_workers_learns(spark, digits, tmp_path):
+def test_a_parameter_server_run_with_one_ps_and_two_workers_learns(
+    spark, digits, tmp_path
+):
     weights = str(tmp_path / "ps.npz")
     # chief + 2 workers + 1 ps: four processes on the cluster's four cores.
     spindle.run(
@@ -93,7 +129,12 @@ def test_a_function_runs_on_every_worker_and_returns_rank_0s_value(spark, digits
         rows = sum(len(b["label"]) for b in spindle.data.batches())
         return json.loads(os.environ["TF_CONFIG"])["task"], rows
 
-    task, rows = spindle.run(count_rows, num_workers=2, data=training(digits).select("features", "label"), batch_size=50)
+    task, rows = spindle.run(
+        count_rows,
+        num_workers=2,
+        data=training(digits).select("features", "label"),
+        batch_size=50,
+    )
     assert task == {"type": "worker", "index": 0}
     # 1347 training rows over two readers, in equal numbers of batches: rank 0 feeds its whole partition or its
     # agreed share.

@@ -35,7 +35,9 @@ with strategy.scope():
     )
 
 tf.keras.utils.set_random_seed(1)
-history = model.fit(spindle.data.dataset(label="label", shuffle=True), epochs=epochs, verbose=2)
+history = model.fit(
+    spindle.data.dataset(label="label", shuffle=True), epochs=epochs, verbose=2
+)
 print(f"losses: {history.history['loss']}", flush=True)
 
 if json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:

@@ -16,7 +16,11 @@ weights_path, epochs = sys.argv[1], int(sys.argv[2])
 resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
 if resolver.task_type in ("worker", "ps"):
     server = tf.distribute.Server(
-        resolver.cluster_spec(), job_name=resolver.task_type, task_index=resolver.task_id, protocol="grpc", start=True
+        resolver.cluster_spec(),
+        job_name=resolver.task_type,
+        task_index=resolver.task_id,
+        protocol="grpc",
+        start=True,
     )
     server.join()
 
@@ -30,8 +34,13 @@ y = np.concatenate([b["label"] for b in batches])
 print(f"chief read {len(x)} rows in {len(batches)} batches", flush=True)
 
 
-def dataset_fn(_):
-    return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=1).batch(32).repeat()
+def dataset_fn():
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=1)
+        .batch(32)
+        .repeat()
+    )
 
 
 with strategy.scope():
@@ -51,7 +60,9 @@ def step(it):
     def replica(features, labels):
         with tf.GradientTape() as tape:
             logits = tf.matmul(tf.nn.relu(tf.matmul(features, w1) + b1), w2) + b2
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            )
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 

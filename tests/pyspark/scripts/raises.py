@@ -12,4 +12,6 @@ if task["index"] == 1:
     time.sleep(1)
     raise ValueError("worker 1 cannot go on: bad hyperparameter 42")
 # Worker 0 blocks here for a peer that never comes.
-strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+strategy.reduce(
+    tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None
+)

@@ -48,7 +48,8 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
     @volatile var feed = 0L
     @volatile var process: Option[WorkerProcess] = None
     val link = new TaskLink(job.driver, job.secret, rank)
-    def closeFeed(): Unit = { NativeRuntime.closeScriptFeed(feed); feed = 0 }
+    // Only a reader loads the native library.
+    def closeFeed(): Unit = if (feed != 0) { NativeRuntime.closeScriptFeed(feed); feed = 0 }
     val killSwitch = new KillSwitch(ctx, label, () => Cleanup.all(() => process.foreach(_.stop()), () => closeFeed()))
     ctx.addTaskCompletionListener[Unit] { _ =>
       Cleanup.all(
@@ -195,6 +196,7 @@ object RunTask {
     root.put("socket", socketPath(scratch).toString)
     root.put("stride", layout.getSlotStride)
     root.put("batch_size", job.spec.batchSize)
+    root.put("num_slots", job.spec.numSlots)
     root.put("steps", job.steps)
     val inputs = root.putArray("inputs")
     job.spec.inputs.zipWithIndex.foreach { case (in, i) =>
