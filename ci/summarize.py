@@ -57,7 +57,7 @@ def failed_tests(root):
     for m in re.finditer(r"^test (\S+) \.\.\. FAILED$", text, re.M):
         panic = re.search(r"---- " + re.escape(m.group(1)) + r" stdout ----\n(?:.*\n)*?.*panicked at [^\n]*\n([^\n]*)", text)
         found.append(f"rust {m.group(1)}: {panic.group(1).strip()[:300] if panic else 'see cargo-test.log'}")
-    for pattern in ("{root}/target/ci/pytest.xml", JVM_REPORTS):
+    for pattern in ("{root}/target/ci/pytest.xml", "{root}/target/ci/pytest-pyspark.xml", JVM_REPORTS):
         for path in sorted(set(glob.glob(pattern.format(root=root), recursive=True))):
             for case in ET.parse(path).getroot().iter("testcase"):
                 for bad in list(case.findall("failure")) + list(case.findall("error")):
@@ -72,6 +72,7 @@ def main(root):
     results = {
         "rust": cargo(f"{root}/target/ci/cargo-test.log"),
         "python": junit(f"{root}/target/ci/pytest.xml"),
+        "pyspark": junit(f"{root}/target/ci/pytest-pyspark.xml"),
         "jvm": junit(JVM_REPORTS.format(root=root)),
     }
     for line in failed_tests(root)[:20]:

@@ -39,6 +39,13 @@ step "pytest" .venv/bin/python -m pytest tests/python -q --junitxml=target/ci/py
 # Formatting is its own sbt run, so that a misformatted file does not keep the suites from running.
 step "scalafmt (./sbt scalafmtCheckAll)" ./sbt scalafmtCheckAll
 step "JVM suites (./sbt core/test tests/test)" ./sbt core/test tests/test
+# The PySpark package as a user installs it: the build's jars packed into a wheel, installed into .venv; its suites
+# (stages, spindle.run on local-cluster) and the Python main example run against the installed package.
+step "python package (./sbt core/pythonJars; pip install ./python)" \
+  bash -c './sbt core/pythonJars < /dev/null && .venv/bin/pip install -q --disable-pip-version-check ./python'
+step "PySpark suites (pytest tests/pyspark)" .venv/bin/python -m pytest tests/pyspark -q -p no:cacheprovider \
+  --junitxml=target/ci/pytest-pyspark.xml
+step "Python main example (examples/python/digits.py)" .venv/bin/python examples/python/digits.py
 # The other Spark lines: a smoke subset each (inference, streaming, dtypes; training on executor JVMs), in their own
 # target folders. Spark 3.5 / Scala 2.12 runs on the pyspark 3.5.9 distribution; pyspark ships Scala 2.12 only, so
 # 3.5 / 2.13 runs on local-cluster with the build's jars.

@@ -20,10 +20,11 @@ import sys
 import tempfile
 from importlib.util import find_spec
 
-import spindle
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, LongType, StructField, StructType
+
+import spindle
 from spindle.ml import SpindleEstimator, SpindleModel
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -94,6 +95,7 @@ def keras_init(path: str) -> str:
     """Exports an untrained 64 -> 32 relu -> 10 softmax MLP with Adam(0.01), as tests/fixtures/make_fixtures.py does."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+
     from spindle.keras import export_trainable
 
     keras.utils.set_random_seed(7)

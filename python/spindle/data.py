@@ -9,7 +9,6 @@ back at once, so the feed never stalls. Later passes (epochs) replay the spill f
 shuffled order of batches, without reading Spark again.
 """
 
-import gc
 import json
 import mmap
 import os
@@ -106,8 +105,6 @@ class _Feed:
             if index == _END:
                 break
             base, arrays = self._map(index, rows)
-            if len(self.held) + 1 >= self.num_slots:
-                gc.collect()  # arrays in reference cycles hold windows too
             with self.lock:
                 last = len(self.held) + 1 >= self.num_slots
                 if not last:

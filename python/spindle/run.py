@@ -41,7 +41,7 @@ def run(
     evaluator: bool = False,
     columns: Optional[Sequence[str]] = None,
     batch_size: int = 64,
-    num_slots: int = 4,
+    num_slots: int = 8,
     env: Optional[dict] = None,
     python: Optional[str] = None,
     startup_timeout: float = 120.0,

@@ -7,6 +7,7 @@ import time
 import pytest
 from conftest import INIT
 from digits import BATCH_SIZE, EPOCHS, accuracy, held_out, training, with_prediction
+
 from spindle.ml import SpindleEstimator, SpindleModel
 
 MASTER = "local-cluster[2,1,1024]"

@@ -5,6 +5,7 @@ import pytest
 from conftest import INIT
 from digits import BATCH_SIZE, EPOCHS, accuracy, held_out, training, with_prediction
 from py4j.protocol import Py4JJavaError
+
 from spindle.ml import SpindleEstimator, SpindleModel, StepSummary
 
 MASTER = "local[2]"

@@ -9,6 +9,7 @@ from digits import accuracy, held_out, with_prediction
 from py4j.protocol import Py4JJavaError
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import SQLTransformer
+
 from spindle.ml import SpindleEstimator, SpindleModel
 
 MASTER = "local[2]"

@@ -3,9 +3,10 @@
 import os
 
 import pytest
-import spindle
 from conftest import ROOT, SESSION_CONF
 from pyspark.sql import SparkSession
+
+import spindle
 
 
 def test_the_installed_package_carries_both_jars():

@@ -10,8 +10,9 @@ import time
 
 import numpy as np
 import pytest
-import spindle
 from digits import held_out, training
+
+import spindle
 
 MASTER = "local-cluster[2,2,2048]"
 SPARK_CONF = {"spark.executor.memory": "2048m"}

@@ -4,7 +4,6 @@ workers and parameter servers run TensorFlow servers, the chief (the coordinator
     ps_digits.py WEIGHTS_NPZ EPOCHS
 """
 
-import os
 import sys
 
 import numpy as np
@@ -27,7 +26,7 @@ if resolver.task_type in ("worker", "ps"):
 strategy = tf.distribute.ParameterServerStrategy(resolver)
 coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
 
-# The chief's rows, from Spindle's feed: a constant the dataset function captures, so that workers get it with the graph.
+# The chief's rows from Spindle's feed, a constant the dataset function captures: workers get it with the graph.
 batches = list(spindle.data.batches())
 x = np.concatenate([b["features"] for b in batches])
 y = np.concatenate([b["label"] for b in batches])
