@@ -161,8 +161,8 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
     val t = new Thread(
       () => {
         val code = process.waitFor()
-        // Stopped by this task (SIGTERM: 143) once the run ended, or failed on its own.
-        if (code != 0 && code != 143) link.exited(code, process.stderrTail)
+        // Stopped by this task once the run ended, or failed on its own.
+        if (code != 0 && !process.stopped) link.exited(code, process.stderrTail)
       },
       s"spindle-run server watch $label"
     )

@@ -30,11 +30,12 @@ object SpindleRun {
     Slots.require(sc, tasks, Slots.FirstAttemptGraceMs)
     val (rdd, inputs, steps) = Option(data) match {
       case Some(df) if spec.inputs.nonEmpty => prepare(df, spec)
-      case _ => (sc.parallelize(Seq.empty[Int], tasks).mapPartitions(_ => Iterator.empty[InternalRow]), Nil, -1L)
+      case _ => (sc.parallelize(Seq.empty[Int], tasks).mapPartitions(_ => Iterator[InternalRow]()), Nil, -1L)
     }
     val group = s"spindle-run-${UUID.randomUUID()}"
     val coordinator = new Coordinator(sc, spec, group)
-    val previous = sc.getLocalProperty("spark.jobGroup.id")
+    val (previous, description) =
+      (sc.getLocalProperty("spark.jobGroup.id"), sc.getLocalProperty("spark.job.description"))
     sc.setJobGroup(group, s"spindle.run: ${spec.roles.map { case (r, i) => s"$r $i" }.mkString(", ")}")
     try {
       log.info(

@@ -51,7 +51,10 @@ final class WorkerProcess(
     t
   }
 
-  def alive: Boolean = process.isAlive
+  @volatile private var stopping = false
+
+  /** Whether [[stop]] ended it (its exit code is then the signal's, not a failure). */
+  def stopped: Boolean = stopping
 
   /** Waits for the process to end (and its output to be read); its exit code. */
   def waitFor(): Int = {
@@ -65,6 +68,7 @@ final class WorkerProcess(
 
   /** Ends the process: SIGTERM, then SIGKILL after a grace period. */
   def stop(): Unit = if (process.isAlive) {
+    stopping = true
     process.destroy()
     if (!process.waitFor(WorkerProcess.GraceSeconds, TimeUnit.SECONDS)) process.destroyForcibly().waitFor()
   }
