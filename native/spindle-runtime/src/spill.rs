@@ -4,8 +4,8 @@
 //! Memory: the first epoch's batches are written once, by the JVM, into the spill file: batch `i` lives at
 //! `i * stride` and TensorFlow reads it in place (no copy). At most `num_slots` batches are mapped at a
 //! time (backpressure: [`Spill::acquire`] blocks), so resident memory does not grow with the partition;
-//! the file's pages go to disk. Later epochs map the whole file ([`Spill::replay`]) and replay it without
-//! recomputing the Spark lineage. The file is unlinked as soon as it is created, so it disappears with its
+//! the file's pages go to disk. Later epochs replay it without recomputing the Spark lineage, mapping one
+//! window at a time ([`Spill::replay`]), so they too hold one window's pages whatever the partition size. The file is unlinked as soon as it is created, so it disappears with its
 //! descriptor even if the process dies.
 //!
 //! A window's life: acquired (mapped; the JVM writes it) -> submitted (fed) -> taken by the trainer
@@ -330,21 +330,33 @@ impl Spill {
         Ok(())
     }
 
-    /// Maps the first `batches` windows at once, for the epochs that replay the file. Every one of them
-    /// must have been written in epoch 1.
-    pub(crate) fn replay(&self, batches: usize) -> Result<MmapMut> {
-        // SAFETY: the file is ours alone (unlinked), and every window in the range was written in epoch 1.
-        unsafe {
+    /// Maps window `index` (holding `rows` rows) again, for the epochs that replay the file; it must have been written in
+    /// epoch 1. One window at a time, unmapped after its step: a mapping of the whole file would keep every
+    /// page it touched resident, so the process's RSS would grow with the partition (YARN and Kubernetes
+    /// count those file pages); unmapped, they are only the kernel's page cache.
+    pub(crate) fn replay(&self, index: usize, rows: usize) -> Result<Fed> {
+        let offset = index
+            .checked_mul(self.stride)
+            .ok_or_else(|| too_big("spill"))?;
+        // SAFETY: the file is ours alone, and the window was written in epoch 1. Populating reads the
+        // window in one call instead of a page fault per page while TensorFlow reads it.
+        let map = unsafe {
             MmapOptions::new()
-                .len(batches * self.stride)
+                .offset(offset as u64)
+                .len(self.stride)
+                .populate()
                 .map_mut(&self.file)
         }
         .map_err(|e| {
             Error::io(
-                format!("mapping the spill file {} for replay", self.path.display()),
+                format!(
+                    "mapping spill batch {index} of {} for replay",
+                    self.path.display()
+                ),
                 e,
             )
-        })
+        })?;
+        Ok(Fed { rows, map })
     }
 }
 

@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Handler, SyncContext};
 use crossbeam_channel::{bounded, Receiver};
-use memmap2::MmapMut;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use spindle_proto::spindle::{
@@ -414,13 +413,7 @@ impl Worker {
         self.report.batches = batch_rows.len() as i64;
         self.report.rows = batch_rows.iter().sum::<usize>() as i64;
         self.log_epoch(1);
-        // Later epochs replay the spill file.
-        let stride = self.spill.stride();
-        let replay: Option<MmapMut> = if self.config.epochs > 1 && !batch_rows.is_empty() {
-            Some(self.spill.replay(batch_rows.len())?)
-        } else {
-            None
-        };
+        // Later epochs replay the spill file, a window at a time.
         for epoch in 2..=self.config.epochs {
             let skip = self.skipped(epoch);
             if skip == usize::MAX {
@@ -437,14 +430,11 @@ impl Worker {
             let mut order = order.into_iter().skip(skip);
             loop {
                 self.spill.check_open()?;
-                let batch = match (order.next(), &replay) {
-                    // SAFETY: index < batches, so the window lies inside the mapping.
-                    (Some(i), Some(map)) => Some((
-                        unsafe { (map.as_ptr() as *mut u8).add(i * stride) },
-                        batch_rows[i],
-                    )),
-                    _ => None,
+                let window = match order.next() {
+                    Some(i) => Some(self.spill.replay(i, batch_rows[i])?),
+                    None => None,
                 };
+                let batch = window.as_ref().map(|w| (w.base(), w.rows));
                 if !self.step(batch, epoch, Duration::ZERO)? {
                     break;
                 }
@@ -605,7 +595,14 @@ impl Worker {
             .map(|s| s.loss * s.examples as f64)
             .sum::<f64>()
             / examples.max(1) as f64;
-        log::info!(
+        // Every rank sees the same all-reduced figures: the chief says them once, the others only at debug.
+        let level = if self.config.rank == 0 {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
             "{}: epoch {epoch} done, {} steps, {examples} examples, mean loss {loss:.5}",
             self.config.label,
             steps.len()
