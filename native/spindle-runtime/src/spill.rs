@@ -5,8 +5,9 @@
 //! `i * stride` and TensorFlow reads it in place (no copy). At most `num_slots` batches are mapped at a
 //! time (backpressure: [`Spill::acquire`] blocks), so resident memory does not grow with the partition;
 //! the file's pages go to disk. Later epochs replay it without recomputing the Spark lineage, mapping one
-//! window at a time ([`Spill::replay`]), so they too hold one window's pages whatever the partition size. The file is unlinked as soon as it is created, so it disappears with its
-//! descriptor even if the process dies.
+//! window at a time ([`Spill::replay`]), so they too hold one window's pages whatever the partition
+//! size. The file is unlinked as soon as it is created, so it disappears with its descriptor even if the
+//! process dies.
 //!
 //! A window's life: acquired (mapped; the JVM writes it) -> submitted (fed) -> taken by the trainer
 //! ([`Spill::next_fed`]) -> run -> released ([`Spill::release`]). Acquiring takes one of `num_slots`
@@ -330,10 +331,10 @@ impl Spill {
         Ok(())
     }
 
-    /// Maps window `index` (holding `rows` rows) again, for the epochs that replay the file; it must have been written in
-    /// epoch 1. One window at a time, unmapped after its step: a mapping of the whole file would keep every
-    /// page it touched resident, so the process's RSS would grow with the partition (YARN and Kubernetes
-    /// count those file pages); unmapped, they are only the kernel's page cache.
+    /// Maps window `index` (holding `rows` rows) again, for the epochs that replay the file; it must
+    /// have been written in epoch 1. One window at a time, unmapped after its step: a mapping of the
+    /// whole file would keep every page it touched resident, so the process's RSS would grow with the
+    /// partition (YARN and Kubernetes count those file pages); unmapped, they are only page cache.
     pub(crate) fn replay(&self, index: usize, rows: usize) -> Result<Fed> {
         let offset = index
             .checked_mul(self.stride)
