@@ -9,7 +9,7 @@ The untrained model is the checked-in fixture ``tests/fixtures/digits_mlp_init``
 by ``spindle.keras.export_trainable``), or with ``--keras`` one this script builds and exports itself (needs TensorFlow:
 ``pip install "./python[tensorflow]"``). Exits with status 1 when held-out accuracy is below ``TARGET``.
 
-The helpers (``load``, ``held_out``, ``training``, ``with_prediction``, ``accuracy``) are shared with tests/pyspark, as
+The helpers (``load``, ``held_out``, ``training``, ``estimator``, ``with_prediction``, ``accuracy``) are shared with tests/pyspark, as
 ``Digits.scala`` is with the JVM suites.
 """
 
@@ -75,6 +75,21 @@ def held_out(digits: DataFrame) -> DataFrame:
 
 def training(digits: DataFrame) -> DataFrame:
     return digits.filter(F.col("index") % 4 != 0)
+
+
+def estimator(init: str, export: str) -> SpindleEstimator:
+    """The example's training: ``init`` on ``features`` and ``label``, 2 workers, EPOCHS x BATCH_SIZE, seed 1."""
+    return (
+        SpindleEstimator()
+        .setModelPath(init)
+        .setInputCols({"features": "features", "labels": "label"})
+        .setOutputCols({"probabilities": "probabilities"})
+        .setNumWorkers(2)
+        .setEpochs(EPOCHS)
+        .setBatchSize(BATCH_SIZE)
+        .setSeed(1)
+        .setExportPath(export)
+    )
 
 
 def with_prediction(scored: DataFrame) -> DataFrame:
@@ -146,15 +161,7 @@ def main(argv=None) -> int:
     try:
         digits = load(spark, args.digits or digits_csv()).cache()
         fitted: SpindleModel = (
-            SpindleEstimator()
-            .setModelPath(initial)
-            .setInputCols({"features": "features", "labels": "label"})
-            .setOutputCols({"probabilities": "probabilities"})
-            .setNumWorkers(2)
-            .setEpochs(EPOCHS)
-            .setBatchSize(BATCH_SIZE)
-            .setSeed(1)
-            .setExportPath(export_path)
+            estimator(initial, export_path)
             .setCheckpointDir(
                 os.path.join(work, "checkpoints")
             )  # a fresh one: a used one would be resumed from

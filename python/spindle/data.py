@@ -53,6 +53,7 @@ class _Feed:
         self.num_slots = descriptor["num_slots"]
         self.held: set = set()  # windows still viewed by arrays of the script
         self.warned = False
+        self.passes = 0  # passes begun; salts each replayed pass's shuffle
 
     def _map(self, index: int, rows: int) -> dict:
         window = mmap.mmap(self.fd, self.stride, offset=index * self.stride, prot=mmap.PROT_READ)
@@ -81,17 +82,20 @@ class _Feed:
             buf += chunk
         return struct.unpack("<QQ", buf)
 
-    def batches(self, shuffle: bool = False, seed: int = 0, epoch: int = 0) -> Iterator[dict]:
-        """One pass: dicts of column -> NumPy view, one per batch."""
+    def batches(self, shuffle: bool = False, seed: int = 0) -> Iterator[dict]:
+        """One pass: dicts of column -> NumPy view, one per batch. The first streams; the others replay the file."""
+        self.passes += 1
         if self.windows is None:
-            yield from self._stream()
-        else:
-            order = list(self.windows)
-            if shuffle:
-                random.Random(seed + epoch).shuffle(order)
-            for index, rows in order:
-                _, arrays = self._map(index, rows)
-                yield arrays
+            return self._stream()
+        return self._replay(shuffle, seed + self.passes)
+
+    def _replay(self, shuffle: bool, seed: int) -> Iterator[dict]:
+        order = list(self.windows)
+        if shuffle:
+            random.Random(seed).shuffle(order)
+        for index, rows in order:
+            _, arrays = self._map(index, rows)
+            yield arrays
 
     def _stream(self) -> Iterator[dict]:
         if self.streaming:
@@ -133,7 +137,6 @@ class _Feed:
 
 
 _feed: Optional[_Feed] = None
-_epochs = 0
 
 
 def _the_feed() -> _Feed:
@@ -153,9 +156,7 @@ def _the_feed() -> _Feed:
 
 def batches(shuffle: bool = False, seed: int = 0) -> Iterator[dict]:
     """One pass over this task's rows as dicts of column -> NumPy array (views of mapped memory), a batch each."""
-    global _epochs
-    _epochs += 1
-    return _the_feed().batches(shuffle, seed, _epochs)
+    return _the_feed().batches(shuffle, seed)
 
 
 def dataset(label: Optional[str] = None, shuffle: bool = False, seed: int = 0):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 from conftest import INIT
-from digits import BATCH_SIZE, EPOCHS, accuracy, held_out, training, with_prediction
+from digits import accuracy, estimator, held_out, training, with_prediction
 
-from spindle.ml import SpindleEstimator, SpindleModel
+from spindle.ml import SpindleModel
 
 MASTER = "local-cluster[2,1,1024]"
 SPARK_CONF = {"spark.executor.memory": "1024m"}
@@ -35,18 +35,7 @@ def test_two_workers_on_two_executor_jvms_learn_and_the_model_scores(
 ):
     train = training(digits)
     export = str(tmp_path / "model")
-    fitted = (
-        SpindleEstimator()
-        .setModelPath(INIT)
-        .setInputCols({"features": "features", "labels": "label"})
-        .setOutputCols({"probabilities": "probabilities"})
-        .setNumWorkers(2)
-        .setEpochs(EPOCHS)
-        .setBatchSize(BATCH_SIZE)
-        .setSeed(1)
-        .setExportPath(export)
-        .fit(train)
-    )
+    fitted = estimator(INIT, export).fit(train)
     summary = fitted.summary
     assert summary.numWorkers == 2 and sum(summary.rowsPerWorker) == train.count()
     epochs = summary.epochLosses

@@ -3,10 +3,10 @@ export and the serving inputs, not the estimator's untrained model and labels.""
 
 import pytest
 from conftest import INIT
-from digits import BATCH_SIZE, EPOCHS, accuracy, held_out, training, with_prediction
+from digits import EPOCHS, accuracy, estimator, held_out, training, with_prediction
 from py4j.protocol import Py4JJavaError
 
-from spindle.ml import SpindleEstimator, SpindleModel, StepSummary
+from spindle.ml import SpindleModel, StepSummary
 
 MASTER = "local[2]"
 # The example's settings (30 epochs of 32 rows per worker, seed 1) reach 98.2% (442 of 450) here, as they reach 97%
@@ -14,26 +14,10 @@ MASTER = "local[2]"
 ACCURACY = 0.97
 
 
-def estimator(export):
-    return SpindleEstimator(
-        modelPath=INIT,
-        inputCols={"features": "features", "labels": "label"},
-        outputCols={"probabilities": "probabilities"},
-        exportPath=str(export),
-    )
-
-
 @pytest.fixture(scope="module")
 def fitted(spark, digits, tmp_path_factory):
     export = tmp_path_factory.mktemp("export") / "model"
-    fit = (
-        estimator(export)
-        .setNumWorkers(2)
-        .setEpochs(EPOCHS)
-        .setBatchSize(BATCH_SIZE)
-        .setSeed(1)
-    )
-    return fit.fit(training(digits)), str(export)
+    return estimator(INIT, str(export)).fit(training(digits)), str(export)
 
 
 def test_two_workers_learn_the_digits(digits, fitted):
@@ -87,7 +71,7 @@ def test_the_fitted_model_scores_its_export_from_the_serving_inputs(fitted):
 def test_a_missing_labels_column_fails_before_training_naming_it(
     spark, digits, tmp_path
 ):
-    bad = estimator(tmp_path / "model").setInputCols(
+    bad = estimator(INIT, str(tmp_path / "model")).setInputCols(
         {"features": "features", "labels": "no_such_label"}
     )
     with pytest.raises(Py4JJavaError) as failure:

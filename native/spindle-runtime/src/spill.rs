@@ -203,8 +203,13 @@ impl Spill {
                 std::io::Error::from_raw_os_error(rc),
             ));
         }
-        // SAFETY: the file is ours alone (unlinked) and the range was just allocated. Populating maps every
-        // page in the one call, rather than taking a page fault per page as the JVM writes the rows.
+        self.map_window(index, offset)
+    }
+
+    /// Maps window `index`, at `offset`, which holds allocated bytes. Populating maps every page in
+    /// the one call, rather than a page fault per page as the JVM writes rows or TensorFlow reads them.
+    fn map_window(&self, index: usize, offset: usize) -> Result<MmapMut> {
+        // SAFETY: the file is ours alone (unlinked) and the range is allocated (by `window`).
         unsafe {
             MmapOptions::new()
                 .offset(offset as u64)
@@ -339,24 +344,8 @@ impl Spill {
         let offset = index
             .checked_mul(self.stride)
             .ok_or_else(|| too_big("spill"))?;
-        // SAFETY: the file is ours alone, and the window was written in epoch 1. Populating reads the
-        // window in one call instead of a page fault per page while TensorFlow reads it.
-        let map = unsafe {
-            MmapOptions::new()
-                .offset(offset as u64)
-                .len(self.stride)
-                .populate()
-                .map_mut(&self.file)
-        }
-        .map_err(|e| {
-            Error::io(
-                format!(
-                    "mapping spill batch {index} of {} for replay",
-                    self.path.display()
-                ),
-                e,
-            )
-        })?;
+        // The window was written in epoch 1.
+        let map = self.map_window(index, offset)?;
         Ok(Fed { rows, map })
     }
 }
@@ -387,4 +376,67 @@ fn spill_file(dir: &Path) -> Result<(File, PathBuf)> {
     // The open descriptor keeps the data; only the name goes.
     let _ = std::fs::remove_file(&path);
     Ok((file, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resident bytes of this process's mappings of `path` (their `Rss` in /proc/self/smaps): the file
+    /// pages that YARN and Kubernetes count against the executor.
+    fn resident(path: &Path) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let name = path.to_str().unwrap();
+        let (mut ours, mut kib) = (false, 0);
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if !first.ends_with(':') {
+                // A mapping's header: "start-end perms offset dev inode path".
+                ours = line.contains(name);
+            } else if let Some(rss) = line.strip_prefix("Rss:").filter(|_| ours) {
+                kib += rss
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<usize>()
+                    .unwrap();
+            }
+        }
+        kib * 1024
+    }
+
+    #[test]
+    fn replay_keeps_one_window_resident_whatever_the_file_size() {
+        const WINDOWS: usize = 64;
+        const BYTES: usize = 1 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let spill = Spill::create(dir.path(), BYTES, 1, 2).unwrap();
+        // Epoch 1: the JVM writes each window, the trainer takes and releases it.
+        for i in 0..WINDOWS {
+            let base = spill.acquire().unwrap() as *mut u8;
+            // SAFETY: the acquired window is BYTES long and ours until submitted.
+            unsafe { std::ptr::write_bytes(base, i as u8, BYTES) };
+            spill.submit(1).unwrap();
+            let fed = spill.next_fed().unwrap().unwrap();
+            spill.release(fed);
+        }
+        spill.end_input();
+        assert!(spill.next_fed().unwrap().is_none());
+        assert_eq!(resident(spill.path()), 0, "released windows stay mapped");
+
+        // Replays read every page of every window, as TensorFlow does; only the held one is resident.
+        for i in (0..WINDOWS).rev() {
+            let fed = spill.replay(i, 1).unwrap();
+            // SAFETY: the replayed window is BYTES long and mapped while `fed` lives.
+            let window = unsafe { std::slice::from_raw_parts(fed.base(), BYTES) };
+            assert!(window.iter().all(|&b| b == i as u8), "window {i} read back");
+            let held = resident(spill.path());
+            assert!(
+                (BYTES..2 * BYTES).contains(&held),
+                "window {i}: {held} bytes of the spill file resident, expected one window of {BYTES}"
+            );
+            spill.release(fed);
+        }
+        assert_eq!(resident(spill.path()), 0, "replayed windows stay mapped");
+    }
 }

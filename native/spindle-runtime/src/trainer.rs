@@ -430,10 +430,10 @@ impl Worker {
             let mut order = order.into_iter().skip(skip);
             loop {
                 self.spill.check_open()?;
-                let window = match order.next() {
-                    Some(i) => Some(self.spill.replay(i, batch_rows[i])?),
-                    None => None,
-                };
+                let window = order
+                    .next()
+                    .map(|i| self.spill.replay(i, batch_rows[i]))
+                    .transpose()?;
                 let batch = window.as_ref().map(|w| (w.base(), w.rows));
                 if !self.step(batch, epoch, Duration::ZERO)? {
                     break;

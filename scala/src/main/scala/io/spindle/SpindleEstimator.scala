@@ -231,7 +231,7 @@ class SpindleEstimator(override val uid: String)
     )
     Slots.require(sc, workers, Slots.FirstAttemptGraceMs)
     val checkpoints = if (isDefined(checkpointDir)) Some(checkpointStore(sc)) else None
-    val data = if (SpindleSqlShim.internalRows(df).getNumPartitions == workers) df else df.repartition(workers)
+    val rows = SpindleSqlShim.internalRows(df, workers)
     val secret = new Array[Byte](32)
     new SecureRandom().nextBytes(secret)
     val config = TrainerConfig
@@ -277,7 +277,7 @@ class SpindleEstimator(override val uid: String)
           // The shuffle after the barrier stage makes it a map stage: Spark aborts a failed barrier result stage,
           // but retries a failed barrier map stage whole (up to spark.stage.maxConsecutiveAttempts), so workers
           // lost with an executor come back and resume from the newest checkpoint.
-          SpindleSqlShim.internalRows(data).barrier().mapPartitions(new TrainTask(job)).repartition(1).collect()
+          rows.barrier().mapPartitions(new TrainTask(job)).repartition(1).collect()
         }) match {
           case Right(r) => r
           case Left((e, taskFailures)) =>

@@ -3,9 +3,8 @@ package io.spindle.benches
 import java.nio.file.{Files, Paths}
 
 import scala.jdk.CollectionConverters._
-import scala.util.Random
 
-import org.apache.spark.sql.{DataFrame, SparkSession}
+import org.apache.spark.sql.SparkSession
 
 import io.spindle.{SpindleEstimator, SpindleModel}
 
@@ -29,7 +28,7 @@ object MemoryBench {
     sampler.start()
 
     def run(n: Int): Unit = {
-      val df = data(spark, n)
+      val df = TrainingBench.generated(spark, n, 784)
       val model = new SpindleEstimator()
         .setModelPath("tests/fixtures/mnist_mlp")
         .setInputCols(Map("features" -> "features", "labels" -> "label"))
@@ -62,16 +61,6 @@ object MemoryBench {
   }
 
   /** `rows` rows of 784 floats in [0, 1) and a label 0..9 in one partition, generated as they are read. */
-  private def data(spark: SparkSession, rows: Int): DataFrame = {
-    import spark.implicits._
-    spark.sparkContext
-      .parallelize(0 until rows, 1)
-      .mapPartitions { it =>
-        val rnd = new Random(7); it.map(_ => (Array.fill(784)(rnd.nextFloat()), rnd.nextInt(10).toLong))
-      }
-      .toDF("features", "label")
-  }
-
   /** Reads /proc/self/status every 10 ms and keeps the RssAnon/RssFile/RssShmem of the largest VmRSS seen. */
   private class Sampler extends Thread("rss-sampler") {
     setDaemon(true)

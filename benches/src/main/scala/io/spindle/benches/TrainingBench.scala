@@ -86,15 +86,19 @@ object TrainingBench {
 
   /** `rows` rows of `width` floats in [0, 1) and a class label 0..9, cached in one partition. */
   private[benches] def data(spark: SparkSession, rows: Int, width: Int): DataFrame = {
+    val df = generated(spark, rows, width).cache()
+    df.count()
+    df
+  }
+
+  /** [[data]] uncached: each read generates the rows again. */
+  private[benches] def generated(spark: SparkSession, rows: Int, width: Int): DataFrame = {
     import spark.implicits._
-    val df = spark.sparkContext
+    spark.sparkContext
       .parallelize(0 until rows, 1)
       .mapPartitions { it =>
         val rnd = new Random(width); it.map(_ => (Array.fill(width)(rnd.nextFloat()), rnd.nextInt(10).toLong))
       }
       .toDF("features", "label")
-      .cache()
-    df.count()
-    df
   }
 }

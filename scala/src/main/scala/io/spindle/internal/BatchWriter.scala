@@ -41,6 +41,20 @@ final class BatchWriter(inputs: Seq[InputPlan], arenaBytes: Seq[Long], layout: F
     true
   }
 
+  /** Starts a batch at `base` and writes the next of `rows` into it: up to `batchSize`, while they fit its arenas (an
+    * empty batch takes any row that fits an arena at all; [[fits]] throws for one that does not). `rowNumber` is the
+    * first row's index within the partition, for errors. Returns the rows written.
+    */
+  def fill(base: Long, rows: scala.collection.BufferedIterator[InternalRow], batchSize: Int, rowNumber: Long): Int = {
+    start(base)
+    var n = 0
+    while (n < batchSize && rows.hasNext && fits(rows.head, rowNumber + n)) {
+      write(rows.next(), n, rowNumber + n)
+      n += 1
+    }
+    n
+  }
+
   /** Writes `row` as row `n` of the batch; `rowNumber` (within the partition) names the row in errors. */
   def write(row: InternalRow, n: Int, rowNumber: Long): Unit = {
     var i = 0

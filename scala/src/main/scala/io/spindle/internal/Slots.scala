@@ -30,6 +30,15 @@ object Slots {
     * [[SpindleClusterException]] saying how many slots are needed and how many exist.
     */
   def require(sc: SparkContext, workers: Int, graceMs: Long): Unit = {
+    // Spark rejects a barrier stage under dynamic allocation only once the job is submitted, with a message that
+    // names neither Spindle nor the workers it needs; say so before any work.
+    if (SpindleCoreShim.dynamicAllocation(sc))
+      throw new SpindleClusterException(
+        s"training with numWorkers=$workers runs one barrier stage, and Spark does not run barrier stages with " +
+          "dynamic allocation (spark.dynamicAllocation.enabled=true): start this application with " +
+          s"spark.dynamicAllocation.enabled=false and at least $workers task slots (spark.executor.instances x " +
+          "spark.executor.cores / spark.task.cpus)"
+      )
     val started = System.currentTimeMillis()
     var changed = started
     var slots = SpindleCoreShim.maxConcurrentTasks(sc)

@@ -126,8 +126,8 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     Iterator(report.toByteArray)
   }
 
-  /** Streams `rows` into the trainer's batch windows (a window whose arenas cannot take the next row goes with the rows
-    * it has); returns the nanoseconds it took and those it waited for a window.
+  /** Streams `rows` into the trainer's batch windows ([[BatchWriter.fill]]); returns the nanoseconds it took and those
+    * it waited for a window.
     */
   private def feed(
       trainer: Long,
@@ -142,15 +142,9 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       val waiting = System.nanoTime()
       val base = NativeRuntime.acquireBatch(trainer)
       waited += System.nanoTime() - waiting
-      writer.start(base)
-      var n = 0
-      // An empty window takes any row that fits an arena at all (fits throws for one that does not).
-      while (n < batchSize && rows.hasNext && writer.fits(rows.head, rowNumber)) {
-        writer.write(rows.next(), n, rowNumber)
-        n += 1
-        rowNumber += 1
-      }
+      val n = writer.fill(base, rows, batchSize, rowNumber)
       NativeRuntime.submitBatch(trainer, n)
+      rowNumber += n
     }
     (System.nanoTime() - started, waited)
   }

@@ -73,19 +73,21 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
         "SPINDLE_RANK" -> rank.toString
       )
       Files.write(scratch.resolve("payload.bin"), spec.payload)
-      val reads = spec.readers.contains(rank) && job.inputs.nonEmpty
-      if (reads) {
+      // A reader's feed, with where each input lies in its windows.
+      val layout = if (spec.readers.contains(rank) && job.inputs.nonEmpty) {
         NativeLoader.ensureLoaded()
         feed = openFeed(scratch)
+        val layout = FeederLayout.parseFrom(NativeRuntime.scriptFeedLayout(feed))
         Files.write(
           scratch.resolve("feed.json"),
-          RunTask.descriptor(job, feed, scratch).getBytes(StandardCharsets.UTF_8)
+          RunTask.descriptor(job, layout, scratch).getBytes(StandardCharsets.UTF_8)
         )
-      }
+        Some(layout)
+      } else None
       val started = new WorkerProcess(spec.command, env, scratch.toFile, label, log, link.line)
       process = Some(started)
       link.started(s"$role $index", host, tfAddress)
-      if (reads) feedRows(feed, rows, FeederLayout.parseFrom(NativeRuntime.scriptFeedLayout(feed)), rank, label)
+      layout.foreach(feedRows(feed, rows, _, rank, label))
       if (spec.serves(rank)) {
         // A server's process runs until the others end; if it dies first, the driver hears of it and cancels the run.
         watchServer(started, link, rank, label)
@@ -135,22 +137,15 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
       label: String
   ): Unit = {
     val writer = new BatchWriter(job.inputs, job.inputs.map(_ => 0L), layout, rank)
-    val batch = job.spec.batchSize
+    val buffered = rows.buffered
     var (windows, rowNumber) = (0L, 0L)
-    var base = if (rows.hasNext && windows != job.steps) NativeRuntime.scriptFeedAcquire(feed) else 0L
-    while (base != 0) {
-      writer.start(base)
-      var n = 0
-      while (n < batch && rows.hasNext) {
-        writer.write(rows.next(), n, rowNumber)
-        n += 1
-        rowNumber += 1
-      }
+    while (buffered.hasNext && windows != job.steps) {
+      val n = writer.fill(NativeRuntime.scriptFeedAcquire(feed), buffered, job.spec.batchSize, rowNumber)
       NativeRuntime.scriptFeedSubmit(feed, n)
       windows += 1
-      base = if (rows.hasNext && windows != job.steps) NativeRuntime.scriptFeedAcquire(feed) else 0L
+      rowNumber += n
     }
-    if (rows.hasNext && windows == job.steps)
+    if (buffered.hasNext)
       LoggerFactory
         .getLogger(classOf[RunTask])
         .info(s"$label: fed the $windows batches every reader has; the partition's other rows are left out")
@@ -189,8 +184,7 @@ object RunTask {
   }
 
   /** What `spindle.data` reads to map the feed: files, batch, agreed steps and where each array lies in a window. */
-  def descriptor(job: RunJob, feed: Long, scratch: Path): String = {
-    val layout = FeederLayout.parseFrom(NativeRuntime.scriptFeedLayout(feed))
+  def descriptor(job: RunJob, layout: FeederLayout, scratch: Path): String = {
     val root = mapper.createObjectNode()
     root.put("spill", scratch.resolve("feed.spill").toString)
     root.put("socket", socketPath(scratch).toString)

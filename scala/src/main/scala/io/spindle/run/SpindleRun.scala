@@ -81,14 +81,12 @@ object SpindleRun {
     val inputs = Plan.inputsOf(selected.schema, signature.build(), Map.empty)
     val readers = spec.readers
     val tasks = spec.roles.size
-    val rows = SpindleSqlShim.internalRows(selected)
     val rdd =
-      if (readers.size == tasks)
-        if (rows.getNumPartitions == tasks) rows else SpindleSqlShim.internalRows(selected.repartition(tasks))
+      if (readers.size == tasks) SpindleSqlShim.internalRows(selected, tasks)
       else {
         // Only some tasks read (a parameter-server cluster's chief): rows go round-robin to them alone; the barrier stage
         // takes every partition of one shuffle, the others empty.
-        val copied = rows.mapPartitionsWithIndex { (p, it) =>
+        val copied = SpindleSqlShim.internalRows(selected).mapPartitionsWithIndex { (p, it) =>
           var k = p
           it.map { r => k += 1; (readers(k % readers.size), r.copy()) }
         }

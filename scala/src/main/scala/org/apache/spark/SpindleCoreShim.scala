@@ -7,8 +7,8 @@ import scala.jdk.CollectionConverters._
 import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
 import org.apache.spark.util.Utils
 
-/** The package-private Spark core calls training needs: the executor's host and local dir, the cluster's task slots,
-  * and the exceptions failed tasks threw.
+/** The package-private Spark core calls training needs: the executor's host and local dir, the cluster's task slots and
+  * dynamic allocation, and the exceptions failed tasks threw.
   */
 object SpindleCoreShim {
 
@@ -21,6 +21,9 @@ object SpindleCoreShim {
   /** How many tasks of the default resource profile the registered executors can run at once. */
   def maxConcurrentTasks(sc: SparkContext): Int =
     sc.maxNumConcurrentTasks(sc.resourceProfileManager.defaultResourceProfile)
+
+  /** Whether dynamic allocation is on, as Spark's scheduler sees it (it ignores the setting on a `local` master). */
+  def dynamicAllocation(sc: SparkContext): Boolean = Utils.isDynamicAllocationEnabled(sc.getConf)
 
   /** Runs `job`; when it fails, returns Spark's error with the exceptions its failed tasks threw, as the driver
     * received them. A failed barrier stage aborts with a message only, without the task's exception as the cause, so

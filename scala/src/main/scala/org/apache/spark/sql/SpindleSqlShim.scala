@@ -28,4 +28,10 @@ object SpindleSqlShim {
 
   /** The DataFrame's rows in Spark's internal (mostly UnsafeRow) form. */
   def internalRows(df: DataFrame): RDD[InternalRow] = SpindleDatasets.toRdd(df)
+
+  /** [[internalRows]] in exactly `partitions` partitions: as they come when they already are, else repartitioned. */
+  def internalRows(df: DataFrame, partitions: Int): RDD[InternalRow] = {
+    val rows = internalRows(df)
+    if (rows.getNumPartitions == partitions) rows else internalRows(df.repartition(partitions))
+  }
 }
