@@ -6,4 +6,5 @@
 
 mod errors;
 mod handles;
+mod log_bridge;
 mod native_runtime;

@@ -14,6 +14,7 @@ use spindle_runtime::{Feeder, Model, Rendezvous, ScriptFeed, Trainer};
 
 use crate::errors::{guard, JniError, Result};
 use crate::handles::Handles;
+use crate::log_bridge;
 
 static MODELS: LazyLock<Handles<Model>> = LazyLock::new(|| Handles::new("model"));
 static FEEDERS: LazyLock<Handles<Feeder>> = LazyLock::new(|| Handles::new("feeder"));
@@ -61,10 +62,13 @@ fn bytes_out(env: &mut JNIEnv, message: &impl Message) -> Result<jbyteArray> {
         .into_raw())
 }
 
-fn inner_init(env: &mut JNIEnv, filter: &JString) -> Result<jstring> {
-    let filter: String = env.get_string(filter)?.into();
+fn inner_init(env: &mut JNIEnv, level: &JString) -> Result<jstring> {
+    let level: String = env.get_string(level)?.into();
     INIT.call_once(|| {
-        let _ = env_logger::Builder::new().parse_filters(&filter).try_init();
+        // Another logger already installed (a host that embeds the runtime) keeps its place.
+        if log::set_logger(log_bridge::bridge()).is_ok() {
+            log::set_max_level(log_bridge::level_filter(&level));
+        }
         std::panic::set_hook(Box::new(|info| {
             let trace = std::backtrace::Backtrace::force_capture();
             log::error!("{info}\n{trace}");
@@ -77,10 +81,37 @@ fn inner_init(env: &mut JNIEnv, filter: &JString) -> Result<jstring> {
 pub extern "system" fn Java_io_spindle_jni_NativeRuntime_init<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,
-    filter: JString<'l>,
+    level: JString<'l>,
 ) -> jstring {
     guard(&mut env, std::ptr::null_mut(), |env| {
-        inner_init(env, &filter)
+        inner_init(env, &level)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_setLogLevel<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    level: JString<'l>,
+) {
+    guard(&mut env, (), |env| {
+        let level: String = env.get_string(&level)?.into();
+        log::set_max_level(log_bridge::level_filter(&level));
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_nextLogs<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    timeout_ms: jlong,
+    max_lines: jint,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let timeout = std::time::Duration::from_millis(timeout_ms.max(0) as u64);
+        let batch = log_bridge::bridge().drain(timeout, max_lines.max(1) as usize);
+        bytes_out(env, &batch)
     })
 }
 

@@ -5,6 +5,7 @@ import java.nio.file.{Files, Path, Paths, StandardCopyOption}
 
 import scala.util.control.NonFatal
 
+import io.spindle.internal.NativeLogs
 import io.spindle.jni.NativeRuntime
 
 /** Loads libtensorflow and Spindle's native runtime into this JVM, once.
@@ -58,7 +59,9 @@ object NativeLoader {
     val tfDir = tensorflowDir()
     TfLibs.foreach(lib => System.load(tfDir.resolve(lib).toString))
     loadRuntime()
-    NativeRuntime.init(sys.env.getOrElse("SPINDLE_LOG", "info"))
+    val version = NativeRuntime.init(NativeLogs.level)
+    NativeLogs.start()
+    version
   }
 
   private def tensorflowDir(): Path = {

@@ -157,6 +157,13 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     assert(events("step_time_ms/allreduce").map(_(2).toDouble).exists(_ > 0), "two workers all-reduce")
   }
 
+  test("a coalesced or unioned DataFrame trains: a barrier stage cannot run over their lineage, so it is shuffled") {
+    for (data <- Seq(synthetic(400, 4).coalesce(2), synthetic(200, 1).union(synthetic(200, 1, seed = 2)))) {
+      val summary = estimator.setNumWorkers(2).setBatchSize(50).fit(data).summary
+      assert(summary.rowsPerWorker.sum == 400, summary.rowsPerWorker)
+    }
+  }
+
   test("a missing label column is named before any task starts") {
     val e = failureOf[SpindleInputException](estimator.fit(synthetic(10, 1).drop("digit")))
     assert(e.getMessage.contains("column 'digit'") && e.getMessage.contains("labels"), e.getMessage)

@@ -14,12 +14,23 @@ public final class NativeRuntime {
   private NativeRuntime() {}
 
   /**
-   * Initializes logging and the panic hook; idempotent.
+   * Initializes logging (lines queue for {@link #nextLogs}) and the panic hook; idempotent.
    *
-   * @param logFilter an env_logger filter such as "info" or "spindle=debug"
+   * @param logLevel the most verbose level logged: "trace", "debug", "info", "warn", "error" or "off"
    * @return the runtime version string
    */
-  public static native String init(String logFilter);
+  public static native String init(String logLevel);
+
+  /** Sets the most verbose level the runtime logs, as {@link #init} takes it. */
+  public static native void setLogLevel(String logLevel);
+
+  /**
+   * Waits up to {@code timeoutMs} for the runtime's next log line, then takes it and the lines already queued.
+   *
+   * @param maxLines the most lines to take
+   * @return serialized {@code spindle.LogBatch}, with no lines when none came in time
+   */
+  public static native byte[] nextLogs(long timeoutMs, int maxLines);
 
   /**
    * Loads a SavedModel into a new TensorFlow session.

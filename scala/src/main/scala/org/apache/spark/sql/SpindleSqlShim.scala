@@ -1,5 +1,6 @@
 package org.apache.spark.sql
 
+import org.apache.spark.ShuffleDependency
 import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.types.DataTypeUtils
@@ -29,9 +30,16 @@ object SpindleSqlShim {
   /** The DataFrame's rows in Spark's internal (mostly UnsafeRow) form. */
   def internalRows(df: DataFrame): RDD[InternalRow] = SpindleDatasets.toRdd(df)
 
-  /** [[internalRows]] in exactly `partitions` partitions: as they come when they already are, else repartitioned. */
+  /** [[internalRows]] in exactly `partitions` partitions, for a barrier stage: as they come when they already are, else
+    * repartitioned. Spark refuses a barrier stage over an RDD whose ancestors in the same stage have another number of
+    * partitions (a `coalesce`, a `union`), so those are repartitioned too.
+    */
   def internalRows(df: DataFrame, partitions: Int): RDD[InternalRow] = {
+    def stageOf(rdd: RDD[_]): Boolean = rdd.getNumPartitions == partitions && rdd.dependencies.forall {
+      case _: ShuffleDependency[_, _, _] => true
+      case narrow                        => stageOf(narrow.rdd)
+    }
     val rows = internalRows(df)
-    if (rows.getNumPartitions == partitions) rows else internalRows(df.repartition(partitions))
+    if (stageOf(rows)) rows else internalRows(df.repartition(partitions))
   }
 }
