@@ -112,11 +112,17 @@ class SpindleEstimatorSuite extends SpindleTestBase {
 
   test("progress reaches the driver while training runs, and the stage's accumulators hold the last step") {
     val live = new java.util.concurrent.ConcurrentLinkedQueue[Long]()
+    val liveEpochs = new java.util.concurrent.ConcurrentLinkedQueue[Long]()
+    val liveRates = new java.util.concurrent.ConcurrentLinkedQueue[Double]()
     val atEnd = new java.util.concurrent.ConcurrentLinkedQueue[(String, String)]()
     val listener = new SparkListener {
       override def onExecutorMetricsUpdate(u: SparkListenerExecutorMetricsUpdate): Unit =
-        for ((_, _, _, infos) <- u.accumUpdates; i <- infos if i.name.contains("spindle: training step"))
-          i.update.foreach(v => live.add(v.asInstanceOf[Long]))
+        for ((_, _, _, infos) <- u.accumUpdates; i <- infos; v <- i.update) i.name match {
+          case Some("spindle: training step")    => live.add(v.asInstanceOf[Long])
+          case Some("spindle: training epoch")   => liveEpochs.add(v.asInstanceOf[Long])
+          case Some("spindle: training steps/s") => liveRates.add(v.asInstanceOf[Double])
+          case _                                 =>
+        }
       override def onStageCompleted(c: SparkListenerStageCompleted): Unit =
         c.stageInfo.accumulables.values
           .filter(_.name.exists(_.startsWith("spindle: ")))
@@ -127,7 +133,7 @@ class SpindleEstimatorSuite extends SpindleTestBase {
       try estimator.setBatchSize(10).setEpochs(400).fit(synthetic(400, 1)).summary
       finally {
         val deadline = System.nanoTime() + 10e9.toLong // listener events arrive asynchronously
-        while (atEnd.size < 2 && System.nanoTime() < deadline) Thread.sleep(50)
+        while (atEnd.size < 4 && System.nanoTime() < deadline) Thread.sleep(50)
         spark.sparkContext.removeSparkListener(listener)
       }
     val total = summary.steps.size.toLong
@@ -136,6 +142,13 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     val last = atEnd.asScala.toMap
     assert(last.get("spindle: training step").contains(total.toString), s"stage accumulators: $last")
     assert(last.get("spindle: training loss").map(_.toDouble).contains(summary.steps.last.loss), s"$last")
+    assert(last.get("spindle: training epoch").contains("400"), s"$last")
+    assert(
+      liveEpochs.asScala.exists(e => e >= 1 && e < 400),
+      s"an epoch seen while training ran: ${liveEpochs.asScala}"
+    )
+    // 16,000 steps take seconds: the rate of a second in between is thousands of steps, and never more than them all.
+    assert(liveRates.asScala.exists(r => r > 10 && r <= total), s"step rates seen: ${liveRates.asScala}")
   }
 
   test("the chief's TensorBoard events read back with TensorBoard's own reader: every step's loss and timings") {

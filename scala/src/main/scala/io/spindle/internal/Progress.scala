@@ -10,11 +10,17 @@ import org.slf4j.Logger
 import io.spindle.jni.NativeRuntime
 import io.spindle.proto.StepMetrics
 
-/** Live progress of a training job. The chief's task copies its trainer's last step into two named accumulators every
-  * second; executors send accumulators of running tasks with their heartbeats (`spark.executor.heartbeatInterval`), and
-  * a listener on the driver logs each new step it sees. The Spark UI lists the accumulators on the stage's page.
+/** Live progress of a training job. The chief's task copies its trainer's last step (step, epoch, loss) and the step
+  * rate over the last second into named accumulators every second; executors send accumulators of running tasks with
+  * their heartbeats (`spark.executor.heartbeatInterval`), and a listener on the driver logs each new step it sees. The
+  * Spark UI lists the accumulators (`spindle: training ...`) on the stage's page while it runs.
   */
-final class Progress(val step: LongAccumulator, val loss: DoubleAccumulator) extends Serializable {
+final class Progress(
+    val step: LongAccumulator,
+    val epoch: LongAccumulator,
+    val loss: DoubleAccumulator,
+    val stepsPerSecond: DoubleAccumulator
+) extends Serializable {
 
   /** Runs `body` while logging the progress the heartbeats bring. */
   def logged[T](sc: SparkContext, log: Logger)(body: => T): T = {
@@ -25,7 +31,9 @@ final class Progress(val step: LongAccumulator, val loss: DoubleAccumulator) ext
         (values.get(step.id), values.get(loss.id)) match {
           case (Some(s: Long), Some(l: Double)) if s > last =>
             last = s
-            log.info(f"training: step $s%d, loss $l%.5f")
+            val e = values.get(epoch.id).fold("")(e => s" (epoch $e)")
+            val rate = values.get(stepsPerSecond.id).fold("")(r => f", ${r.asInstanceOf[Double]}%.1f steps/s")
+            log.info(f"training: step $s%d$e, loss $l%.5f$rate")
           case _ =>
         }
       }
@@ -39,12 +47,19 @@ final class Progress(val step: LongAccumulator, val loss: DoubleAccumulator) ext
     * trainer closes, so that the stage's accumulators end with the last step).
     */
   def report(trainer: Long, label: String): AutoCloseable = {
+    var (rateStep, rateNanos) = (0L, System.nanoTime())
     def publish(): Unit = {
       val last = StepMetrics.parseFrom(NativeRuntime.trainerProgress(trainer))
       // reset + add: an accumulator has no public setter; a heartbeat in between reads step 0, which is ignored.
       if (last.getStep > step.value) {
+        val now = System.nanoTime()
+        val rate = (last.getStep - rateStep) * 1e9 / math.max(now - rateNanos, 1L)
+        rateStep = last.getStep
+        rateNanos = now
         step.reset(); step.add(last.getStep)
+        epoch.reset(); epoch.add(last.getEpoch.toLong)
         loss.reset(); loss.add(last.getLoss)
+        stepsPerSecond.reset(); stepsPerSecond.add(rate)
       }
     }
     @volatile var running = true
@@ -76,5 +91,10 @@ final class Progress(val step: LongAccumulator, val loss: DoubleAccumulator) ext
 
 object Progress {
   def register(sc: SparkContext): Progress =
-    new Progress(sc.longAccumulator("spindle: training step"), sc.doubleAccumulator("spindle: training loss"))
+    new Progress(
+      sc.longAccumulator("spindle: training step"),
+      sc.longAccumulator("spindle: training epoch"),
+      sc.doubleAccumulator("spindle: training loss"),
+      sc.doubleAccumulator("spindle: training steps/s")
+    )
 }
