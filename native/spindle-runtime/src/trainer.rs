@@ -27,7 +27,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Handler, SyncContext};
 use crossbeam_channel::{bounded, Receiver};
@@ -528,6 +528,11 @@ impl Worker {
             checkpoint_micros: checkpoint.as_micros() as i64,
         };
         self.progress.stepped(metrics);
+        if self.report.steps.is_empty() {
+            self.report.first_step_done_millis = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+        }
         self.report.steps.push(metrics);
         log::debug!("step {step} epoch {epoch}: loss {loss:.6}, {examples} examples");
         Ok(true)

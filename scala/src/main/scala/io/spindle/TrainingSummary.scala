@@ -32,6 +32,9 @@ final case class StepSummary(
   *   time each worker's task spent reading its rows from Spark and writing them into batches (first epoch)
   * @param feedWaitSecondsPerWorker
   *   time each worker's task waited for a free batch window, held back by training
+  * @param firstStepDoneMillis
+  *   Unix time in milliseconds when the first step was done (on the chief; 0 when none ran): its distance from the call
+  *   to `fit` is the job's fixed cost before training proper
   */
 final class TrainingSummary private[spindle] (
     val steps: Seq[StepSummary],
@@ -39,7 +42,8 @@ final class TrainingSummary private[spindle] (
     val feedSecondsPerWorker: Seq[Double],
     val feedWaitSecondsPerWorker: Seq[Double],
     val variables: Map[String, Array[Float]],
-    val exportPath: String
+    val exportPath: String,
+    val firstStepDoneMillis: Long
 ) extends Serializable {
 
   /** Loss of every step, in order. */
@@ -92,7 +96,8 @@ private[spindle] object TrainingSummary {
       byRank.map(_.getFeedMicros / 1e6),
       byRank.map(_.getFeedWaitMicros / 1e6),
       variables,
-      exportPath
+      exportPath,
+      byRank.head.getFirstStepDoneMillis
     )
   }
 }

@@ -52,8 +52,14 @@ class SpindleEstimatorSuite extends SpindleTestBase {
 
   test("one worker learns over replayed epochs, and the fitted model scores with the trained weights") {
     val data = synthetic(800, 1)
+    val called = System.currentTimeMillis()
     val fitted = estimator.setBatchSize(50).setEpochs(4).fit(data)
+    val returned = System.currentTimeMillis()
     val summary = fitted.summary
+    assert(
+      summary.firstStepDoneMillis >= called && summary.firstStepDoneMillis <= returned,
+      summary.firstStepDoneMillis
+    )
     assert(summary.steps.size == 4 * 16)
     assert(summary.rowsPerWorker == Seq(800L))
     val byEpoch = summary.steps.groupBy(_.epoch).map { case (e, s) => e -> s.map(_.loss).sum / s.size }
