@@ -493,6 +493,11 @@ class TrainingSummary(JavaWrapper):
         return self._java_obj.exportPath()
 
     @property
+    def firstStepDoneMillis(self) -> int:
+        """Unix time in milliseconds when the first step was done (on the chief; 0 when none ran)."""
+        return int(self._java_obj.firstStepDoneMillis())
+
+    @property
     def examplesPerSecond(self) -> float:
         """Examples per second over the whole run (sum of examples over sum of step times)."""
         return self._java_obj.examplesPerSecond()

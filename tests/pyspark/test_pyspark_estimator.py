@@ -1,6 +1,8 @@
 """SpindleEstimator from PySpark on local[2]: two synchronous workers learn the digits, and the fitted model keeps the
 export and the serving inputs, not the estimator's untrained model and labels."""
 
+import time
+
 import pytest
 from conftest import INIT
 from digits import EPOCHS, accuracy, estimator, held_out, training, with_prediction
@@ -17,7 +19,10 @@ ACCURACY = 0.97
 @pytest.fixture(scope="module")
 def fitted(spark, digits, tmp_path_factory):
     export = tmp_path_factory.mktemp("export") / "model"
-    return estimator(INIT, str(export)).fit(training(digits)), str(export)
+    called = time.time() * 1000
+    model = estimator(INIT, str(export)).fit(training(digits))
+    assert called <= model.summary.firstStepDoneMillis <= time.time() * 1000
+    return model, str(export)
 
 
 def test_two_workers_learn_the_digits(digits, fitted):
