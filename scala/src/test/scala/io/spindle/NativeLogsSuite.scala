@@ -10,6 +10,8 @@ import org.apache.logging.log4j.core.{LogEvent, Logger => CoreLogger}
 import org.apache.logging.log4j.core.appender.AbstractAppender
 import org.apache.logging.log4j.core.config.{Configurator, Property}
 
+import io.spindle.internal.NativeLogs
+
 /** The runtime's log lines reach log4j (through slf4j) with their level and a logger per Rust module, and log4j's level
   * for `io.spindle.native` filters them.
   */
@@ -23,6 +25,9 @@ class NativeLogsSuite extends SpindleTestBase {
 
   override protected def beforeAll(): Unit = {
     super.beforeAll()
+    // Loaded while io.spindle.native is at the tests' warn level, as a suite before may have: the level the tests set
+    // reaches the runtime while it runs.
+    NativeLoader.ensureLoaded()
     Captured.start()
     LogManager.getLogger("io.spindle.native").asInstanceOf[CoreLogger].addAppender(Captured)
   }
@@ -53,6 +58,8 @@ class NativeLogsSuite extends SpindleTestBase {
 
   test("the chief's epoch lines reach log4j at info, from the trainer module's logger") {
     Configurator.setLevel("io.spindle.native", Level.INFO)
+    // The log thread hands a new level to the runtime within a second; a fit quicker than that would miss it.
+    NativeLogs.refreshLevel()
     Captured.events.clear()
     fit()
     assert(eventually(epochLines.size == 2), s"epoch lines: ${epochLines.map(_.getMessage.getFormattedMessage)}")
@@ -66,10 +73,10 @@ class NativeLogsSuite extends SpindleTestBase {
 
   test("log4j's level for io.spindle.native filters the runtime's lines") {
     Configurator.setLevel("io.spindle.native", Level.WARN)
-    // The runtime takes the new level after the log thread's next batch, within a second.
-    Thread.sleep(2500)
+    NativeLogs.refreshLevel()
     Captured.events.clear()
     fit()
+    // Back at info, log4j would pass any info line the runtime still queued: the runtime must have made none.
     Configurator.setLevel("io.spindle.native", Level.INFO)
     Thread.sleep(1500)
     assert(epochLines.isEmpty, epochLines.map(_.getMessage.getFormattedMessage))

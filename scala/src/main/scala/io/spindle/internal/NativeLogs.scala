@@ -21,6 +21,7 @@ object NativeLogs {
   val Root = "io.spindle.native"
   private val root = LoggerFactory.getLogger(Root)
   private var started = false
+  @volatile private var current = ""
 
   /** The most verbose level logger [[Root]] takes, as the runtime names it. */
   def level: String =
@@ -31,9 +32,19 @@ object NativeLogs {
     else if (root.isErrorEnabled) "error"
     else "off"
 
+  /** Hands logger [[Root]]'s level to the runtime now, if it changed (the log thread does after every batch). */
+  def refreshLevel(): Unit = synchronized {
+    val now = level
+    if (now != current) {
+      NativeRuntime.setLogLevel(now)
+      current = now
+    }
+  }
+
   /** Starts the thread; once per JVM, after `NativeRuntime.init`. */
   def start(): Unit = synchronized {
     if (!started) {
+      current = level
       val thread = new Thread(() => drain(), "spindle-native-logs")
       thread.setDaemon(true)
       thread.start()
@@ -43,7 +54,6 @@ object NativeLogs {
 
   private def drain(): Unit = {
     val loggers = mutable.HashMap.empty[String, Logger]
-    var current = level
     while (true) {
       try {
         val batch = LogBatch.parseFrom(NativeRuntime.nextLogs(1000, 1000))
@@ -65,11 +75,7 @@ object NativeLogs {
             case _ => logger.trace(line.getMessage)
           }
         }
-        val now = level
-        if (now != current) {
-          NativeRuntime.setLogLevel(now)
-          current = now
-        }
+        refreshLevel()
       } catch {
         // Logging must never stop: say why and go on after a pause (a failure here would repeat at once).
         case NonFatal(e) =>
