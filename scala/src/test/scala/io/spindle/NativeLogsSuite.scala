@@ -51,7 +51,7 @@ class NativeLogsSuite extends SpindleTestBase {
 
   /** Waits (at most 10 s) for `done`: lines reach log4j from the runtime's queue within a second. */
   private def eventually(done: => Boolean): Boolean = {
-    val deadline = System.nanoTime() + 10_000_000_000L
+    val deadline = System.nanoTime() + 10000000000L
     while (!done && System.nanoTime() < deadline) Thread.sleep(50)
     done
   }
