@@ -35,7 +35,8 @@ shell() {
 }
 export BENCH_ROWS="$rows" BENCH_DATA="$work/data" BENCH_MODEL="$root/tests/fixtures/mnist_mlp"
 BENCH_PREPARE=1 shell > "$work/prepare.log" 2>&1 || { tail -40 "$work/prepare.log"; exit 1; }
-out="$(shell 2>"$work/fit.log")" || { echo "$out"; tail -40 "$work/fit.log"; exit 1; }
+out="$(shell 2>"$work/fit.log" | tee "$work/fit.out")" || true
+grep -q '^BENCH cluster fit-wall' <<<"$out" || { tail -40 "$work/fit.out"; tail -20 "$work/fit.log"; exit 1; }
 grep '^BENCH' <<<"$out"
 keras="$(.venv/bin/python benches/cluster/keras_fit.py "$rows")"
 echo "$keras"

@@ -18,17 +18,20 @@ if (sys.env.contains("BENCH_PREPARE")) {
 val deadline = System.currentTimeMillis + 120000
 while (sc.getExecutorMemoryStatus.size < 3 && System.currentTimeMillis < deadline) Thread.sleep(50)
 val df = spark.read.parquet(data)
-val called = System.currentTimeMillis
-val fitted = new SpindleEstimator()
-  .setModelPath(sys.env("BENCH_MODEL"))
-  .setInputCols(Map("features" -> "features", "labels" -> "label"))
-  .setNumWorkers(2)
-  .setEpochs(1)
-  .setBatchSize(128)
-  .fit(df)
-val wall = (System.currentTimeMillis - called) / 1e3
-val s = fitted.summary
-val stepSum = s.steps.map(x => x.examples / x.examplesPerSecond).sum
-println(f"BENCH cluster partitions ${df.rdd.getNumPartitions} rows ${s.rowsPerWorker.sum} steps ${s.steps.size}")
-println(f"BENCH cluster fit-wall $wall%.3f step-sum $stepSum%.3f first-step ${(s.firstStepDoneMillis - called) / 1e3}%.3f")
+// One block: the REPL would end an expression at each line break (and compile each line apart).
+{
+  val called = System.currentTimeMillis
+  val fitted = new SpindleEstimator()
+    .setModelPath(sys.env("BENCH_MODEL"))
+    .setInputCols(Map("features" -> "features", "labels" -> "label"))
+    .setNumWorkers(2)
+    .setEpochs(1)
+    .setBatchSize(128)
+    .fit(df)
+  val wall = (System.currentTimeMillis - called) / 1e3
+  val s = fitted.summary
+  val stepSum = s.steps.map(x => x.examples / x.examplesPerSecond).sum
+  println(f"BENCH cluster partitions ${df.rdd.getNumPartitions} rows ${s.rowsPerWorker.sum} steps ${s.steps.size}")
+  println(f"BENCH cluster fit-wall $wall%.3f step-sum $stepSum%.3f first-step ${(s.firstStepDoneMillis - called) / 1e3}%.3f")
+}
 System.exit(0)
