@@ -45,6 +45,9 @@ import re, sys
 rows = int(sys.argv[1])
 wall, steps, first = map(float, re.search(r"fit-wall ([0-9.]+) step-sum ([0-9.]+) first-step (-?[0-9.]+)", sys.argv[2]).groups())
 keras_first, keras_warm = (float(re.search(rf"BENCH keras {n} ([0-9.]+)", sys.argv[3]).group(1)) for n in ("first", "warm"))
+ready = re.search(r"executors-ready ([0-9.]+)", sys.argv[2])
+if ready:
+    print(f"registered executors -> ready for tasks (jar fetch; before fit, untimed) {float(ready.group(1)):.2f} s")
 print(f"fit wall {wall:.2f} s | sum of step times {steps:.2f} s | fixed cost {wall - steps:.2f} s (target <= 2)")
 print(f"fit called -> first step done {first:.2f} s (target <= 2)")
 print(f"fit {rows / wall:,.0f} samples/s | Keras model.fit {rows / keras_first:,.0f} samples/s first call, "

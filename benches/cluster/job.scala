@@ -14,9 +14,13 @@ if (sys.env.contains("BENCH_PREPARE")) {
     .parquet(data)
   System.exit(0)
 }
-// "With executors up": both registered (the driver's block manager is listed too).
+// "With executors up": both registered (the driver's block manager is listed too), and done starting: a registered
+// executor still fetches the --jars (192 MB of libtensorflow) before it runs a task, which a first small job waits for.
 val deadline = System.currentTimeMillis + 120000
 while (sc.getExecutorMemoryStatus.size < 3 && System.currentTimeMillis < deadline) Thread.sleep(50)
+val readyStarted = System.currentTimeMillis
+sc.parallelize(0 until 4, 4).count()
+println(f"BENCH cluster executors-ready ${(System.currentTimeMillis - readyStarted) / 1e3}%.3f")
 val df = spark.read.parquet(data)
 // One block: the REPL would end an expression at each line break (and compile each line apart).
 {
