@@ -37,7 +37,7 @@ export BENCH_ROWS="$rows" BENCH_DATA="$work/data" BENCH_MODEL="$root/tests/fixtu
 BENCH_PREPARE=1 shell > "$work/prepare.log" 2>&1 || { tail -40 "$work/prepare.log"; exit 1; }
 out="$(shell 2>"$work/fit.log" | tee "$work/fit.out")" || true
 grep -q '^BENCH cluster fit-wall' <<<"$out" || { tail -40 "$work/fit.out"; tail -20 "$work/fit.log"; exit 1; }
-grep '^BENCH' <<<"$out"
+grep -o 'BENCH .*' <<<"$out"
 keras="$(.venv/bin/python benches/cluster/keras_fit.py "$rows")"
 echo "$keras"
 python3 - "$rows" "$out" "$keras" <<'PY'
