@@ -38,7 +38,9 @@ def exported(tmp_path_factory):
 def test_signatures_names_dtypes_and_shapes(exported):
     path, _ = exported
     loaded = tf.saved_model.load(path)
-    assert set(loaded.signatures) == {"train", "gradients", "apply_gradients", "predict", "serving_default", "variables"}
+    assert set(loaded.signatures) == {
+        "train", "gradients", "apply_gradients", "predict", "serving_default", "variables", "evaluate", "metrics"
+    }
     _, inputs = loaded.signatures["train"].structured_input_signature
     assert inputs["features"].dtype == tf.float32 and inputs["features"].shape.as_list() == [None, 8]
     assert inputs["labels"].dtype == tf.int64 and inputs["labels"].shape.as_list() == [None]
@@ -160,3 +162,63 @@ def test_text_model_with_a_lookup_table_splits_its_step_and_loads_in_the_session
         out = session.run({k: v.name for k, v in grads.outputs.items()}, feed)
     assert out["grad_000"].shape == (5, 4)  # the embedding's gradient, dense
     assert np.isfinite(out["loss"]) and out["loss"] > 0
+
+
+def test_evaluate_sums_over_batches_equal_keras_metrics_over_all_rows(tmp_path):
+    """Summing `evaluate` over uneven batches, then `metrics`, gives Keras's own figures over all the rows."""
+    path = str(tmp_path / "mlp")
+    model = mlp(seed=5)
+    metrics = [
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2"),
+        "sparse_categorical_crossentropy",
+    ]
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    export_trainable(model, keras.optimizers.Adam(1e-2), loss, path, metrics=metrics)
+    loaded = tf.saved_model.load(path)
+    evaluate, figures = loaded.signatures["evaluate"], loaded.signatures["metrics"]
+    x, y = batch(n=203, seed=9)
+    sums = {}
+    for lo, hi in [(0, 64), (64, 128), (128, 203)]:
+        for k, v in evaluate(features=tf.constant(x[lo:hi]), labels=tf.constant(y[lo:hi])).items():
+            sums[k] = sums.get(k, 0.0) + v.numpy().astype("float64")
+    got = {k: float(v) for k, v in figures(**{k: tf.constant(v, tf.float32) for k, v in sums.items()}).items()}
+
+    pred = model(x, training=False)
+    want = {"loss": float(loss(y, pred))}
+    for m in [keras.metrics.SparseCategoricalAccuracy(), keras.metrics.SparseTopKCategoricalAccuracy(k=2)]:
+        m.update_state(y, pred)
+        want["accuracy" if m.name == "sparse_categorical_accuracy" else "top2"] = float(m.result())
+    want["sparse_categorical_crossentropy"] = want["loss"]
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-5), k
+    assert 0.0 < want["accuracy"] < 1.0  # neither trivially right nor wrong: the comparison means something
+
+
+def test_binary_auc_sums_over_batches(tmp_path):
+    """AUC's state (thresholded confusion counts) adds up over batches: the summed figure is Keras's."""
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="sigmoid")])
+    path = str(tmp_path / "logistic")
+    loss = keras.losses.BinaryCrossentropy()
+    export_trainable(
+        model,
+        keras.optimizers.SGD(0.1),
+        loss,
+        path,
+        label_spec=tf.TensorSpec([None, 1], tf.float32),
+        metrics=[keras.metrics.AUC(name="auc")],
+    )
+    loaded = tf.saved_model.load(path)
+    x, y3 = batch(n=150, seed=4)
+    y = (y3 > 0).astype("float32").reshape(-1, 1)
+    sums = {}
+    for lo, hi in [(0, 100), (100, 150)]:
+        for k, v in loaded.signatures["evaluate"](features=tf.constant(x[lo:hi]), labels=tf.constant(y[lo:hi])).items():
+            sums[k] = sums.get(k, 0.0) + v.numpy().astype("float64")
+    got = loaded.signatures["metrics"](**{k: tf.constant(v, tf.float32) for k, v in sums.items()})
+    auc = keras.metrics.AUC()
+    auc.update_state(y, model(x, training=False))
+    assert float(got["auc"]) == pytest.approx(float(auc.result()), rel=1e-5)
+    assert 0.05 < float(auc.result()) < 0.95

@@ -360,6 +360,17 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_submitBatch<'l>(
 }
 
 #[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_endTrainingData<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    trainer: jlong,
+) {
+    guard(&mut env, (), |_| {
+        Ok(TRAINERS.get(trainer)?.end_training_data()?)
+    })
+}
+
+#[no_mangle]
 pub extern "system" fn Java_io_spindle_jni_NativeRuntime_finishTraining<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,

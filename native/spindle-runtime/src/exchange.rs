@@ -98,6 +98,14 @@ impl Mode {
         })))
     }
 
+    /// Sums `data` over every worker, in place (a single worker's is the sum already).
+    pub(crate) fn all_reduce_sums(&mut self, data: &mut [f32]) -> Result<()> {
+        match self {
+            Mode::Multi(x) => x.ring.all_reduce(data),
+            Mode::Single { .. } => Ok(()),
+        }
+    }
+
     /// A handle that shuts the ring from another thread; `None` for a single worker.
     pub(crate) fn closer(&self) -> Result<Option<RingCloser>> {
         match self {

@@ -19,6 +19,7 @@
 //! - `schedule` (internal): the all-reduce's chunk schedule, pure arithmetic.
 //! - [`checkpoint`]: the chief's checkpoints, their hand-off to the JVM's uploader, and restore.
 //! - [`events`]: TensorBoard event files of the chief's step metrics.
+//! - `validation` (internal): the evaluation after each epoch, summed over the workers, and early stopping.
 //!
 //! Scripts (`spindle.run`):
 //! - [`script_feed`]: spill windows the JVM fills and a Python script reads as NumPy arrays.
@@ -40,6 +41,7 @@ pub mod script_feed;
 mod spill;
 pub mod tf;
 pub mod trainer;
+mod validation;
 
 pub use actors::Actors;
 pub use error::{Error, Result};

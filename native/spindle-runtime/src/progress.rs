@@ -22,18 +22,32 @@ impl Actor for Tracker {
 
 /// A step is done.
 struct Stepped(StepMetrics);
+/// An epoch is done: its metrics, at the global step it ended on.
+struct EpochDone(i64, Vec<(String, f64)>);
 /// Asks for the last step's metrics.
 struct Latest(Reply<StepMetrics>);
 /// Answered once every step sent before it is written and flushed.
 struct Drained(Reply<()>);
 
-messages!(Stepped, Latest, Drained);
+messages!(Stepped, EpochDone, Latest, Drained);
 
 impl Handler<Stepped> for Tracker {
     type Result = ();
     fn handle(&mut self, Stepped(m): Stepped, _: &mut Context<Self>) {
         self.last = m;
         self.write_events(&m);
+    }
+}
+
+impl Handler<EpochDone> for Tracker {
+    type Result = ();
+    fn handle(&mut self, EpochDone(step, metrics): EpochDone, _: &mut Context<Self>) {
+        let named: Vec<(String, f64)> = metrics
+            .into_iter()
+            .map(|(name, v)| (format!("epoch/{name}"), v))
+            .collect();
+        let values: Vec<(&str, f64)> = named.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        self.write(step, &values);
     }
 }
 
@@ -52,30 +66,32 @@ impl Handler<Drained> for Tracker {
 }
 
 impl Tracker {
-    /// Adds the step to the TensorBoard event file. A failed write stops the events, not the training: the
-    /// model is worth more than its curves.
+    /// Adds the step to the TensorBoard event file.
     fn write_events(&mut self, m: &StepMetrics) {
+        let ms = |micros: i64| micros as f64 / 1e3;
+        self.write(
+            m.step,
+            &[
+                ("loss", m.loss),
+                (
+                    "examples_per_second",
+                    m.examples as f64 * 1e6 / m.step_micros.max(1) as f64,
+                ),
+                ("step_time_ms/input_wait", ms(m.input_wait_micros)),
+                ("step_time_ms/compute", ms(m.compute_micros)),
+                ("step_time_ms/allreduce", ms(m.allreduce_micros)),
+                ("step_time_ms/checkpoint", ms(m.checkpoint_micros)),
+            ],
+        );
+    }
+
+    /// Writes `values` at `step` and flushes. A failed write stops the events, not the training: the model
+    /// is worth more than its curves.
+    fn write(&mut self, step: i64, values: &[(&str, f64)]) {
         let Some(writer) = &mut self.events else {
             return;
         };
-        let ms = |micros: i64| micros as f64 / 1e3;
-        let written = writer
-            .scalars(
-                m.step,
-                &[
-                    ("loss", m.loss),
-                    (
-                        "examples_per_second",
-                        m.examples as f64 * 1e6 / m.step_micros.max(1) as f64,
-                    ),
-                    ("step_time_ms/input_wait", ms(m.input_wait_micros)),
-                    ("step_time_ms/compute", ms(m.compute_micros)),
-                    ("step_time_ms/allreduce", ms(m.allreduce_micros)),
-                    ("step_time_ms/checkpoint", ms(m.checkpoint_micros)),
-                ],
-            )
-            .and_then(|_| writer.flush());
-        if let Err(e) = written {
+        if let Err(e) = writer.scalars(step, values).and_then(|_| writer.flush()) {
             log::warn!("{}: TensorBoard events stop: {e}", self.label);
             self.events = None;
         }
@@ -106,6 +122,11 @@ impl Progress {
     /// The last step's metrics (all zero before the first, or once the actor has stopped).
     pub(crate) fn latest(&self) -> StepMetrics {
         ask(&self.0, Latest, PROGRESS).unwrap_or_default()
+    }
+
+    /// Records an epoch's metrics (TensorBoard's `epoch/<name>`) at the global step it ended on.
+    pub(crate) fn epoch_done(&self, step: i64, metrics: &[(String, f64)]) {
+        self.0.do_send(EpochDone(step, metrics.to_vec()));
     }
 
     /// Waits until every step recorded so far is in the event file.

@@ -50,8 +50,11 @@ impl Fed {
 /// What the trainer takes from the feeder's channel.
 enum Feed {
     Batch(Fed),
-    /// The JVM has no more rows for epoch 1.
-    End,
+    /// The JVM has no more rows of one part of epoch 1: of the training data (`last` false, with
+    /// validation data to follow) or of everything (`last` true).
+    End {
+        last: bool,
+    },
     /// The trainer was closed or failed: look at the flags.
     Wake,
 }
@@ -64,6 +67,8 @@ struct Feeding {
     writing: Option<MmapMut>,
     /// Index of the next window in the spill file.
     next: usize,
+    /// The training part ended: the windows that follow hold validation data.
+    training_done: bool,
     input_done: bool,
 }
 
@@ -74,7 +79,7 @@ pub(crate) struct Spill {
     credits: (Sender<()>, Receiver<()>),
     fed: (Sender<Feed>, Receiver<Feed>),
     closing: AtomicBool,
-    /// The trainer's side: it took [`Feed::End`], so every later [`Self::next_fed`] answers `None`.
+    /// The trainer's side: it took the last [`Feed::End`], so every later [`Self::next_fed`] answers `None`.
     ended: AtomicBool,
     /// Why the trainer stopped, for the feeder's next [`Self::acquire`]; the first failure stays.
     failure: OnceLock<Error>,
@@ -286,8 +291,24 @@ impl Spill {
             let _ = self.credits.0.try_send(());
         }
         if !std::mem::replace(&mut f.input_done, true) {
-            let _ = self.fed.0.send(Feed::End);
+            let _ = self.fed.0.send(Feed::End { last: true });
         }
+    }
+
+    /// Ends the training part of the input: the windows acquired from now on hold validation data, and
+    /// once the trainer has run the fed training windows, [`Self::next_fed`] answers `None` once.
+    pub(crate) fn end_training_part(&self) -> Result<()> {
+        let mut f = self.feeding();
+        if f.writing.is_some() {
+            return Err(Error::Input(
+                "a batch is being written; submit it before ending the training data".into(),
+            ));
+        }
+        if f.input_done || std::mem::replace(&mut f.training_done, true) {
+            return Err(Error::Input("the training data already ended".into()));
+        }
+        let _ = self.fed.0.send(Feed::End { last: false });
+        Ok(())
     }
 
     /// Wakes every wait for good: a blocked [`Self::acquire`] fails, and so does the trainer's next wait.
@@ -303,7 +324,8 @@ impl Spill {
 
     // The trainer's side.
 
-    /// The next fed window for epoch 1, or `None` once the JVM has finished and everything ran.
+    /// The next fed window for epoch 1, or `None` at the end of a part (the training data, then
+    /// everything) and, after the last, at every call.
     pub(crate) fn next_fed(&self) -> Result<Option<Fed>> {
         self.check_open()?;
         if self.ended.load(Ordering::Relaxed) {
@@ -314,8 +336,8 @@ impl Spill {
                 self.check_open()?;
                 Ok(Some(fed))
             }
-            Ok(Feed::End) => {
-                self.ended.store(true, Ordering::Relaxed);
+            Ok(Feed::End { last }) => {
+                self.ended.store(last, Ordering::Relaxed);
                 Ok(None)
             }
             Ok(Feed::Wake) | Err(_) => Err(closed()),

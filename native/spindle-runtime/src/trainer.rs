@@ -34,7 +34,8 @@ use crossbeam_channel::{bounded, Receiver};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use spindle_proto::spindle::{
-    CheckpointInfo, FeederLayout, FloatTensor, StepMetrics, TrainerConfig, TrainingReport,
+    CheckpointInfo, EpochMetrics, FeederLayout, FloatTensor, StepMetrics, TrainerConfig,
+    TrainingReport,
 };
 
 use crate::actors::{messages, Actors, Reply};
@@ -49,6 +50,7 @@ use crate::rendezvous::{Rendezvous, RingConfig};
 use crate::ring::{Ring, RingCloser};
 use crate::spill::Spill;
 use crate::tf::{AliasGuard, DataType, Port, Tensor};
+use crate::validation::{EarlyStopping, Evaluator};
 
 /// How long a silent ring neighbour may go unanswered when the config does not say.
 const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,6 +60,15 @@ struct Runner {
     model: Arc<Model>,
     inputs: Vec<BatchInput>,
     guard: Arc<AliasGuard>,
+}
+
+/// Validation after every epoch: the windows after the training ones hold validation batches, run through
+/// `evaluate` (its own runner: the same window layout, the signature's own input tensors).
+struct Validation {
+    runner: Runner,
+    evaluator: Evaluator,
+    /// Rows of each validation window, in spill order, once epoch 1 has fed them.
+    rows: Vec<usize>,
 }
 
 /// The step loop's state.
@@ -77,6 +88,8 @@ struct Worker {
     epoch_step: i64,
     /// The last step whose loss was finite, and that loss: named when a loss turns NaN or infinite.
     last_finite: Option<(i64, f64)>,
+    validation: Option<Validation>,
+    stopping: Option<EarlyStopping>,
 }
 
 /// One training worker. Has one owner (the JNI handle table); [`Trainer::close`] is idempotent and runs
@@ -199,6 +212,11 @@ impl Trainer {
             Mode::single(&model, sig_name)?
         };
         let closer = mode.closer()?;
+        let validation = config
+            .validate
+            .then(|| validation(&model, config, batch, bytes, &inputs))
+            .transpose()?;
+        let stopping = early_stopping(config)?;
         let layout = FeederLayout {
             slot_stride: spill.stride() as i64,
             num_slots: config.num_slots,
@@ -222,6 +240,8 @@ impl Trainer {
             done: config.resume.as_ref().map_or(0, |r| r.step),
             epoch_step: 0,
             last_finite: None,
+            validation,
+            stopping,
         });
         let (reply, report) = bounded(1);
         actors
@@ -252,6 +272,11 @@ impl Trainer {
     /// Hands the written window, holding `rows` rows, to the trainer.
     pub fn submit(&self, rows: i32) -> Result<()> {
         self.spill.submit(rows)
+    }
+
+    /// Ends the training data: the batches submitted from now on are validation data (`validate`).
+    pub fn end_training_data(&self) -> Result<()> {
+        self.spill.end_training_part()
     }
 
     /// Ends the input and waits for every epoch to finish; returns this worker's report.
@@ -311,6 +336,52 @@ impl Drop for Trainer {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// The validation runner: `evaluate` must take the train inputs in the same layout, so that the same
+/// windows feed both.
+fn validation(
+    model: &Arc<Model>,
+    config: &TrainerConfig,
+    batch: usize,
+    bytes: usize,
+    inputs: &[BatchInput],
+) -> Result<Validation> {
+    let evaluator = Evaluator::new(model)?;
+    let (eval_inputs, eval_bytes) = lay_out(model, "evaluate", &config.inputs, batch)?;
+    if eval_bytes != bytes || batch::layout(&eval_inputs) != batch::layout(inputs) {
+        return Err(Error::Model(format!(
+            "signature 'evaluate' of {} takes other inputs than the training signature",
+            model.path()
+        )));
+    }
+    Ok(Validation {
+        runner: Runner {
+            model: Arc::clone(model),
+            inputs: eval_inputs,
+            guard: Arc::new(AliasGuard::default()),
+        },
+        evaluator,
+        rows: Vec::new(),
+    })
+}
+
+fn early_stopping(config: &TrainerConfig) -> Result<Option<EarlyStopping>> {
+    let metric = config.early_stopping_metric.as_str();
+    if metric.is_empty() {
+        return Ok(None);
+    }
+    if metric.starts_with("val_") && !config.validate {
+        return Err(Error::Input(format!(
+            "early stopping watches '{metric}', a validation metric, but there is no validation data              (set validationData or validationFraction, or watch 'loss')"
+        )));
+    }
+    Ok(Some(EarlyStopping::new(
+        metric,
+        config.early_stopping_patience,
+        config.early_stopping_min_delta,
+        config.early_stopping_maximize,
+    )))
 }
 
 fn scalar(t: &Tensor, what: &str) -> Result<f64> {
@@ -378,9 +449,16 @@ impl Worker {
         // Epoch 1 streams from the JVM; batches a restored checkpoint covers are only spilled.
         let skip = self.skipped(1);
         self.epoch_step = skip.min(i64::MAX as usize) as i64;
+        // Once this worker's training part is over, it steps with nothing until every worker's is.
+        let mut part_over = false;
         loop {
             let waiting = Instant::now();
-            let fed = self.spill.next_fed()?;
+            let fed = if part_over {
+                None
+            } else {
+                self.spill.next_fed()?
+            };
+            part_over = fed.is_none();
             let waited = waiting.elapsed();
             match fed {
                 Some(f) if batch_rows.len() < skip => {
@@ -412,9 +490,26 @@ impl Worker {
         self.report.first_epoch_micros = started.elapsed().as_micros() as i64;
         self.report.batches = batch_rows.len() as i64;
         self.report.rows = batch_rows.iter().sum::<usize>() as i64;
-        self.log_epoch(1);
+        // The validation windows follow the training ones; epoch 1 evaluates them as they come.
+        let mut stop = false;
+        if let Some(v) = &mut self.validation {
+            while let Some(f) = self.spill.next_fed()? {
+                if skip != usize::MAX {
+                    v.evaluate(f.base(), f.rows)?;
+                }
+                v.rows.push(f.rows);
+                self.spill.release(f);
+            }
+        }
+        let mut last = 1;
+        if skip != usize::MAX {
+            stop = self.end_epoch(1)?;
+        }
         // Later epochs replay the spill file, a window at a time.
         for epoch in 2..=self.config.epochs {
+            if stop {
+                break;
+            }
             let skip = self.skipped(epoch);
             if skip == usize::MAX {
                 continue;
@@ -439,7 +534,22 @@ impl Worker {
                     break;
                 }
             }
-            self.log_epoch(epoch);
+            if let Some(v) = &mut self.validation {
+                for j in 0..v.rows.len() {
+                    self.spill.check_open()?;
+                    let w = self.spill.replay(batch_rows.len() + j, v.rows[j])?;
+                    v.evaluate(w.base(), w.rows)?;
+                }
+            }
+            last = epoch;
+            stop = self.end_epoch(epoch)?;
+        }
+        if let Some((best, _)) = self.stopping.as_ref().and_then(|s| s.best()) {
+            self.report.best_epoch = best;
+            self.report.stopped_early = last < self.config.epochs;
+            if best != last && self.config.rank == 0 {
+                self.runner.model.restore(&self.best_prefix())?;
+            }
         }
         if self.config.rank == 0 {
             self.report.variables = self.variables()?;
@@ -450,6 +560,81 @@ impl Worker {
             }
         }
         Ok(std::mem::take(&mut self.report))
+    }
+
+    /// Where the chief keeps the best epoch's weights.
+    fn best_prefix(&self) -> std::path::PathBuf {
+        Path::new(&self.config.best_dir).join("best")
+    }
+
+    /// Ends `epoch`: its mean loss, the validation metrics (summed over every worker), the log line, the
+    /// report and TensorBoard, then early stopping's verdict. Returns whether to stop; every worker sees the
+    /// same figures, so all return the same.
+    fn end_epoch(&mut self, epoch: i32) -> Result<bool> {
+        let steps: Vec<&StepMetrics> = self
+            .report
+            .steps
+            .iter()
+            .filter(|s| s.epoch == epoch)
+            .collect();
+        let examples: i64 = steps.iter().map(|s| s.examples).sum();
+        let loss = steps
+            .iter()
+            .map(|s| s.loss * s.examples as f64)
+            .sum::<f64>()
+            / examples.max(1) as f64;
+        let n_steps = steps.len();
+        let mut metrics = vec![("loss".to_string(), loss)];
+        if let Some(v) = &mut self.validation {
+            let mut totals = v.evaluator.sums();
+            self.mode.all_reduce_sums(&mut totals)?;
+            metrics.extend(v.evaluator.finish(&self.runner.model, &totals)?);
+        }
+        let shown: Vec<String> = metrics[1..]
+            .iter()
+            .map(|(name, value)| format!(", {name} {value:.5}"))
+            .collect();
+        // Every rank sees the same all-reduced figures: the chief says them once, the others only at debug.
+        let level = if self.config.rank == 0 {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
+            "{}: epoch {epoch} done, {n_steps} steps, {examples} examples, mean loss {loss:.5}{}",
+            self.config.label,
+            shown.concat()
+        );
+        self.progress.epoch_done(self.done, &metrics);
+        self.report.epochs.push(EpochMetrics {
+            epoch,
+            loss,
+            validation: metrics[1..].iter().cloned().collect(),
+        });
+        let prefix = self.best_prefix();
+        let Some(stopping) = &mut self.stopping else {
+            return Ok(false);
+        };
+        let verdict = stopping.observe(epoch, &metrics)?;
+        // The last epoch's weights, when best, are those in the session already.
+        if verdict.improved && self.config.rank == 0 && epoch < self.config.epochs {
+            if let Some(dir) = prefix.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            }
+            self.runner.model.save(&prefix)?;
+        }
+        if verdict.stop {
+            let (best, value) = stopping.best().unwrap_or((epoch, f64::NAN));
+            log::log!(
+                level,
+                "{}: early stopping after epoch {epoch}: {} has not improved since epoch {best} ({value:.5})",
+                self.config.label,
+                stopping.metric()
+            );
+        }
+        Ok(verdict.stop)
     }
 
     /// Runs one step on `batch` (its address and rows; `None` when this worker has no batch left).
@@ -560,6 +745,16 @@ impl Runner {
     }
 }
 
+impl Validation {
+    /// Adds the validation batch at `base` to the epoch's sums.
+    fn evaluate(&mut self, base: *mut u8, rows: usize) -> Result<()> {
+        let out = self
+            .runner
+            .run(base, rows, self.evaluator.fetch(), "signature 'evaluate'")?;
+        self.evaluator.add(&out)
+    }
+}
+
 impl Worker {
     /// The chief's trained variables, when the model has a `variables` signature.
     fn variables(&self) -> Result<Vec<FloatTensor>> {
@@ -585,32 +780,5 @@ impl Worker {
                 })
             })
             .collect()
-    }
-
-    fn log_epoch(&self, epoch: i32) {
-        let steps: Vec<&StepMetrics> = self
-            .report
-            .steps
-            .iter()
-            .filter(|s| s.epoch == epoch)
-            .collect();
-        let examples: i64 = steps.iter().map(|s| s.examples).sum();
-        let loss = steps
-            .iter()
-            .map(|s| s.loss * s.examples as f64)
-            .sum::<f64>()
-            / examples.max(1) as f64;
-        // Every rank sees the same all-reduced figures: the chief says them once, the others only at debug.
-        let level = if self.config.rank == 0 {
-            log::Level::Info
-        } else {
-            log::Level::Debug
-        };
-        log::log!(
-            level,
-            "{}: epoch {epoch} done, {} steps, {examples} examples, mean loss {loss:.5}",
-            self.config.label,
-            steps.len()
-        );
     }
 }

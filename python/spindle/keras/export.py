@@ -19,6 +19,13 @@ Signatures of a trainable export (batch dimension ``None`` everywhere):
 * ``predict(<inputs>)`` and ``serving_default(<inputs>)`` -> ``{<output name>: ...}``.
 * ``variables() -> {"var_000", ...}``: the current value of each trainable variable (``var_i`` pairs with
   ``grad_i``), so that trained weights can be read and compared without TensorFlow's checkpoint reader.
+* ``evaluate(<inputs>, labels) -> {"loss_sum", "count", "<metric>__<i>", ...}``: what one batch adds to the
+  validation sums: its loss times its rows, its rows, and each metric's state update (Keras's stateless
+  ``stateless_update_state`` from the initial state, minus that state). No variable changes.
+* ``metrics(loss_sum, count, <metric>__<i>, ...) -> {"loss", "<metric>", ...}``: the figures from the
+  summed states. Spindle sums ``evaluate`` over every worker's validation batches, then runs ``metrics``
+  once: the figures equal one evaluation over all the rows. Metrics whose state adds up qualify (Keras's
+  accuracies, AUC, precision, recall, mean errors); a state that is a maximum or a minimum does not.
 
 A single-input model's input is named ``features``; a multi-input model keeps its Keras input names.
 Labels are ``labels``. The output is ``probabilities`` when the last layer is a softmax, else ``output``.
@@ -95,11 +102,70 @@ def export_inference(model, path, output_name=None):
     tf.saved_model.save(module, path, signatures={"serving_default": fn, "predict": fn})
 
 
-def export_trainable(model, optimizer, loss, path, label_spec=None, output_name=None):
+def _metric(m):
+    if isinstance(m, keras.metrics.Metric):
+        return m
+    found = keras.metrics.get(m)
+    if isinstance(found, keras.metrics.Metric):
+        return found
+    if isinstance(found, type):
+        return found()
+    return keras.metrics.MeanMetricWrapper(found, name=m if isinstance(m, str) else found.__name__)
+
+
+def _evaluation(model, loss, metrics, specs):
+    """The ``evaluate`` and ``metrics`` functions of the module doc, for ``metrics`` (Keras metric objects or
+    names, as ``keras.metrics.get`` takes them)."""
+    metrics = [_metric(m) for m in metrics or []]
+    names = [m.name for m in metrics]
+    if len(set(names)) != len(names) or "loss" in names:
+        raise ValueError(f"metric names must be unique and not 'loss': {names}")
+    initial = []
+    for m in metrics:
+        m.reset_state()
+        initial.append([tf.constant(v.numpy()) for v in m.variables])
+    state_specs = [
+        tf.TensorSpec(v.shape, tf.float32, name=f"{m.name}__{i}") for m in metrics for i, v in enumerate(m.variables)
+    ]
+    for m in metrics:
+        if any(v.dtype != "float32" for v in m.variables):
+            raise ValueError(f"metric {m.name} keeps a state that is not float32")
+
+    @tf.function(input_signature=specs)
+    def evaluate(*args):
+        x, y = args[:-1], args[-1]
+        pred = _call(model, x)
+        rows = tf.cast(tf.shape(pred)[0], tf.float32)
+        result = {"loss_sum": tf.cast(tf.reduce_mean(loss(y, pred)), tf.float32) * rows, "count": rows}
+        for m, init in zip(metrics, initial):
+            updated = m.stateless_update_state(init, y, pred)
+            for i, (new, old) in enumerate(zip(updated, init)):
+                result[f"{m.name}__{i}"] = new - old
+        return result
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([], tf.float32, name="loss_sum"), tf.TensorSpec([], tf.float32, name="count")]
+        + state_specs
+    )
+    def figures(loss_sum, count, *states):
+        result = {"loss": loss_sum / count}
+        at = 0
+        for m, init in zip(metrics, initial):
+            n = len(init)
+            summed = [s + i for s, i in zip(states[at : at + n], init)]
+            result[m.name] = tf.cast(m.stateless_result(summed), tf.float32)
+            at += n
+        return result
+
+    return evaluate, figures
+
+
+def export_trainable(model, optimizer, loss, path, label_spec=None, output_name=None, metrics=None):
     """Saves ``model`` with ``optimizer`` and ``loss`` as a trainable SavedModel (see the module doc).
 
     ``loss`` is a Keras loss object or function taking ``(labels, predictions)``; ``label_spec`` (a
-    ``tf.TensorSpec``) overrides the inferred labels dtype and shape.
+    ``tf.TensorSpec``) overrides the inferred labels dtype and shape. ``metrics`` (Keras metric objects, or
+    names ``keras.metrics.get`` knows) are computed on the validation data after every epoch, beside the loss.
     """
     trainable = model.trainable_variables
     optimizer.build(trainable)
@@ -145,8 +211,11 @@ def export_trainable(model, optimizer, loss, path, label_spec=None, output_name=
     def variables():
         return {f"var_{i:03d}": tf.identity(v) for i, v in enumerate(trainable)}
 
+    evaluate, figures = _evaluation(model, loss, metrics, [*inputs, labels])
+
     module.train, module.gradients, module.read_variables = train, gradients, variables
     module.apply_gradients, module.predict = apply_gradients, predict
+    module.evaluate, module.metrics = evaluate, figures
     serve = predict.get_concrete_function()
     tf.saved_model.save(
         module,
@@ -158,5 +227,7 @@ def export_trainable(model, optimizer, loss, path, label_spec=None, output_name=
             "predict": serve,
             "serving_default": serve,
             "variables": variables.get_concrete_function(),
+            "evaluate": evaluate.get_concrete_function(),
+            "metrics": figures.get_concrete_function(),
         },
     )

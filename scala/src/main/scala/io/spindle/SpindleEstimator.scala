@@ -8,14 +8,15 @@ import com.google.protobuf.ByteString
 import org.apache.hadoop.fs.{Path => HPath}
 import org.apache.spark.{SparkException, SpindleCoreShim}
 import org.apache.spark.ml.Estimator
-import org.apache.spark.ml.param.{BooleanParam, IntParam, LongParam, Param, ParamMap, ParamValidators}
+import org.apache.spark.ml.param.{BooleanParam, DoubleParam, IntParam, LongParam, Param, ParamMap, ParamValidators}
 import org.apache.spark.ml.util.{DefaultParamsReadable, DefaultParamsWritable, Identifiable}
-import org.apache.spark.sql.{Dataset, SparkSession, SpindleSqlShim}
+import org.apache.spark.sql.{DataFrame, Dataset, SparkSession, SpindleSqlShim}
+import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.types.StructType
 import org.apache.spark.util.SerializableConfiguration
 import org.slf4j.LoggerFactory
 
-import io.spindle.internal.{Checkpoints, Export, ModelCache, Plan, Progress, Slots, TrainJob, TrainTask}
+import io.spindle.internal.{Checkpoints, Export, InputPlan, ModelCache, Plan, Progress, Slots, TrainJob, TrainTask}
 import io.spindle.proto.{TrainerConfig, TrainingReport}
 
 /** Params of [[SpindleEstimator]], on top of those its fitted [[SpindleModel]] keeps. */
@@ -109,6 +110,43 @@ trait SpindleTrainingParams extends SpindleParams {
       "filesystem, copied when training ends on any other Hadoop FileSystem; unset: none"
   )
 
+  final val validationFraction = new DoubleParam(
+    this,
+    "validationFraction",
+    "fraction of the rows held out (a seeded random split) and evaluated after every epoch instead of trained on; " +
+      "0: none, unless setValidationData gives a DataFrame",
+    ParamValidators.inRange(0.0, 1.0, lowerInclusive = true, upperInclusive = false)
+  )
+
+  final val earlyStoppingMetric = new Param[String](
+    this,
+    "earlyStoppingMetric",
+    "the epoch metric early stopping watches: 'loss' (the epoch's mean training loss), 'val_loss' or " +
+      "'val_<metric>' (a metric the export names); unset: no early stopping"
+  )
+
+  final val earlyStoppingPatience = new IntParam(
+    this,
+    "earlyStoppingPatience",
+    "epochs without an improvement tolerated before training stops (Keras's patience)",
+    ParamValidators.gtEq(0)
+  )
+
+  final val earlyStoppingMinDelta = new DoubleParam(
+    this,
+    "earlyStoppingMinDelta",
+    "how much the metric must beat the best epoch's to count as an improvement",
+    ParamValidators.gtEq(0.0)
+  )
+
+  final val earlyStoppingMode = new Param[String](
+    this,
+    "earlyStoppingMode",
+    "'min', 'max', or 'auto': smaller is better for a metric whose name ends in 'loss' or holds 'error', larger " +
+      "for any other",
+    ParamValidators.inArray(Array("auto", "min", "max"))
+  )
+
   // Training windows are pages of the spill file, not heap: 8 of them let the JVM run ahead far enough that a
   // stall of the Spark scan (a GC pause, a cached block opening) does not stall the step. Two, as for inference,
   // left the trainer waiting 100-400 ms per epoch 1 in benches/training.sh.
@@ -125,7 +163,11 @@ trait SpindleTrainingParams extends SpindleParams {
     heartbeatTimeout -> 30,
     checkpointEverySteps -> 100,
     checkpointEverySeconds -> 0,
-    keepCheckpoints -> 3
+    keepCheckpoints -> 3,
+    validationFraction -> 0.0,
+    earlyStoppingPatience -> 0,
+    earlyStoppingMinDelta -> 0.0,
+    earlyStoppingMode -> "auto"
   )
 
   def getNumWorkers: Int = $(numWorkers)
@@ -143,6 +185,20 @@ trait SpindleTrainingParams extends SpindleParams {
   def getCheckpointEverySeconds: Int = $(checkpointEverySeconds)
   def getKeepCheckpoints: Int = $(keepCheckpoints)
   def getTensorboardDir: String = $(tensorboardDir)
+  def getValidationFraction: Double = $(validationFraction)
+  def getEarlyStoppingMetric: String = $(earlyStoppingMetric)
+  def getEarlyStoppingPatience: Int = $(earlyStoppingPatience)
+  def getEarlyStoppingMinDelta: Double = $(earlyStoppingMinDelta)
+  def getEarlyStoppingMode: String = $(earlyStoppingMode)
+
+  /** Whether early stopping treats larger values of its metric as better. */
+  protected def earlyStoppingMaximizes: Boolean = getEarlyStoppingMode match {
+    case "max" => true
+    case "min" => false
+    case _ =>
+      val name = getEarlyStoppingMetric
+      !(name.endsWith("loss") || name.contains("error"))
+  }
 }
 
 /** Synchronous data-parallel training of a trainable SavedModel (signatures `train`, `gradients`, `apply_gradients` and
@@ -205,6 +261,31 @@ class SpindleEstimator(override val uid: String)
   def setCheckpointEverySeconds(value: Int): this.type = set(checkpointEverySeconds, value)
   def setKeepCheckpoints(value: Int): this.type = set(keepCheckpoints, value)
   def setTensorboardDir(value: String): this.type = set(tensorboardDir, value)
+  def setValidationFraction(value: Double): this.type = set(validationFraction, value)
+  def setEarlyStoppingMetric(value: String): this.type = set(earlyStoppingMetric, value)
+  def setEarlyStoppingPatience(value: Int): this.type = set(earlyStoppingPatience, value)
+  def setEarlyStoppingMinDelta(value: Double): this.type = set(earlyStoppingMinDelta, value)
+  def setEarlyStoppingMode(value: String): this.type = set(earlyStoppingMode, value)
+
+  /** Early stopping (Keras's `EarlyStopping` with `restore_best_weights`): after every epoch, `metric` is compared with
+    * the best epoch's; once `patience` epochs in a row have not beaten it by more than `minDelta`, every worker stops,
+    * and the best epoch's weights are exported.
+    */
+  def setEarlyStopping(metric: String, patience: Int, minDelta: Double): this.type =
+    setEarlyStoppingMetric(metric).setEarlyStoppingPatience(patience).setEarlyStoppingMinDelta(minDelta)
+
+  // A DataFrame is no Param (Params are saved as JSON): it stays with this instance, and `copy` passes it on.
+  private var validationData: Option[DataFrame] = None
+
+  /** Rows evaluated after every epoch, by all workers together: their loss and the export's metrics, as `val_loss`,
+    * `val_<metric>` in the summary, the driver log and TensorBoard. Takes the place of `validationFraction`.
+    */
+  def setValidationData(df: Dataset[_]): this.type = {
+    validationData = Option(df).map(_.toDF())
+    this
+  }
+
+  def getValidationData: Option[DataFrame] = validationData
 
   /** The fitted model's output schema; also checks the training inputs and labels. */
   override def transformSchema(schema: StructType): StructType = {
@@ -221,7 +302,10 @@ class SpindleEstimator(override val uid: String)
     val model = driverModel(spark)
     transformSchema(df.schema)
     if (workers > 1) model.signature("apply_gradients")
+    val (train, validation) = split(df)
     val inputs = Plan.inputsOf(df.schema, model.signature(trainingSignature), getInputCols, planOptions)
+    val validationInputs = validation.map(v => validationPlan(model, inputs, v))
+    checkEarlyStopping(model, validation.isDefined)
     val target = if (isDefined(exportPath)) getExportPath else SpindleEstimator.defaultExportPath(spark, uid)
     Export.check(
       target,
@@ -231,7 +315,16 @@ class SpindleEstimator(override val uid: String)
     )
     Slots.require(sc, workers, Slots.FirstAttemptGraceMs)
     val checkpoints = if (isDefined(checkpointDir)) Some(checkpointStore(sc)) else None
-    val rows = SpindleSqlShim.internalRows(df, workers)
+    val trainRows = SpindleSqlShim.internalRows(train, workers)
+    // One element per partition: the partition's training rows and its validation rows, read in that order by the
+    // barrier task (a zip of iterators, so no row is wrapped or copied).
+    val parts = validation match {
+      case Some(v) =>
+        trainRows.zipPartitions(SpindleSqlShim.internalRows(v, workers), preservesPartitioning = false) { (t, v) =>
+          Iterator.single((t, v))
+        }
+      case None => trainRows.mapPartitions(t => Iterator.single((t, Iterator[InternalRow]())))
+    }
     val secret = new Array[Byte](32)
     new SecureRandom().nextBytes(secret)
     val config = TrainerConfig
@@ -248,12 +341,19 @@ class SpindleEstimator(override val uid: String)
       .setCheckpointEverySteps(getCheckpointEverySteps)
       .setCheckpointEveryMillis(getCheckpointEverySeconds * 1000L)
       .setTerminateOnNan(getTerminateOnNaN)
-      .build()
+      .setValidate(validation.isDefined)
+    if (isDefined(earlyStoppingMetric))
+      config
+        .setEarlyStoppingMetric(getEarlyStoppingMetric)
+        .setEarlyStoppingPatience(getEarlyStoppingPatience)
+        .setEarlyStoppingMinDelta(getEarlyStoppingMinDelta)
+        .setEarlyStoppingMaximize(earlyStoppingMaximizes)
     val job = TrainJob(
       getModelPath,
       threads(spark),
       inputs,
-      config.toByteArray,
+      validationInputs,
+      config.build().toByteArray,
       Some(target),
       getOverwriteExport,
       new SerializableConfiguration(sc.hadoopConfiguration),
@@ -277,7 +377,7 @@ class SpindleEstimator(override val uid: String)
           // The shuffle after the barrier stage makes it a map stage: Spark aborts a failed barrier result stage,
           // but retries a failed barrier map stage whole (up to spark.stage.maxConsecutiveAttempts), so workers
           // lost with an executor come back and resume from the newest checkpoint.
-          rows.barrier().mapPartitions(new TrainTask(job)).repartition(1).collect()
+          parts.barrier().mapPartitions(new TrainTask(job)).repartition(1).collect()
         }) match {
           case Right(r) => r
           case Left((e, taskFailures)) =>
@@ -298,6 +398,16 @@ class SpindleEstimator(override val uid: String)
           f"all-reduce ${s.allReduceMs}%.2f ms, checkpoint ${s.checkpointMs}%.2f ms"
       )
     }
+    summary.epochs.foreach { e =>
+      val shown = e.validation.toSeq.sortBy(_._1).map { case (k, v) => f", $k $v%.5f" }.mkString
+      log.info(f"epoch ${e.epoch}%d: mean loss ${e.loss}%.5f$shown")
+    }
+    if (summary.bestEpoch > 0)
+      log.info(
+        s"early stopping on $getEarlyStoppingMetric: best epoch ${summary.bestEpoch}" +
+          (if (summary.stoppedEarly) s", stopped after epoch ${summary.epochs.last.epoch}" else "") +
+          "; its weights are exported"
+      )
     log.info(
       f"trained ${summary.steps.size}%d steps at ${summary.examplesPerSecond}%.0f examples/s; " +
         s"rows per worker ${summary.rowsPerWorker.mkString(", ")}; " +
@@ -309,6 +419,48 @@ class SpindleEstimator(override val uid: String)
       .setParent(this)
     fitted.setSummary(summary)
   }
+
+  /** The training rows and the validation rows, if any. */
+  private def split(df: DataFrame): (DataFrame, Option[DataFrame]) = validationData match {
+    case Some(v) => (df, Some(v))
+    case None if getValidationFraction > 0 =>
+      val Array(train, held) = df.randomSplit(Array(1 - getValidationFraction, getValidationFraction), getSeed)
+      (train, Some(held))
+    case None => (df, None)
+  }
+
+  /** The validation rows' input plan: the same tensors, dtypes and shapes as the training rows', whatever the order of
+    * their columns (the validation batches fill the same windows).
+    */
+  private def validationPlan(model: internal.LoadedModel, inputs: Seq[InputPlan], v: DataFrame): Seq[InputPlan] = {
+    model.signature("evaluate")
+    val plan = Plan.inputsOf(v.schema, model.signature(trainingSignature), getInputCols, planOptions)
+    def form(p: InputPlan): Any = (p.tensor, p.dtype, p.rowShape, p.areas.filter(_ ne p).map(form))
+    for ((t, w) <- inputs.zip(plan) if form(t) != form(w))
+      throw new SpindleInputException(
+        s"validation column '${w.column}' does not match training column '${t.column}' for input '${t.tensor}': " +
+          s"${w.dtype} ${w.rowShape.mkString("[", ", ", "]")} against ${t.dtype} ${t.rowShape.mkString("[", ", ", "]")}"
+      )
+    plan
+  }
+
+  /** Fails before any job when early stopping watches a metric that no epoch will have. */
+  private def checkEarlyStopping(model: internal.LoadedModel, validating: Boolean): Unit =
+    if (isDefined(earlyStoppingMetric)) {
+      val metric = getEarlyStoppingMetric
+      lazy val known = "loss" +: (if (validating)
+                                    model.signature("metrics").getOutputsList.asScala.map("val_" + _.getName).toSeq
+                                  else Nil)
+      if (metric.startsWith("val_") && !validating)
+        throw new SpindleInputException(
+          s"earlyStoppingMetric '$metric' is a validation metric, but there is no validation data: set " +
+            "validationFraction or setValidationData, or watch 'loss'"
+        )
+      if (!known.contains(metric))
+        throw new SpindleInputException(
+          s"earlyStoppingMetric '$metric' is not one of the epoch metrics: ${known.mkString(", ")}"
+        )
+    }
 
   private def checkpointStore(sc: org.apache.spark.SparkContext): Checkpoints = {
     if (getCheckpointEverySteps == 0 && getCheckpointEverySeconds == 0)
@@ -342,7 +494,11 @@ class SpindleEstimator(override val uid: String)
     ModelCache.Key("", getTags.toSeq, intra, inter)
   }
 
-  override def copy(extra: ParamMap): SpindleEstimator = defaultCopy(extra)
+  override def copy(extra: ParamMap): SpindleEstimator = {
+    val copied = defaultCopy[SpindleEstimator](extra)
+    copied.validationData = validationData
+    copied
+  }
 }
 
 object SpindleEstimator extends DefaultParamsReadable[SpindleEstimator] {

@@ -25,6 +25,20 @@ final case class StepSummary(
     checkpointMs: Double
 )
 
+/** One epoch, over every worker.
+  *
+  * @param loss
+  *   row-weighted mean of the epoch's step losses
+  * @param validation
+  *   the validation metrics after the epoch (`val_loss`, `val_<metric>`); empty without validation data
+  */
+final case class EpochSummary(epoch: Int, loss: Double, validation: Map[String, Double]) {
+
+  /** Java-friendly view of [[validation]]. */
+  def validationJava: java.util.Map[String, java.lang.Double] =
+    validation.map { case (k, v) => k -> java.lang.Double.valueOf(v) }.asJava
+}
+
 /** What [[SpindleEstimator.fit]] saw: every step, the rows each worker fed, and the trained variables when the model
   * has a `variables` signature.
   *
@@ -35,6 +49,12 @@ final case class StepSummary(
   * @param firstStepDoneMillis
   *   Unix time in milliseconds when the first step was done (on the chief; 0 when none ran): its distance from the call
   *   to `fit` is the job's fixed cost before training proper
+  * @param epochs
+  *   every epoch run, with its validation metrics
+  * @param bestEpoch
+  *   with early stopping, the epoch whose weights were exported; 0 without
+  * @param stoppedEarly
+  *   whether early stopping ended training before its last epoch
   */
 final class TrainingSummary private[spindle] (
     val steps: Seq[StepSummary],
@@ -43,8 +63,14 @@ final class TrainingSummary private[spindle] (
     val feedWaitSecondsPerWorker: Seq[Double],
     val variables: Map[String, Array[Float]],
     val exportPath: String,
-    val firstStepDoneMillis: Long
+    val firstStepDoneMillis: Long,
+    val epochs: Seq[EpochSummary],
+    val bestEpoch: Int,
+    val stoppedEarly: Boolean
 ) extends Serializable {
+
+  /** The validation metric `name` (`val_loss`, `val_accuracy`, ...) after every epoch, in order. */
+  def validationHistory(name: String): Array[Double] = epochs.flatMap(_.validation.get(name)).toArray
 
   /** Loss of every step, in order. */
   def lossHistory: Array[Double] = steps.map(_.loss).toArray
@@ -97,7 +123,12 @@ private[spindle] object TrainingSummary {
       byRank.map(_.getFeedWaitMicros / 1e6),
       variables,
       exportPath,
-      byRank.head.getFirstStepDoneMillis
+      byRank.head.getFirstStepDoneMillis,
+      byRank.head.getEpochsList.asScala.toSeq.map { e =>
+        EpochSummary(e.getEpoch, e.getLoss, e.getValidationMap.asScala.map { case (k, v) => k -> v.doubleValue }.toMap)
+      },
+      byRank.head.getBestEpoch,
+      byRank.head.getStoppedEarly
     )
   }
 }

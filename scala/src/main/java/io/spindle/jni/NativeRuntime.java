@@ -174,6 +174,12 @@ public final class NativeRuntime {
   public static native void submitBatch(long trainer, int rows);
 
   /**
+   * Ends the training data of epoch 1: the batches submitted from now on are validation data (the trainer's config
+   * asked for validation).
+   */
+  public static native void endTrainingData(long trainer);
+
+  /**
    * Ends the input and waits until every epoch has run on every worker.
    *
    * @param trainer a trainer handle

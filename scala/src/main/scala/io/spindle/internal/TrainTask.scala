@@ -18,6 +18,7 @@ final case class TrainJob(
     modelPath: String,
     model: ModelCache.Key,
     inputs: Seq[InputPlan],
+    validationInputs: Option[Seq[InputPlan]],
     config: Array[Byte],
     exportPath: Option[String],
     overwriteExport: Boolean,
@@ -32,13 +33,17 @@ final case class TrainJob(
 /** One worker of a training job: the body of a barrier task. It loads a session of its own, publishes its ring address
   * through `allGather` (the chief adds the checkpoint every worker resumes from: the newest complete one in
   * `checkpointDir` when the task starts, so a stage Spark retries after a failure resumes too), streams its partition
-  * into the trainer's spill windows and, on the chief (rank 0), uploads checkpoints as they come and the exported
-  * SavedModel at the end. Everything native it opens is closed by the task's completion listener, on success or
-  * failure; closing the trainer shuts its ring, so peers blocked on this worker fail at once.
+  * into the trainer's spill windows, then its validation rows (the second iterator of its one element) when there are
+  * any, and, on the chief (rank 0), uploads checkpoints as they come and the exported SavedModel at the end. Everything
+  * native it opens is closed by the task's completion listener, on success or failure; closing the trainer shuts its
+  * ring, so peers blocked on this worker fail at once.
   */
-final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[Array[Byte]]) with Serializable {
+final class TrainTask(job: TrainJob)
+    extends (Iterator[(Iterator[InternalRow], Iterator[InternalRow])] => Iterator[Array[Byte]])
+    with Serializable {
 
-  override def apply(rows: Iterator[InternalRow]): Iterator[Array[Byte]] = {
+  override def apply(parts: Iterator[(Iterator[InternalRow], Iterator[InternalRow])]): Iterator[Array[Byte]] = {
+    val (rows, validationRows) = parts.next()
     val ctx = BarrierTaskContext.get()
     SpindleBarrierShim.releaseTimerAfterMain()
     val rank = ctx.partitionId()
@@ -98,6 +103,7 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
       .setLabel(label)
       .setExportDir(exportDir.map(_.toString).getOrElse(""))
       .setEventsDir(events.map(_.localDir).getOrElse(""))
+    if (rank == 0 && config.getEarlyStoppingMetric.nonEmpty) config.setBestDir(scratch.resolve("best").toString)
     MemoryBudget.forTraining(job.inputs, arenaBytes, config.getBatchSize, config.getNumSlots).check()
     for (store <- job.checkpoints; path <- Some(resumeFrom).filter(_.nonEmpty))
       config.setResume(store.download(new HPath(path), Files.createDirectories(scratch.resolve("restore"))))
@@ -114,6 +120,10 @@ final class TrainTask(job: TrainJob) extends (Iterator[InternalRow] => Iterator[
     val layout = FeederLayout.parseFrom(NativeRuntime.trainerLayout(trainer))
     val (feedNanos, waitNanos) =
       feed(trainer, buffered, new BatchWriter(job.inputs, arenaBytes, layout, rank), config.getBatchSize)
+    for (inputs <- job.validationInputs) {
+      NativeRuntime.endTrainingData(trainer)
+      feed(trainer, validationRows.buffered, new BatchWriter(inputs, arenaBytes, layout, rank), config.getBatchSize)
+    }
     val report = TrainingReport
       .parseFrom(NativeRuntime.finishTraining(trainer))
       .toBuilder
