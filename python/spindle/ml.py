@@ -49,7 +49,7 @@ from pyspark.ml.util import JavaMLReadable, JavaMLReader, JavaMLWritable
 from pyspark.ml.wrapper import JavaEstimator, JavaModel, JavaParams, JavaWrapper
 from pyspark.sql import DataFrame
 
-__all__ = ["SpindleModel", "SpindleEstimator", "TrainingSummary", "StepSummary"]
+__all__ = ["SpindleModel", "SpindleEstimator", "TrainingSummary", "StepSummary", "EpochSummary"]
 
 _MODEL_CLASS = "io.spindle.SpindleModel"
 _ESTIMATOR_CLASS = "io.spindle.SpindleEstimator"
@@ -294,6 +294,40 @@ class _SpindleTrainingParams(_SpindleParams):
         TypeConverters.toString,
     )
 
+    validationFraction = Param(
+        Params._dummy(),
+        "validationFraction",
+        "fraction of the rows held out (a seeded random split) and evaluated after every epoch instead of trained on; "
+        "0: none, unless setValidationData gives a DataFrame",
+        TypeConverters.toFloat,
+    )
+    earlyStoppingMetric = Param(
+        Params._dummy(),
+        "earlyStoppingMetric",
+        "the epoch metric early stopping watches: 'loss' (the epoch's mean training loss), 'val_loss' or "
+        "'val_<metric>' (a metric the export names); unset: no early stopping",
+        TypeConverters.toString,
+    )
+    earlyStoppingPatience = Param(
+        Params._dummy(),
+        "earlyStoppingPatience",
+        "epochs without an improvement tolerated before training stops (Keras's patience)",
+        TypeConverters.toInt,
+    )
+    earlyStoppingMinDelta = Param(
+        Params._dummy(),
+        "earlyStoppingMinDelta",
+        "how much the metric must beat the best epoch's to count as an improvement",
+        TypeConverters.toFloat,
+    )
+    earlyStoppingMode = Param(
+        Params._dummy(),
+        "earlyStoppingMode",
+        "'min', 'max', or 'auto': smaller is better for a metric whose name ends in 'loss' or holds 'error', larger "
+        "for any other",
+        TypeConverters.toString,
+    )
+
     def getNumWorkers(self) -> int:
         return self.getOrDefault(self.numWorkers)
 
@@ -338,6 +372,21 @@ class _SpindleTrainingParams(_SpindleParams):
 
     def getTensorboardDir(self) -> str:
         return self.getOrDefault(self.tensorboardDir)
+
+    def getValidationFraction(self) -> float:
+        return self.getOrDefault(self.validationFraction)
+
+    def getEarlyStoppingMetric(self) -> str:
+        return self.getOrDefault(self.earlyStoppingMetric)
+
+    def getEarlyStoppingPatience(self) -> int:
+        return self.getOrDefault(self.earlyStoppingPatience)
+
+    def getEarlyStoppingMinDelta(self) -> float:
+        return self.getOrDefault(self.earlyStoppingMinDelta)
+
+    def getEarlyStoppingMode(self) -> str:
+        return self.getOrDefault(self.earlyStoppingMode)
 
 
 class _SpindleJavaParams(JavaParams):
@@ -430,6 +479,23 @@ class StepSummary:
     checkpointMs: float
 
 
+@dataclass(frozen=True)
+class EpochSummary:
+    """One epoch (Scala's ``io.spindle.EpochSummary``).
+
+    Attributes
+    ----------
+    loss : float
+        Row-weighted mean of the epoch's step losses.
+    validation : dict of str to float
+        The validation metrics after the epoch (``val_loss``, ``val_<metric>``); empty without validation data.
+    """
+
+    epoch: int
+    loss: float
+    validation: dict[str, float]
+
+
 class TrainingSummary(JavaWrapper):
     """What :meth:`SpindleEstimator.fit` saw (Scala's ``io.spindle.TrainingSummary``): every step, the rows each worker
     fed, and the trained variables when the model has a ``variables`` signature. Read from the JVM once, when first
@@ -462,6 +528,28 @@ class TrainingSummary(JavaWrapper):
             total[0] += s.loss * s.examples
             total[1] += s.examples
         return [loss / max(n, 1.0) for _, (loss, n) in sorted(totals.items())]
+
+    @property
+    def epochs(self) -> list[EpochSummary]:
+        """Every epoch run, in order, with its validation metrics."""
+        return [
+            EpochSummary(int(e.epoch()), float(e.loss()), {str(k): float(v) for k, v in e.validationJava().items()})
+            for e in _seq(self._java_obj.epochs())
+        ]
+
+    def validationHistory(self, name: str) -> list[float]:
+        """The validation metric ``name`` (``val_loss``, ``val_accuracy``, ...) after every epoch, in order."""
+        return [e.validation[name] for e in self.epochs if name in e.validation]
+
+    @property
+    def bestEpoch(self) -> int:
+        """With early stopping, the epoch whose weights were exported; 0 without."""
+        return int(self._java_obj.bestEpoch())
+
+    @property
+    def stoppedEarly(self) -> bool:
+        """Whether early stopping ended training before its last epoch."""
+        return bool(self._java_obj.stoppedEarly())
 
     @property
     def numWorkers(self) -> int:
@@ -752,6 +840,38 @@ class SpindleEstimator(
 
     def setTensorboardDir(self, value: str) -> "SpindleEstimator":
         return self._set(tensorboardDir=value)
+
+    def setValidationFraction(self, value: float) -> "SpindleEstimator":
+        return self._set(validationFraction=value)
+
+    def setEarlyStoppingMetric(self, value: str) -> "SpindleEstimator":
+        return self._set(earlyStoppingMetric=value)
+
+    def setEarlyStoppingPatience(self, value: int) -> "SpindleEstimator":
+        return self._set(earlyStoppingPatience=value)
+
+    def setEarlyStoppingMinDelta(self, value: float) -> "SpindleEstimator":
+        return self._set(earlyStoppingMinDelta=value)
+
+    def setEarlyStoppingMode(self, value: str) -> "SpindleEstimator":
+        return self._set(earlyStoppingMode=value)
+
+    def setEarlyStopping(self, metric: str, patience: int, minDelta: float) -> "SpindleEstimator":
+        """Early stopping (Keras's ``EarlyStopping`` with ``restore_best_weights``): after every epoch ``metric`` is
+        compared with the best epoch's; after ``patience`` epochs without an improvement of more than ``minDelta``,
+        every worker stops and the best epoch's weights are exported."""
+        return self.setEarlyStoppingMetric(metric).setEarlyStoppingPatience(patience).setEarlyStoppingMinDelta(minDelta)
+
+    def setValidationData(self, df: Optional[DataFrame]) -> "SpindleEstimator":
+        """Rows evaluated after every epoch by all workers together: their loss and the export's metrics, as
+        ``val_loss``, ``val_<metric>`` in the summary, the driver log and TensorBoard. Takes the place of
+        ``validationFraction``; ``None`` clears it. A DataFrame is no Param: it is not saved with the stage."""
+        self._validation_data = df
+        self._java_obj.setValidationData(None if df is None else df._jdf)
+        return self
+
+    def getValidationData(self) -> Optional[DataFrame]:
+        return getattr(self, "_validation_data", None)
 
 
 # PySpark loads a saved stage's Python class by its JVM class name (see the module doc): io.spindle.* -> this module.

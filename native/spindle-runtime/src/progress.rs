@@ -1,15 +1,17 @@
-//! A trainer's progress: the last step's metrics, which the JVM polls for its progress reports, and the
+//! A trainer's progress: the last step's and the last epoch's metrics, which the JVM polls for its progress
+//! reports (the Spark UI's accumulators), and the
 //! chief's TensorBoard events. An actor on the trainer's actor system owns both, so the trainer thread
 //! only sends each step's metrics and never waits on an event file.
 
 use actix::{Actor, Addr, Context, Handler};
-use spindle_proto::spindle::StepMetrics;
+use spindle_proto::spindle::{EpochMetrics, StepMetrics, TrainerProgress};
 
 use crate::actors::{ask, messages, Actors, Reply};
 use crate::events::EventWriter;
 
 struct Tracker {
     last: StepMetrics,
+    last_epoch: EpochMetrics,
     /// The chief's event file, when asked for; `None` after a failed write.
     events: Option<EventWriter>,
     /// Names the worker in logs.
@@ -23,9 +25,9 @@ impl Actor for Tracker {
 /// A step is done.
 struct Stepped(StepMetrics);
 /// An epoch is done: its metrics, at the global step it ended on.
-struct EpochDone(i64, Vec<(String, f64)>);
-/// Asks for the last step's metrics.
-struct Latest(Reply<StepMetrics>);
+struct EpochDone(i64, EpochMetrics);
+/// Asks for the last step's and epoch's metrics.
+struct Latest(Reply<TrainerProgress>);
 /// Answered once every step sent before it is written and flushed.
 struct Drained(Reply<()>);
 
@@ -41,20 +43,28 @@ impl Handler<Stepped> for Tracker {
 
 impl Handler<EpochDone> for Tracker {
     type Result = ();
-    fn handle(&mut self, EpochDone(step, metrics): EpochDone, _: &mut Context<Self>) {
-        let named: Vec<(String, f64)> = metrics
-            .into_iter()
-            .map(|(name, v)| (format!("epoch/{name}"), v))
-            .collect();
+    fn handle(&mut self, EpochDone(step, epoch): EpochDone, _: &mut Context<Self>) {
+        let mut named = vec![("epoch/loss".to_string(), epoch.loss)];
+        let mut validation: Vec<_> = epoch.validation.iter().collect();
+        validation.sort_by(|a, b| a.0.cmp(b.0));
+        named.extend(
+            validation
+                .into_iter()
+                .map(|(n, v)| (format!("epoch/{n}"), *v)),
+        );
         let values: Vec<(&str, f64)> = named.iter().map(|(n, v)| (n.as_str(), *v)).collect();
         self.write(step, &values);
+        self.last_epoch = epoch;
     }
 }
 
 impl Handler<Latest> for Tracker {
     type Result = ();
     fn handle(&mut self, Latest(reply): Latest, _: &mut Context<Self>) {
-        let _ = reply.send(self.last);
+        let _ = reply.send(TrainerProgress {
+            step: Some(self.last),
+            epoch: Some(self.last_epoch.clone()),
+        });
     }
 }
 
@@ -109,6 +119,7 @@ impl Progress {
     pub(crate) fn start(actors: &Actors, events: Option<EventWriter>, label: &str) -> Progress {
         Progress(actors.start_actor(Tracker {
             last: StepMetrics::default(),
+            last_epoch: EpochMetrics::default(),
             events,
             label: label.to_string(),
         }))
@@ -119,14 +130,15 @@ impl Progress {
         self.0.do_send(Stepped(m));
     }
 
-    /// The last step's metrics (all zero before the first, or once the actor has stopped).
-    pub(crate) fn latest(&self) -> StepMetrics {
+    /// The last step's and epoch's metrics (all zero before the first, or once the actor has stopped).
+    pub(crate) fn latest(&self) -> TrainerProgress {
         ask(&self.0, Latest, PROGRESS).unwrap_or_default()
     }
 
-    /// Records an epoch's metrics (TensorBoard's `epoch/<name>`) at the global step it ended on.
-    pub(crate) fn epoch_done(&self, step: i64, metrics: &[(String, f64)]) {
-        self.0.do_send(EpochDone(step, metrics.to_vec()));
+    /// Records an epoch's metrics (TensorBoard's `epoch/loss`, `epoch/val_<name>`) at the global step it
+    /// ended on.
+    pub(crate) fn epoch_done(&self, step: i64, epoch: EpochMetrics) {
+        self.0.do_send(EpochDone(step, epoch));
     }
 
     /// Waits until every step recorded so far is in the event file.

@@ -35,7 +35,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use spindle_proto::spindle::{
     CheckpointInfo, EpochMetrics, FeederLayout, FloatTensor, StepMetrics, TrainerConfig,
-    TrainingReport,
+    TrainerProgress, TrainingReport,
 };
 
 use crate::actors::{messages, Actors, Reply};
@@ -294,8 +294,8 @@ impl Trainer {
         report
     }
 
-    /// The metrics of the last step done (all zero before the first).
-    pub fn progress(&self) -> StepMetrics {
+    /// The metrics of the last step and the last epoch done (all zero before the first).
+    pub fn progress(&self) -> TrainerProgress {
         self.progress.latest()
     }
 
@@ -606,12 +606,14 @@ impl Worker {
             self.config.label,
             shown.concat()
         );
-        self.progress.epoch_done(self.done, &metrics);
-        self.report.epochs.push(EpochMetrics {
+        let metrics_of_epoch = EpochMetrics {
             epoch,
             loss,
             validation: metrics[1..].iter().cloned().collect(),
-        });
+        };
+        self.progress
+            .epoch_done(self.done, metrics_of_epoch.clone());
+        self.report.epochs.push(metrics_of_epoch);
         let prefix = self.best_prefix();
         let Some(stopping) = &mut self.stopping else {
             return Ok(false);

@@ -305,7 +305,10 @@ class SpindleEstimator(override val uid: String)
     val (train, validation) = split(df)
     val inputs = Plan.inputsOf(df.schema, model.signature(trainingSignature), getInputCols, planOptions)
     val validationInputs = validation.map(v => validationPlan(model, inputs, v))
-    checkEarlyStopping(model, validation.isDefined)
+    val validationMetrics =
+      if (validation.isDefined) model.signature("metrics").getOutputsList.asScala.map("val_" + _.getName).toSeq
+      else Nil
+    checkEarlyStopping("loss" +: validationMetrics, validation.isDefined)
     val target = if (isDefined(exportPath)) getExportPath else SpindleEstimator.defaultExportPath(spark, uid)
     Export.check(
       target,
@@ -358,7 +361,7 @@ class SpindleEstimator(override val uid: String)
       getOverwriteExport,
       new SerializableConfiguration(sc.hadoopConfiguration),
       checkpoints,
-      Progress.register(sc),
+      Progress.register(sc, validationMetrics),
       get(tensorboardDir),
       getVariableLengthBytes,
       getPadValue
@@ -444,13 +447,10 @@ class SpindleEstimator(override val uid: String)
     plan
   }
 
-  /** Fails before any job when early stopping watches a metric that no epoch will have. */
-  private def checkEarlyStopping(model: internal.LoadedModel, validating: Boolean): Unit =
+  /** Fails before any job when early stopping watches a metric that no epoch will have (not one of `known`). */
+  private def checkEarlyStopping(known: Seq[String], validating: Boolean): Unit =
     if (isDefined(earlyStoppingMetric)) {
       val metric = getEarlyStoppingMetric
-      lazy val known = "loss" +: (if (validating)
-                                    model.signature("metrics").getOutputsList.asScala.map("val_" + _.getName).toSeq
-                                  else Nil)
       if (metric.startsWith("val_") && !validating)
         throw new SpindleInputException(
           s"earlyStoppingMetric '$metric' is a validation metric, but there is no validation data: set " +

@@ -139,7 +139,7 @@ class SpindleEstimatorSuite extends SpindleTestBase {
       try estimator.setBatchSize(10).setEpochs(400).fit(synthetic(400, 1)).summary
       finally {
         val deadline = System.nanoTime() + 10e9.toLong // listener events arrive asynchronously
-        while (atEnd.size < 4 && System.nanoTime() < deadline) Thread.sleep(50)
+        while (atEnd.size < 6 && System.nanoTime() < deadline) Thread.sleep(50)
         spark.sparkContext.removeSparkListener(listener)
       }
     val total = summary.steps.size.toLong
@@ -149,6 +149,8 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     assert(last.get("spindle: training step").contains(total.toString), s"stage accumulators: $last")
     assert(last.get("spindle: training loss").map(_.toDouble).contains(summary.steps.last.loss), s"$last")
     assert(last.get("spindle: training epoch").contains("400"), s"$last")
+    assert(last.get("spindle: epochs done").contains("400"), s"$last")
+    assert(last.get("spindle: epoch loss").map(_.toDouble).contains(summary.epochs.last.loss), s"$last")
     assert(
       liveEpochs.asScala.exists(e => e >= 1 && e < 400),
       s"an epoch seen while training ran: ${liveEpochs.asScala}"
@@ -168,11 +170,15 @@ class SpindleEstimatorSuite extends SpindleTestBase {
         .fit(synthetic(300, 2))
         .summary
     val events = python("read_events.py", dir.toString).map(_.split('\t')).groupBy(_(0))
-    val tags = Set("loss", "examples_per_second") ++
+    val tags = Set("loss", "examples_per_second", "epoch/loss") ++
       Seq("input_wait", "compute", "allreduce", "checkpoint").map("step_time_ms/" + _)
     assert(events.keySet == tags)
     val loss = events("loss").map(e => e(1).toLong -> e(2).toFloat)
     assert(loss == summary.steps.map(s => s.step -> s.loss.toFloat), "one loss per step, as float32")
+    // Each epoch's mean loss, at the global step it ended on.
+    val lastSteps = summary.steps.groupBy(_.epoch).toSeq.sortBy(_._1).map(_._2.map(_.step).max)
+    val epochLoss = events("epoch/loss").map(e => e(1).toLong -> e(2).toFloat)
+    assert(epochLoss == lastSteps.zip(summary.epochs.map(_.loss.toFloat)), "one mean loss per epoch")
     assert(events("step_time_ms/allreduce").map(_(2).toDouble).exists(_ > 0), "two workers all-reduce")
   }
 

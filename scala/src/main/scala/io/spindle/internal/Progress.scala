@@ -1,5 +1,6 @@
 package io.spindle.internal
 
+import scala.jdk.CollectionConverters._
 import scala.util.control.NonFatal
 
 import org.apache.spark.SparkContext
@@ -8,18 +9,25 @@ import org.apache.spark.util.{DoubleAccumulator, LongAccumulator}
 import org.slf4j.Logger
 
 import io.spindle.jni.NativeRuntime
-import io.spindle.proto.StepMetrics
+import io.spindle.proto.TrainerProgress
 
-/** Live progress of a training job. The chief's task copies its trainer's last step (step, epoch, loss) and the step
-  * rate over the last second into named accumulators every second; executors send accumulators of running tasks with
-  * their heartbeats (`spark.executor.heartbeatInterval`), and a listener on the driver logs each new step it sees. The
-  * Spark UI lists the accumulators (`spindle: training ...`) on the stage's page while it runs.
+/** Live progress of a training job. The chief's task copies its trainer's last step (step, epoch, loss), the step rate
+  * over the last second and the last epoch done (its mean loss and validation metrics) into named accumulators every
+  * second; executors send accumulators of running tasks with their heartbeats (`spark.executor.heartbeatInterval`), and
+  * a listener on the driver logs each new step it sees. The Spark UI lists the accumulators (`spindle: training ...`,
+  * `spindle: epoch ...`) on the stage's page while it runs.
+  *
+  * @param validation
+  *   one accumulator per validation metric (`val_loss`, `val_<metric>`), by name
   */
 final class Progress(
     val step: LongAccumulator,
     val epoch: LongAccumulator,
     val loss: DoubleAccumulator,
-    val stepsPerSecond: DoubleAccumulator
+    val stepsPerSecond: DoubleAccumulator,
+    val epochsDone: LongAccumulator,
+    val epochLoss: DoubleAccumulator,
+    val validation: Map[String, DoubleAccumulator]
 ) extends Serializable {
 
   /** Runs `body` while logging the progress the heartbeats bring. */
@@ -49,8 +57,16 @@ final class Progress(
   def report(trainer: Long, label: String): AutoCloseable = {
     var (rateStep, rateNanos) = (0L, System.nanoTime())
     def publish(): Unit = {
-      val last = StepMetrics.parseFrom(NativeRuntime.trainerProgress(trainer))
+      val progress = TrainerProgress.parseFrom(NativeRuntime.trainerProgress(trainer))
+      val (last, done) = (progress.getStep, progress.getEpoch)
       // reset + add: an accumulator has no public setter; a heartbeat in between reads step 0, which is ignored.
+      if (done.getEpoch > epochsDone.value) {
+        epochsDone.reset(); epochsDone.add(done.getEpoch.toLong)
+        epochLoss.reset(); epochLoss.add(done.getLoss)
+        for ((name, value) <- done.getValidationMap.asScala; acc <- validation.get(name)) {
+          acc.reset(); acc.add(value)
+        }
+      }
       if (last.getStep > step.value) {
         val now = System.nanoTime()
         val rate = (last.getStep - rateStep) * 1e9 / math.max(now - rateNanos, 1L)
@@ -90,11 +106,16 @@ final class Progress(
 }
 
 object Progress {
-  def register(sc: SparkContext): Progress =
+
+  /** Registers the job's accumulators; `validation` names the validation metrics its epochs will have. */
+  def register(sc: SparkContext, validation: Seq[String]): Progress =
     new Progress(
       sc.longAccumulator("spindle: training step"),
       sc.longAccumulator("spindle: training epoch"),
       sc.doubleAccumulator("spindle: training loss"),
-      sc.doubleAccumulator("spindle: training steps/s")
+      sc.doubleAccumulator("spindle: training steps/s"),
+      sc.longAccumulator("spindle: epochs done"),
+      sc.doubleAccumulator("spindle: epoch loss"),
+      validation.map(name => name -> sc.doubleAccumulator(s"spindle: epoch $name")).toMap
     )
 }

@@ -1,5 +1,8 @@
 package io.spindle.cluster
 
+import scala.jdk.CollectionConverters._
+
+import org.apache.spark.scheduler.{SparkListener, SparkListenerStageCompleted}
 import org.apache.spark.sql.DataFrame
 
 import io.spindle.{SpindleEstimator, SpindleInputException, SpindleModelException, TrainingSummary}
@@ -37,7 +40,24 @@ class ValidationSuite extends ClusterSuite {
 
   test("validation after every epoch, summed over two workers, equals Keras's evaluation over all held-out rows") {
     val held = Digits.heldOut(digits).repartition(3) // not the workers' count: fit splits it between them
-    val summary = estimator.setEpochs(3).setValidationData(held).fit(Digits.training(digits)).summary
+    val atEnd = new java.util.concurrent.ConcurrentHashMap[String, String]()
+    val listener = new SparkListener {
+      override def onStageCompleted(c: SparkListenerStageCompleted): Unit =
+        for (i <- c.stageInfo.accumulables.values; name <- i.name if name.startsWith("spindle: epoch"))
+          atEnd.put(name, i.value.get.toString)
+    }
+    spark.sparkContext.addSparkListener(listener)
+    val summary =
+      try estimator.setEpochs(3).setValidationData(held).fit(Digits.training(digits)).summary
+      finally {
+        val deadline = System.nanoTime() + 10e9.toLong // listener events arrive asynchronously
+        while (atEnd.size < 5 && System.nanoTime() < deadline) Thread.sleep(50)
+        spark.sparkContext.removeSparkListener(listener)
+      }
+    // The Spark UI's view: the stage's accumulators end with the last epoch's figures.
+    val last = summary.epochs.last
+    val figures = (last.validation + ("loss" -> last.loss)).map { case (k, v) => s"spindle: epoch $k" -> v.toString }
+    assert(atEnd.asScala.toMap == figures + ("spindle: epochs done" -> "3"), atEnd)
     assert(summary.epochs.map(_.epoch) == Seq(1, 2, 3))
     assert(summary.epochs.forall(_.validation.keySet == Set("val_loss", "val_accuracy", "val_top3")))
     val losses = summary.validationHistory("val_loss")
