@@ -1,7 +1,7 @@
 //! A trainer's progress: the last step's and the last epoch's metrics, which the JVM polls for its progress
-//! reports (the Spark UI's accumulators), and the
-//! chief's TensorBoard events. An actor on the trainer's actor system owns both, so the trainer thread
-//! only sends each step's metrics and never waits on an event file.
+//! reports (the Spark UI's accumulators), and the chief's TensorBoard events. An actor on the trainer's
+//! actor system owns both, so the trainer thread only sends each step's metrics and never waits on an
+//! event file.
 
 use actix::{Actor, Addr, Context, Handler};
 use spindle_proto::spindle::{EpochMetrics, StepMetrics, TrainerProgress};
