@@ -504,6 +504,7 @@ class TrainingSummary(JavaWrapper):
     def __init__(self, java_summary: Any):
         super().__init__(java_summary)
         self._steps: Optional[list[StepSummary]] = None
+        self._epochs: Optional[list[EpochSummary]] = None
 
     @property
     def steps(self) -> list[StepSummary]:
@@ -532,10 +533,12 @@ class TrainingSummary(JavaWrapper):
     @property
     def epochs(self) -> list[EpochSummary]:
         """Every epoch run, in order, with its validation metrics."""
-        return [
-            EpochSummary(int(e.epoch()), float(e.loss()), {str(k): float(v) for k, v in e.validationJava().items()})
-            for e in _seq(self._java_obj.epochs())
-        ]
+        if self._epochs is None:
+            self._epochs = [
+                EpochSummary(int(e.epoch()), float(e.loss()), {str(k): float(v) for k, v in e.validationJava().items()})
+                for e in _seq(self._java_obj.epochs())
+            ]
+        return self._epochs
 
     def validationHistory(self, name: str) -> list[float]:
         """The validation metric ``name`` (``val_loss``, ``val_accuracy``, ...) after every epoch, in order."""

@@ -373,7 +373,8 @@ fn early_stopping(config: &TrainerConfig) -> Result<Option<EarlyStopping>> {
     }
     if metric.starts_with("val_") && !config.validate {
         return Err(Error::Input(format!(
-            "early stopping watches '{metric}', a validation metric, but there is no validation data              (set validationData or validationFraction, or watch 'loss')"
+            "early stopping watches '{metric}', a validation metric, but there is no validation data \
+             (set validationData or validationFraction, or watch 'loss')"
         )));
     }
     Ok(Some(EarlyStopping::new(
