@@ -1,6 +1,7 @@
 // benches/cluster.sh feeds this to bin/spark-shell on the standalone cluster. BENCH_PREPARE=1: writes the data
-// (rows x 784 float32 and a label, 2 Parquet files) and exits; otherwise waits for both executors, then times one fit.
-import io.spindle.SpindleEstimator
+// (rows x 784 float32 and a label, 2 Parquet files) and exits; otherwise waits for both executors, then times
+// BENCH_CASE (below).
+import io.spindle.{SpindleEstimator, SpindleModel}
 import org.apache.spark.sql.functions.{array, rand}
 
 val rows = sys.env("BENCH_ROWS").toInt
@@ -22,20 +23,53 @@ val readyStarted = System.currentTimeMillis
 sc.parallelize(0 until 4, 4).count()
 println(f"BENCH cluster executors-ready ${(System.currentTimeMillis - readyStarted) / 1e3}%.3f")
 val df = spark.read.parquet(data)
-// One block: the REPL would end an expression at each line break (and compile each line apart).
-{
+// BENCH_CASE names what is timed, twice: on the fresh executors, then again on the same, now warm, ones.
+//   floor: Spark's own floor under fit, no Spindle: the same barrier stage shape over the same rows (every row read
+//          as fit's feeder reads them, a count per partition back through a shuffle);
+//   fit:   SpindleEstimator.fit, 2 workers, 1 epoch, batch 128 per worker;
+//   scan:  Spark's own floor under transform: every row read, written nowhere (the noop sink);
+//   score: SpindleModel.transform of every row (mnist_mlp's probabilities) into the noop sink.
+def timed(run: String)(body: => String): Unit = {
   val called = System.currentTimeMillis
-  val fitted = new SpindleEstimator()
-    .setModelPath(sys.env("BENCH_MODEL"))
-    .setInputCols(Map("features" -> "features", "labels" -> "label"))
-    .setNumWorkers(2)
-    .setEpochs(1)
-    .setBatchSize(128)
-    .fit(df)
-  val wall = (System.currentTimeMillis - called) / 1e3
-  val s = fitted.summary
-  val stepSum = s.steps.map(x => x.examples / x.examplesPerSecond).sum
-  println(f"BENCH cluster partitions ${df.rdd.getNumPartitions} rows ${s.rowsPerWorker.sum} steps ${s.steps.size}")
-  println(f"BENCH cluster fit-wall $wall%.3f step-sum $stepSum%.3f first-step ${(s.firstStepDoneMillis - called) / 1e3}%.3f")
+  val extra = body
+  println(f"BENCH cluster ${sys.env("BENCH_CASE")} $run ${(System.currentTimeMillis - called) / 1e3}%.3f $extra")
+}
+for (run <- Seq("fresh", "warm")) sys.env("BENCH_CASE") match {
+  case "floor" =>
+    timed(run) {
+      val counts = df.queryExecution.toRdd
+        .barrier()
+        .mapPartitions { it => var n = 0L; while (it.hasNext) { it.next(); n += 1 }; Iterator(n) }
+        .repartition(1)
+        .collect()
+      s"rows ${counts.sum}"
+    }
+  case "scan" => timed(run) { df.write.format("noop").mode("overwrite").save(); "" }
+  case "score" =>
+    timed(run) {
+      SpindleModel
+        .fromSavedModel(sys.env("BENCH_MODEL"))
+        .setOutputCols(Map("probabilities" -> "probabilities"))
+        .transform(df)
+        .write
+        .format("noop")
+        .mode("overwrite")
+        .save()
+      ""
+    }
+  case "fit" =>
+    val called = System.currentTimeMillis
+    timed(run) {
+      val s = new SpindleEstimator()
+        .setModelPath(sys.env("BENCH_MODEL"))
+        .setInputCols(Map("features" -> "features", "labels" -> "label"))
+        .setNumWorkers(2)
+        .setEpochs(1)
+        .setBatchSize(128)
+        .fit(df)
+        .summary
+      val stepSum = s.steps.map(x => x.examples / x.examplesPerSecond).sum
+      f"step-sum $stepSum%.3f first-step ${(s.firstStepDoneMillis - called) / 1e3}%.3f steps ${s.steps.size}"
+    }
 }
 System.exit(0)

@@ -16,7 +16,18 @@ import org.apache.spark.sql.types.StructType
 import org.apache.spark.util.SerializableConfiguration
 import org.slf4j.LoggerFactory
 
-import io.spindle.internal.{Checkpoints, Export, InputPlan, ModelCache, Plan, Progress, Slots, TrainJob, TrainTask}
+import io.spindle.internal.{
+  Checkpoints,
+  Export,
+  HelloGather,
+  InputPlan,
+  ModelCache,
+  Plan,
+  Progress,
+  Slots,
+  TrainJob,
+  TrainTask
+}
 import io.spindle.proto.{TrainerConfig, TrainingReport}
 
 /** Params of [[SpindleEstimator]], on top of those its fitted [[SpindleModel]] keeps. */
@@ -351,6 +362,10 @@ class SpindleEstimator(override val uid: String)
         .setEarlyStoppingPatience(getEarlyStoppingPatience)
         .setEarlyStoppingMinDelta(getEarlyStoppingMinDelta)
         .setEarlyStoppingMaximize(earlyStoppingMaximizes)
+    val gather = if (workers > 1) {
+      val host = sc.getConf.get("spark.driver.host", "127.0.0.1")
+      Some(new HelloGather(sc.getConf.get("spark.driver.bindAddress", host), host, workers, secret))
+    } else None
     val job = TrainJob(
       getModelPath,
       threads(spark),
@@ -364,7 +379,8 @@ class SpindleEstimator(override val uid: String)
       Progress.register(sc, validationMetrics),
       get(tensorboardDir),
       getVariableLengthBytes,
-      getPadValue
+      getPadValue,
+      gather.map(_.address)
     )
     val log = LoggerFactory.getLogger(getClass)
     log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")
@@ -389,13 +405,14 @@ class SpindleEstimator(override val uid: String)
               .getOrElse(SpindleEstimator.rootCause(e, taskFailures))
         }
       finally {
+        gather.foreach(_.close())
         retries.close()
         sc.setJobDescription(previous)
         sc.setLocalProperty(Slots.Watch.Property, previousTag)
       }
     val summary = TrainingSummary.of(reports.toSeq.map(TrainingReport.parseFrom), target)
-    summary.steps.foreach { s =>
-      log.info(
+    if (log.isDebugEnabled) summary.steps.foreach { s =>
+      log.debug(
         f"step ${s.step}%d epoch ${s.epoch}%d: loss ${s.loss}%.6f, ${s.examples}%d examples, " +
           f"${s.examplesPerSecond}%.0f examples/s, input wait ${s.inputWaitMs}%.2f ms, compute ${s.computeMs}%.2f ms, " +
           f"all-reduce ${s.allReduceMs}%.2f ms, checkpoint ${s.checkpointMs}%.2f ms"

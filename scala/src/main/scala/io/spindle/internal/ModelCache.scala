@@ -2,6 +2,7 @@ package io.spindle.internal
 
 import java.nio.file.{Files, Path, Paths}
 import java.security.MessageDigest
+import java.util.concurrent.FutureTask
 
 import scala.collection.mutable
 import scala.jdk.CollectionConverters._
@@ -24,6 +25,8 @@ object ModelCache {
 
   private val models = mutable.Map.empty[Key, LoadedModel]
   private val localized = mutable.Map.empty[String, Path]
+  // Sessions SpindlePlugin loads when the JVM starts, each handed to the first task that asks for its key.
+  private val spares = mutable.Map.empty[Key, FutureTask[LoadedModel]]
 
   sys.addShutdownHook(clear())
 
@@ -32,8 +35,18 @@ object ModelCache {
     models.getOrElseUpdate(key, loadPrivate(key))
   }
 
-  /** A session of its own for the caller, who closes it (training: its variables change). */
-  def loadPrivate(key: Key): LoadedModel = {
+  /** A session of its own for the caller, who closes it (training: its variables change): the spare for `key` when
+    * there is one (waiting for it if it is still loading), else a new one.
+    */
+  def loadPrivate(key: Key): LoadedModel =
+    synchronized(spares.remove(key)).flatMap(Background.result(_)).getOrElse(load(key))
+
+  /** Starts loading a spare session for `key` on a thread of its own, unless one is there already. */
+  def warm(key: Key): Unit = synchronized {
+    if (!spares.contains(key)) spares(key) = Background(s"spindle-warm ${key.localPath}")(load(key))
+  }
+
+  private def load(key: Key): LoadedModel = {
     NativeLoader.ensureLoaded()
     val config = ModelConfig
       .newBuilder()
@@ -45,13 +58,18 @@ object ModelCache {
     new LoadedModel(NativeRuntime.loadModel(config.toByteArray), key.localPath)
   }
 
+  /** The keys of the spare sessions loaded and not yet taken. */
+  private[spindle] def spareKeys: Seq[Key] = synchronized(spares.collect { case (k, f) if f.isDone => k }.toSeq)
+
   /** Number of sessions loaded in this JVM. */
   private[spindle] def size: Int = synchronized(models.size)
 
-  /** Closes every cached session (tasks holding feeders keep theirs alive until they finish). */
+  /** Closes every cached and spare session (tasks holding feeders keep theirs alive until they finish). */
   def clear(): Unit = synchronized {
     models.values.foreach(_.close())
     models.clear()
+    spares.values.flatMap(Background.result(_)).foreach(_.close())
+    spares.clear()
   }
 
   /** A local directory holding the SavedModel at `path` (copied from a remote FileSystem once per JVM). */

@@ -1,7 +1,6 @@
 package io.spindle.internal
 
 import java.nio.file.Files
-import java.util.Base64
 
 import scala.jdk.CollectionConverters._
 
@@ -9,9 +8,11 @@ import org.apache.hadoop.fs.{FileUtil, Path => HPath}
 import org.apache.spark.{BarrierTaskContext, SpindleBarrierShim, SpindleCoreShim}
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.util.SerializableConfiguration
+import org.slf4j.LoggerFactory
 
+import io.spindle.NativeLoader
 import io.spindle.jni.NativeRuntime
-import io.spindle.proto.{FeederLayout, TrainerConfig, TrainingReport, WorkerHello}
+import io.spindle.proto.{FeederLayout, GatherRequest, TrainerConfig, TrainingReport, WorkerHello}
 
 /** What every barrier task of a training job needs, serialized once with the stage. */
 final case class TrainJob(
@@ -27,33 +28,35 @@ final case class TrainJob(
     progress: Progress,
     tensorboardDir: Option[String],
     variableLengthBytes: Long,
-    padValue: Double
+    padValue: Double,
+    gatherAddress: Option[String]
 )
 
-/** One worker of a training job: the body of a barrier task. It loads a session of its own, publishes its ring address
-  * through `allGather` (the chief adds the checkpoint every worker resumes from: the newest complete one in
-  * `checkpointDir` when the task starts, so a stage Spark retries after a failure resumes too), streams its partition
-  * into the trainer's spill windows, then its validation rows (the second iterator of its one element) when there are
-  * any, and, on the chief (rank 0), uploads checkpoints as they come and the exported SavedModel at the end. Everything
-  * native it opens is closed by the task's completion listener, on success or failure; closing the trainer shuts its
-  * ring, so peers blocked on this worker fail at once.
+/** One worker of a training job: the body of a barrier task. It loads a session of its own and, at the same time, reads
+  * its partition's first rows and publishes its ring address through the driver's [[HelloGather]] (the chief adds the
+  * checkpoint every worker resumes from: the newest complete one in `checkpointDir` when the task starts, so a stage
+  * Spark retries after a failure resumes too). It then streams its partition into the trainer's spill windows, then its
+  * validation rows (the second iterator of its one element) when there are any, and, on the chief (rank 0), uploads
+  * checkpoints as they come and the exported SavedModel at the end. Everything native it opens is closed by the task's
+  * completion listener, on success or failure; closing the trainer shuts its ring, so peers blocked on this worker fail
+  * at once.
   */
 final class TrainTask(job: TrainJob)
     extends (Iterator[(Iterator[InternalRow], Iterator[InternalRow])] => Iterator[Array[Byte]])
     with Serializable {
 
   override def apply(parts: Iterator[(Iterator[InternalRow], Iterator[InternalRow])]): Iterator[Array[Byte]] = {
+    val started = System.nanoTime()
     val (rows, validationRows) = parts.next()
     val ctx = BarrierTaskContext.get()
     SpindleBarrierShim.releaseTimerAfterMain()
     val rank = ctx.partitionId()
     val world = ctx.getTaskInfos().length
     val label = s"stage ${ctx.stageId()} rank $rank of $world"
-    val local = ModelCache.localize(job.modelPath, job.hadoopConf.value)
-    val model = ModelCache.loadPrivate(job.model.copy(localPath = local))
-    // Written by this thread, read by the kill switch's: volatile.
+    // Written by the task's threads, read by the kill switch's and the completion listener: volatile.
     @volatile var rendezvous = 0L
     @volatile var trainer = 0L
+    @volatile var ending = false
     val scratch = Files.createTempDirectory(java.nio.file.Paths.get(SpindleCoreShim.localDir), "spindle-train")
     val exportDir = if (rank == 0 && job.exportPath.isDefined) Some(scratch.resolve("export")) else None
     val events = if (rank == 0) job.tensorboardDir.map(new TensorBoardDir(_, job.hadoopConf.value, scratch)) else None
@@ -61,42 +64,67 @@ final class TrainTask(job: TrainJob)
     val killSwitch = new KillSwitch(
       ctx,
       label,
-      () => Cleanup.all(() => NativeRuntime.cancelRendezvous(rendezvous), () => NativeRuntime.closeTrainer(trainer))
+      () =>
+        Cleanup.all(
+          () => if (rendezvous != 0) NativeRuntime.cancelRendezvous(rendezvous),
+          () => if (trainer != 0) NativeRuntime.closeTrainer(trainer)
+        )
     )
+    // The session loads, and the workers gather their ring addresses, while this thread reads the partition's first
+    // rows: one after the other, the three took most of a fit's fixed cost.
+    val loading = Background(s"spindle-load $label") {
+      val local = ModelCache.localize(job.modelPath, job.hadoopConf.value)
+      ModelCache.loadPrivate(job.model.copy(localPath = local))
+    }
+    val base = TrainerConfig.parseFrom(job.config)
+    def newest = if (rank == 0) job.checkpoints.flatMap(_.newest()).map(_.toString).getOrElse("") else ""
+    val gathering = job.gatherAddress.filter(_ => world > 1).map { address =>
+      Background(s"spindle-gather $label") {
+        NativeLoader.ensureLoaded()
+        rendezvous = NativeRuntime.bindRendezvous(SpindleCoreShim.executorHost)
+        val hello = WorkerHello.newBuilder().setRingAddress(NativeRuntime.rendezvousAddress(rendezvous))
+        if (rank == 0) hello.setResumeFrom(newest)
+        val request = GatherRequest.newBuilder().setStageAttempt(ctx.stageAttemptNumber()).setRank(rank).setHello(hello)
+        val secret = base.getSecret.toByteArray
+        val timeout = base.getConnectTimeoutMs
+        HelloGather.exchange(address, secret, request.build(), timeout, label, () => ending || ctx.isInterrupted())
+      }
+    }
     ctx.addTaskCompletionListener[Unit] { _ =>
+      ending = true
       Cleanup.all(
         () => killSwitch.close(),
-        () => NativeRuntime.closeTrainer(trainer),
-        () => NativeRuntime.closeRendezvous(rendezvous),
-        () => model.close(),
+        () => gathering.foreach(Background.result(_)),
+        () => if (trainer != 0) NativeRuntime.closeTrainer(trainer),
+        () => if (rendezvous != 0) NativeRuntime.closeRendezvous(rendezvous),
+        () => Background.result(loading).foreach(_.close()),
         () => events.foreach(_.publish()),
         () => FileUtil.fullyDelete(scratch.toFile)
       )
     }
-    val newest = if (rank == 0) job.checkpoints.flatMap(_.newest()).map(_.toString).getOrElse("") else ""
-    val (peers, resumeFrom) =
-      if (world == 1) (Seq.empty, newest)
-      else {
-        rendezvous = NativeRuntime.bindRendezvous(SpindleCoreShim.executorHost)
-        val hello = WorkerHello.newBuilder().setRingAddress(NativeRuntime.rendezvousAddress(rendezvous))
-        if (rank == 0) hello.setResumeFrom(newest)
-        val gathered = ctx
-          .allGather(Base64.getEncoder.encodeToString(hello.build().toByteArray))
-          .toSeq
-          .map(m => WorkerHello.parseFrom(Base64.getDecoder.decode(m)))
-        (gathered.map(_.getRingAddress), gathered.head.getResumeFrom)
-      }
     val buffered = rows.buffered
     val first = if (buffered.hasNext) Some(buffered.head) else None
+    val firstRows = System.nanoTime()
+    val (peers, resumeFrom) = gathering match {
+      case Some(g) =>
+        val hellos = Background.await(g, ctx)
+        (hellos.map(_.getRingAddress), hellos.head.getResumeFrom)
+      case None => (Seq.empty, newest)
+    }
+    val gathered = System.nanoTime()
+    val model = Background.await(loading, ctx)
+    def ms(from: Long, to: Long) = (to - from) / 1000000
+    TrainTask.log.info(
+      s"$label: ready to train ${ms(started, System.nanoTime())} ms after the task started (first rows after " +
+        s"${ms(started, firstRows)} ms, rendezvous after ${ms(started, gathered)} ms, session loaded in parallel)"
+    )
     val arenaBytes = BatchWriter.arenaBytes(
       job.inputs,
       first,
-      TrainerConfig.parseFrom(job.config).getBatchSize,
+      base.getBatchSize,
       job.variableLengthBytes
     )
-    val config = TrainerConfig
-      .parseFrom(job.config)
-      .toBuilder
+    val config = base.toBuilder
       .setRank(rank)
       .addAllPeers(peers.asJava)
       .setSpillDir(SpindleCoreShim.localDir)
@@ -158,4 +186,8 @@ final class TrainTask(job: TrainJob)
     }
     (System.nanoTime() - started, waited)
   }
+}
+
+object TrainTask {
+  private val log = LoggerFactory.getLogger(classOf[TrainTask])
 }

@@ -18,6 +18,10 @@ object SpindleCoreShim {
   /** One of this executor's local dirs (`spark.local.dir`), where spill files belong. */
   def localDir: String = Utils.getLocalDir(SparkEnv.get.conf)
 
+  /** The Hadoop configuration Spark builds from `conf` (`spark.hadoop.*` included), for code outside a task. */
+  def hadoopConfiguration(conf: SparkConf): org.apache.hadoop.conf.Configuration =
+    org.apache.spark.deploy.SparkHadoopUtil.get.newConfiguration(conf)
+
   /** How many tasks of the default resource profile the registered executors can run at once. */
   def maxConcurrentTasks(sc: SparkContext): Int =
     sc.maxNumConcurrentTasks(sc.resourceProfileManager.defaultResourceProfile)
