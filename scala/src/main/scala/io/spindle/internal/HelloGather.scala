@@ -1,8 +1,10 @@
 package io.spindle.internal
 
-import java.io.{ByteArrayInputStream, DataInputStream, IOException, SequenceInputStream}
+import java.io.{ByteArrayInputStream, DataInputStream, DataOutputStream, IOException, SequenceInputStream}
 import java.net.{InetSocketAddress, ServerSocket, Socket, SocketTimeoutException}
 import java.security.MessageDigest
+import javax.crypto.Mac
+import javax.crypto.spec.SecretKeySpec
 
 import scala.collection.mutable
 import scala.jdk.CollectionConverters._
@@ -11,8 +13,9 @@ import scala.util.control.NonFatal
 import io.spindle.SpindleClusterException
 import io.spindle.proto.{GatherReply, GatherRequest, WorkerHello}
 
-/** The driver's end of training's rendezvous: every barrier task sends its [[WorkerHello]] here (after the job's
-  * secret) and gets every rank's back, in rank order, once all `world` ranks of its stage attempt have come.
+/** The driver's end of training's rendezvous: every barrier task sends its [[WorkerHello]] here and gets every rank's
+  * back, in rank order, once all `world` ranks of its stage attempt have come. A request carries an HMAC-SHA256 of
+  * itself under the fit's secret (the secret itself never crosses the network); one without a valid one is dropped.
   *
   * It takes the place of `BarrierTaskContext.allGather`, whose wait sleeps a whole second between looks at the RPC it
   * sent (Spark's `runBarrier`), so that every fit paid a second for a few bytes. A retried stage gathers apart from the
@@ -46,19 +49,31 @@ final class HelloGather(bindHost: String, host: String, world: Int, secret: Arra
   acceptor.setDaemon(true)
   acceptor.start()
 
-  /** Reads one request; a connection without the secret or a well-formed request is closed unanswered. */
+  /** Reads one request; a connection without a well-formed, authentic request is closed unanswered. */
   private def receive(socket: Socket): Unit =
     try {
       socket.setTcpNoDelay(true)
       socket.setSoTimeout(HelloGather.RequestTimeoutMs)
       val in = new DataInputStream(socket.getInputStream)
-      val offered = new Array[Byte](secret.length)
-      in.readFully(offered)
-      if (!MessageDigest.isEqual(offered, secret)) socket.close()
+      val length = in.readInt()
+      if (length < 0 || length > HelloGather.MaxRequestBytes) socket.close()
       else {
-        val request = GatherRequest.parseDelimitedFrom(in)
-        if (request == null || request.getRank < 0 || request.getRank >= world) socket.close()
-        else add(request, socket)
+        val bytes = new Array[Byte](length)
+        in.readFully(bytes)
+        val mac = new Array[Byte](HelloGather.MacBytes)
+        in.readFully(mac)
+        if (!MessageDigest.isEqual(mac, HelloGather.mac(secret, bytes))) socket.close()
+        else {
+          val request = GatherRequest.parseFrom(bytes)
+          if (request.getRank < 0 || request.getRank >= world) socket.close()
+          else {
+            add(request, socket)
+            // A rank that gives up (its task failed or timed out) hangs up: it no longer counts. The reply closes
+            // the socket too, which ends this read.
+            socket.setSoTimeout(0)
+            if (in.read() < 0) drop(request, socket)
+          }
+        }
       }
     } catch { case NonFatal(_) => socket.close() }
 
@@ -83,6 +98,12 @@ final class HelloGather(bindHost: String, host: String, world: Int, secret: Arra
     }
   }
 
+  private def drop(request: GatherRequest, socket: Socket): Unit = synchronized {
+    for (ranks <- waiting.get(request.getStageAttempt); (s, _) <- ranks.get(request.getRank) if s eq socket)
+      ranks.remove(request.getRank)
+    socket.close()
+  }
+
   override def close(): Unit = if (!closing) {
     closing = true
     server.close()
@@ -96,6 +117,14 @@ final class HelloGather(bindHost: String, host: String, world: Int, secret: Arra
 object HelloGather {
   private val RequestTimeoutMs = 30000
   private val PollMs = 200
+  private val MaxRequestBytes = 1 << 16
+  private val MacBytes = 32
+
+  private def mac(secret: Array[Byte], bytes: Array[Byte]): Array[Byte] = {
+    val m = Mac.getInstance("HmacSHA256")
+    m.init(new SecretKeySpec(secret, "HmacSHA256"))
+    m.doFinal(bytes)
+  }
 
   /** A task's side: sends `request` to the gather at `address` and returns every rank's hello, in rank order. Waits at
     * most `timeoutMs` for the other ranks, and stops at once when `killed` turns true.
@@ -117,9 +146,11 @@ object HelloGather {
           throw new SpindleClusterException(s"$label: cannot reach the driver's rendezvous at $address: $e", e)
       }
       socket.setTcpNoDelay(true)
-      val out = socket.getOutputStream
-      out.write(secret)
-      request.writeDelimitedTo(out)
+      val out = new DataOutputStream(socket.getOutputStream)
+      val bytes = request.toByteArray
+      out.writeInt(bytes.length)
+      out.write(bytes)
+      out.write(mac(secret, bytes))
       out.flush()
       // Poll for the reply's first byte (a timeout before it consumes nothing), so that a kill is seen within PollMs.
       socket.setSoTimeout(PollMs)

@@ -53,7 +53,7 @@ final class TrainTask(job: TrainJob)
     val rank = ctx.partitionId()
     val world = ctx.getTaskInfos().length
     val label = s"stage ${ctx.stageId()} rank $rank of $world"
-    // Written by the task's threads, read by the kill switch's and the completion listener: volatile.
+    // Written by the task's threads, read by the others (the kill switch's, the completion listener): volatile.
     @volatile var rendezvous = 0L
     @volatile var trainer = 0L
     @volatile var ending = false
@@ -72,9 +72,12 @@ final class TrainTask(job: TrainJob)
     )
     // The session loads, and the workers gather their ring addresses, while this thread reads the partition's first
     // rows: one after the other, the three took most of a fit's fixed cost.
+    @volatile var loaded = 0L
     val loading = Background(s"spindle-load $label") {
       val local = ModelCache.localize(job.modelPath, job.hadoopConf.value)
-      ModelCache.loadPrivate(job.model.copy(localPath = local))
+      val model = ModelCache.loadPrivate(job.model.copy(localPath = local))
+      loaded = System.nanoTime()
+      model
     }
     val base = TrainerConfig.parseFrom(job.config)
     def newest = if (rank == 0) job.checkpoints.flatMap(_.newest()).map(_.toString).getOrElse("") else ""
@@ -113,10 +116,10 @@ final class TrainTask(job: TrainJob)
     }
     val gathered = System.nanoTime()
     val model = Background.await(loading, ctx)
-    def ms(from: Long, to: Long) = (to - from) / 1000000
+    def ms(at: Long) = (at - started) / 1000000
     TrainTask.log.info(
-      s"$label: ready to train ${ms(started, System.nanoTime())} ms after the task started (first rows after " +
-        s"${ms(started, firstRows)} ms, rendezvous after ${ms(started, gathered)} ms, session loaded in parallel)"
+      s"$label: ready to train ${ms(System.nanoTime())} ms after the task started: first rows after " +
+        s"${ms(firstRows)} ms, peers' addresses after ${ms(gathered)} ms, session after ${ms(loaded)} ms"
     )
     val arenaBytes = BatchWriter.arenaBytes(
       job.inputs,
