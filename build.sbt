@@ -37,6 +37,7 @@ val cargoProfile = settingKey[String]("Cargo profile of the native library packa
 // Coursier refuses it as a dependency; Maven fetches the jar alone (ci/setup-tensorflow.sh) and it joins
 // the class paths as an unmanaged jar.
 val tensorflowJar = taskKey[File]("Fetches tensorflow-core-native and extracts libtensorflow for the Rust build")
+val tensorflowGpuJar = taskKey[File]("Fetches tensorflow-core-native's GPU build (classifier linux-x86_64-gpu)")
 val nativeBuild = taskKey[Seq[File]]("Builds the Rust cdylib and stages it as a jar resource")
 val sparkHome = taskKey[File]("A SPARK_HOME whose jars/ are this build's Spark jars, for local-cluster")
 val pythonJars = taskKey[Seq[File]]("Copies the jars a PySpark session needs into python/spindle/jars, for the wheel")
@@ -188,6 +189,11 @@ lazy val libtensorflow = (project in file("scala/libtensorflow"))
       file(sys.props("user.home")) / ".m2" / "repository" / "org" / "tensorflow" / "tensorflow-core-native" /
         tensorflowJavaVersion / s"tensorflow-core-native-$tensorflowJavaVersion-linux-x86_64.jar"
     },
+    tensorflowGpuJar := {
+      val root = (ThisBuild / baseDirectory).value
+      val path = Process(Seq("bash", (root / "ci" / "setup-tensorflow.sh").getPath, "gpu"), root).!!.trim
+      file(path)
+    },
     Compile / packageBin := tensorflowJar.value,
     publishSettings,
     Compile / packageSrc / publishArtifact := false
@@ -216,6 +222,7 @@ lazy val tests = (project in file("tests"))
     Test / javaOptions ++= Seq(
       s"-Dspindle.assembly=${(core / assembly).value.getPath}",
       s"-Dspindle.tensorflowJar=${(libtensorflow / tensorflowJar).value.getPath}",
+      s"-Dspindle.tensorflowGpuJar=${(libtensorflow / tensorflowGpuJar).value.getPath}",
       s"-Dspindle.testClasses=${(Test / classDirectory).value.getPath}",
       s"-Dspindle.examplesJar=${(examples / Compile / packageBin).value.getPath}",
       // DistributionSuite's --packages session reads Spindle's artifacts from the local repository publish writes.

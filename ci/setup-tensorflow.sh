@@ -8,9 +8,21 @@
 # which tensorflow-sys's build script finds through PKG_CONFIG_PATH (.cargo/config.toml sets it), so it
 # never tries to download a library. Idempotent: does nothing when the jar and libraries are there.
 # TF_NATIVE_JAR may name the jar explicitly.
+# `setup-tensorflow.sh gpu` instead only fetches the GPU build's jar (classifier linux-x86_64-gpu, 427 MB) into ~/.m2
+# and prints its path: the tests load it in place of the CPU build on a machine without a GPU.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 version="${TF_JAVA_VERSION:-1.2.0}"
+if [[ "${1:-}" == gpu ]]; then
+  gpu="$HOME/.m2/repository/org/tensorflow/tensorflow-core-native/$version/tensorflow-core-native-$version-linux-x86_64-gpu.jar"
+  if [[ ! -f "$gpu" ]]; then
+    echo "[tensorflow] fetching org.tensorflow:tensorflow-core-native:$version:linux-x86_64-gpu from Maven Central" >&2
+    mvn -q -B dependency:get -Dartifact="org.tensorflow:tensorflow-core-native:$version:jar:linux-x86_64-gpu" \
+      -Dtransitive=false >&2
+  fi
+  echo "$gpu"
+  exit 0
+fi
 out="$root/target/tensorflow"
 lib="$out/lib"
 jar="${TF_NATIVE_JAR:-$HOME/.m2/repository/org/tensorflow/tensorflow-core-native/$version/tensorflow-core-native-$version-linux-x86_64.jar}"

@@ -5,6 +5,8 @@ import java.nio.file.{Files, Path, Paths, StandardCopyOption}
 
 import scala.util.control.NonFatal
 
+import org.slf4j.LoggerFactory
+
 import io.spindle.internal.NativeLogs
 import io.spindle.jni.NativeRuntime
 
@@ -16,10 +18,13 @@ import io.spindle.jni.NativeRuntime
   *
   * Where TensorFlow comes from, first match wins:
   *   1. the directory in system property `spindle.tensorflow.dir` or environment variable `SPINDLE_TENSORFLOW_DIR`
-  *      (holding both .so.2 files); 2. the `org.tensorflow:tensorflow-core-native` jar (classifier linux-x86_64), or
-  *      its republication `io.spindle:spindle-libtensorflow`, on the class path. Its 750 MB of libraries are extracted
-  *      once per machine into a cache directory (property `spindle.cache.dir`, default `~/.cache/spindle`), keyed by
-  *      jar version and size, with an atomic rename so that concurrent JVMs never see half a file.
+  *      (holding both .so.2 files); 2. the `org.tensorflow:tensorflow-core-native` jar on the class path: the CPU build
+  *      (classifier linux-x86_64, or its republication `io.spindle:spindle-libtensorflow`) or the GPU build (classifier
+  *      linux-x86_64-gpu), the CPU one first when both are there, unless property `spindle.tensorflow.variant` or
+  *      environment variable `SPINDLE_TENSORFLOW_VARIANT` says `cpu` or `gpu`. Its libraries (750 MB; 1.26 GB for the
+  *      GPU build) are extracted once per machine into a cache directory (property `spindle.cache.dir`, default
+  *      `~/.cache/spindle`), keyed by jar name and size, with an atomic rename so that concurrent JVMs never see half a
+  *      file.
   *
   * The runtime itself: `System.loadLibrary("spindle_jni")` (java.library.path) first, else the copy bundled in the jar
   * under `native/linux-x86_64/`, extracted to a temporary file deleted when the JVM exits. If both fail, the first
@@ -29,11 +34,22 @@ import io.spindle.jni.NativeRuntime
   * of one JVM.
   */
 object NativeLoader {
-  private val TfResourceDir = "org/tensorflow/internal/c_api/linux-x86_64/"
+  // Where each build of tensorflow-core-native keeps its libraries.
+  private val TfResourceDirs =
+    Seq(
+      "cpu" -> "org/tensorflow/internal/c_api/linux-x86_64/",
+      "gpu" -> "org/tensorflow/internal/c_api/linux-x86_64-gpu/"
+    )
   private val TfLibs = Seq("libtensorflow_framework.so.2", "libtensorflow_cc.so.2")
   private val RuntimeResource = "/native/linux-x86_64/libspindle_jni.so"
 
   @volatile private var loaded: Option[Either[Throwable, String]] = None
+  @volatile private var variantLoaded = "dir"
+
+  /** Which libtensorflow this JVM loaded: `cpu` or `gpu` (the build of the jar it came from), or `dir` (from
+    * `spindle.tensorflow.dir` / `SPINDLE_TENSORFLOW_DIR`).
+    */
+  def tensorflowVariant: String = { ensureLoaded(); variantLoaded }
 
   /** Loads everything once; later calls return at once, or rethrow the first failure. */
   def ensureLoaded(): String = {
@@ -61,6 +77,8 @@ object NativeLoader {
     loadRuntime()
     val version = NativeRuntime.init(NativeLogs.level)
     NativeLogs.start()
+    val what = if (variantLoaded == "dir") "from spindle.tensorflow.dir" else s"$variantLoaded build"
+    LoggerFactory.getLogger(getClass).info(s"loaded libtensorflow ($what) from $tfDir")
     version
   }
 
@@ -81,14 +99,26 @@ object NativeLoader {
 
   private def extractTensorflow(): Path = {
     val loader = Option(getClass.getClassLoader).getOrElse(ClassLoader.getSystemClassLoader)
-    val url = Option(loader.getResource(TfResourceDir + TfLibs.last)).getOrElse {
+    val variant = sys.props.get("spindle.tensorflow.variant").orElse(sys.env.get("SPINDLE_TENSORFLOW_VARIANT"))
+    val wanted = variant match {
+      case None                                        => TfResourceDirs
+      case Some(v) if TfResourceDirs.exists(_._1 == v) => TfResourceDirs.filter(_._1 == v)
+      case Some(v) =>
+        throw new SpindleNativeException(s"spindle.tensorflow.variant / SPINDLE_TENSORFLOW_VARIANT is '$v': cpu or gpu")
+    }
+    val found = wanted.iterator.flatMap { case (v, dir) =>
+      Option(loader.getResource(dir + TfLibs.last)).map((v, dir, _))
+    }
+    if (!found.hasNext)
       throw new SpindleNativeException(
-        "TensorFlow 2.21 native libraries not found: put io.spindle:spindle-libtensorflow:1.2.0 (which " +
-          "--packages of Spindle brings) or org.tensorflow:tensorflow-core-native:1.2.0 (classifier linux-x86_64, " +
-          "with --jars) on the class path, or set SPINDLE_TENSORFLOW_DIR " +
+        s"TensorFlow 2.21 native libraries${variant.fold("")(v => s" ($v build)")} not found: put " +
+          "io.spindle:spindle-libtensorflow:1.2.0 (which --packages of Spindle brings) or " +
+          "org.tensorflow:tensorflow-core-native:1.2.0 (classifier linux-x86_64, or linux-x86_64-gpu for the GPU " +
+          "build, with --jars) on the class path, or set SPINDLE_TENSORFLOW_DIR " +
           "to a directory holding libtensorflow_cc.so.2 and libtensorflow_framework.so.2"
       )
-    }
+    val (which, resourceDir, url) = found.next()
+    variantLoaded = which
     // Key the cache by the resource's jar and size so a different TensorFlow never reuses a stale copy.
     val conn = url.openConnection()
     val key = s"${new File(url.getPath.takeWhile(_ != '!')).getName.stripSuffix(".jar")}-${conn.getContentLengthLong}"
@@ -98,7 +128,7 @@ object NativeLoader {
       Files.createDirectories(cacheRoot)
       val staging = Files.createTempDirectory(cacheRoot, ".extract-")
       try {
-        TfLibs.foreach(lib => copy(loader.getResourceAsStream(TfResourceDir + lib), staging.resolve(lib)))
+        TfLibs.foreach(lib => copy(loader.getResourceAsStream(resourceDir + lib), staging.resolve(lib)))
         try Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE)
         catch { case _: IOException if Files.isDirectory(target) => () } // another JVM won the race
       } finally deleteTree(staging)

@@ -53,14 +53,14 @@ object SpindlePlugin {
     val tags = conf.get(WarmTags, "serve").split(",").map(_.trim).filter(_.nonEmpty).toSeq
     Background("spindle-plugin warm-up") {
       try NativeLoader.ensureLoaded()
-      catch { case NonFatal(e) => log.warn(s"SpindlePlugin: the native runtime failed to load: $e") }
+      catch { case NonFatal(e) => log.warn(s"the native runtime failed to load; fit and transform will say why: $e") }
       for (path <- paths)
         try {
           val local = ModelCache.localize(path, hadoopConf)
           keys(conf, local, tags).foreach(ModelCache.warm)
         } catch {
           case NonFatal(e) =>
-            log.warn(s"SpindlePlugin: $WarmModels entry $path is not warmed up, its first user loads it: $e")
+            log.warn(s"$WarmModels entry $path is not warmed up, its first user loads it: $e")
         }
     }
   }

@@ -17,7 +17,8 @@ class SparkSubmitSuite extends SpindleTestBase {
 
   private def prop(name: String) = sys.props.getOrElse(name, fail(s"system property $name is set by build.sbt"))
 
-  test("spark-submit --jars runs the digits example on executor JVMs") {
+  /** Runs `spark-submit` of an example on a local-cluster and returns its stdout; fails on a non-zero exit. */
+  private def submit(tensorflowJar: String, conf: Seq[String], mainClass: String, args: String*): String = {
     val sparkJars = new File(sys.env("SPARK_HOME"), "jars").getPath + "/*"
     val opens = ManagementFactory.getRuntimeMXBean.getInputArguments.asScala.filter(_.startsWith("--add-opens"))
     val command = Seq(new File(sys.props("java.home"), "bin/java").getPath, "-Xmx1g") ++ opens ++ Seq(
@@ -27,20 +28,51 @@ class SparkSubmitSuite extends SpindleTestBase {
       "--master",
       "local-cluster[2,1,1536]",
       "--conf",
-      "spark.ui.enabled=false",
+      "spark.ui.enabled=false"
+    ) ++ conf.flatMap(c => Seq("--conf", c)) ++ Seq(
       "--jars",
-      Seq(prop("spindle.assembly"), prop("spindle.tensorflowJar")).mkString(","),
+      Seq(prop("spindle.assembly"), tensorflowJar).mkString(","),
       "--class",
-      "io.spindle.examples.DigitsInference",
-      prop("spindle.examplesJar"),
-      digitsCsv.toString,
-      fixture("digits_mlp_trained")
-    )
+      mainClass,
+      prop("spindle.examplesJar")
+    ) ++ args
     val out = new StringBuilder
     val err = new StringBuilder
     val rc = Process(command).!(ProcessLogger(l => out.append(l).append('\n'), l => err.append(l).append('\n')))
     assert(rc == 0, s"spark-submit failed ($rc):\n${err.takeRight(4000)}")
-    val accuracy = "held-out accuracy: ([0-9.]+)".r.findFirstMatchIn(out).map(_.group(1).toDouble)
-    assert(accuracy.exists(_ >= 0.95), s"example output:\n$out")
+    out.toString
+  }
+
+  private def accuracy(out: String) = "held-out accuracy: ([0-9.]+)".r.findFirstMatchIn(out).map(_.group(1).toDouble)
+
+  test("spark-submit --jars runs the digits example on executor JVMs") {
+    val out = submit(
+      prop("spindle.tensorflowJar"),
+      Nil,
+      "io.spindle.examples.DigitsInference",
+      digitsCsv.toString,
+      fixture("digits_mlp_trained")
+    )
+    assert(accuracy(out).exists(_ >= 0.95), s"example output:\n$out")
+  }
+
+  test(
+    "the GPU build of libtensorflow (tensorflow-core-native linux-x86_64-gpu) trains and scores on a CPU-only machine"
+  ) {
+    // Only the GPU jar is on the class path, and the variant setting makes the driver and the executors refuse any
+    // other build: TensorFlow finds no CUDA driver here and runs every op on the CPU.
+    val cache = tempDir("spindle-gpu-cache")
+    val variant = s"-Dspindle.tensorflow.variant=gpu -Dspindle.cache.dir=$cache"
+    val out = submit(
+      prop("spindle.tensorflowGpuJar"),
+      Seq(s"spark.driver.extraJavaOptions=$variant", s"spark.executor.extraJavaOptions=$variant"),
+      "io.spindle.examples.DigitsTraining",
+      digitsCsv.toString,
+      fixture("digits_mlp_init"),
+      tempDir("spindle-gpu-export").resolve("model").toString
+    )
+    assert(accuracy(out).exists(_ >= 0.95), s"example output:\n$out")
+    val extracted = Files.list(cache).iterator().asScala.map(_.getFileName.toString).toSeq
+    assert(extracted.exists(_.startsWith("tensorflow-core-native-1.2.0-linux-x86_64-gpu")), extracted)
   }
 }
