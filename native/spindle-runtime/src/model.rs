@@ -30,6 +30,7 @@ impl Model {
             &tags,
             config.intra_op_threads,
             config.inter_op_threads,
+            &config.gpu_addresses,
         )?;
         let info = describe(&saved);
         log::info!(

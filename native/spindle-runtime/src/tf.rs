@@ -12,7 +12,7 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use spindle_proto::tensorflow::{ConfigProto, MetaGraphDef};
+use spindle_proto::tensorflow::{ConfigProto, GpuOptions, MetaGraphDef};
 use tensorflow_sys as tf;
 
 use crate::error::{Error, Result};
@@ -439,8 +439,15 @@ unsafe impl Sync for SavedModel {}
 
 impl SavedModel {
     /// Loads the SavedModel in `dir` with `tags`, and intra/inter-op thread pools of the given sizes
-    /// (0: TensorFlow's default).
-    pub fn load(dir: &Path, tags: &[String], intra: i32, inter: i32) -> Result<SavedModel> {
+    /// (0: TensorFlow's default). With `gpus` (the CUDA ids Spark assigned the task), the session sees only
+    /// those, with memory growth on, and the load fails, naming them, unless TensorFlow sees that many GPUs.
+    pub fn load(
+        dir: &Path,
+        tags: &[String],
+        intra: i32,
+        inter: i32,
+        gpus: &[String],
+    ) -> Result<SavedModel> {
         quiet_tensorflow();
         let shown = dir.display();
         if !dir.join("saved_model.pb").is_file() && !dir.join("saved_model.pbtxt").is_file() {
@@ -462,9 +469,21 @@ impl SavedModel {
         let config = ConfigProto {
             intra_op_parallelism_threads: intra,
             inter_op_parallelism_threads: inter,
+            gpu_options: (!gpus.is_empty()).then(|| GpuOptions {
+                allow_growth: true,
+                visible_device_list: gpus.join(","),
+            }),
             allow_soft_placement: true,
         }
         .encode_to_vec();
+        let on_gpus = if gpus.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " on the task's GPU(s) {} (Spark's task resources)",
+                gpus.join(",")
+            )
+        };
         let status = Status::new();
         // SAFETY: every pointer handed to TensorFlow is live for the call; we own what it returns.
         unsafe {
@@ -495,7 +514,7 @@ impl SavedModel {
             tf::TF_DeleteSessionOptions(opts);
             let loaded = status.check(|m| {
                 Error::Model(format!(
-                    "SavedModel {shown} failed to load (tags {tags:?}): {m}"
+                    "SavedModel {shown} failed to load (tags {tags:?}){on_gpus}: {m}"
                 ))
             });
             let meta = loaded.and_then(|_| {
@@ -506,11 +525,27 @@ impl SavedModel {
             });
             tf::TF_DeleteBuffer(meta_buf);
             match meta {
-                Ok(meta) => Ok(SavedModel {
-                    graph,
-                    session,
-                    meta,
-                }),
+                Ok(meta) => {
+                    let model = SavedModel {
+                        graph,
+                        session,
+                        meta,
+                    };
+                    let seen = if gpus.is_empty() {
+                        0
+                    } else {
+                        model.gpu_count()?
+                    };
+                    if seen < gpus.len() {
+                        return Err(Error::Model(format!(
+                            "SavedModel {shown}: the task holds GPU(s) {} (Spark's task resources), but \
+                             TensorFlow sees {seen} GPU(s): this libtensorflow is the CPU build, or no CUDA \
+                             driver or device is there for those ids",
+                            gpus.join(",")
+                        )));
+                    }
+                    Ok(model)
+                }
                 Err(e) => {
                     if !session.is_null() {
                         tf::TF_CloseSession(session, status.0);
@@ -520,6 +555,28 @@ impl SavedModel {
                     Err(e)
                 }
             }
+        }
+    }
+
+    /// How many GPU devices the session has.
+    fn gpu_count(&self) -> Result<usize> {
+        let status = Status::new();
+        // SAFETY: the session is live; we own and delete the list it returns.
+        unsafe {
+            let list = tf::TF_SessionListDevices(self.session, status.0);
+            status.check(|m| Error::Native(format!("listing the session's devices: {m}")))?;
+            let mut gpus = 0;
+            for i in 0..tf::TF_DeviceListCount(list) {
+                let kind = tf::TF_DeviceListType(list, i, status.0);
+                if status.check(|m| Error::Native(m.to_string())).is_ok()
+                    && !kind.is_null()
+                    && CStr::from_ptr(kind).to_bytes() == b"GPU"
+                {
+                    gpus += 1;
+                }
+            }
+            tf::TF_DeleteDeviceList(list);
+            Ok(gpus)
         }
     }
 

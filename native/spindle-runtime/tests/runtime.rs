@@ -278,6 +278,32 @@ fn missing_and_corrupt_models_are_model_errors_naming_the_path() {
     assert!(matches!(Model::load(&corrupt), Err(Error::Model(m)) if m.contains(&corrupt.path)));
 }
 
+/// A session bound to GPUs that this (CPU) libtensorflow cannot see fails to load, naming the task's GPU ids;
+/// the same model without GPUs loads.
+#[test]
+fn a_session_bound_to_gpus_tensorflow_cannot_see_is_a_model_error_naming_them() {
+    let config = ModelConfig {
+        path: common::fixture("dtypes_model"),
+        intra_op_threads: 1,
+        inter_op_threads: 1,
+        gpu_addresses: vec!["3".into(), "5".into()],
+        ..Default::default()
+    };
+    match Model::load(&config) {
+        Err(Error::Model(m)) => assert!(
+            m.contains("the task holds GPU(s) 3,5") && m.contains("TensorFlow sees 0 GPU(s)"),
+            "{m}"
+        ),
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("loaded on GPUs 3,5 without any GPU"),
+    }
+    let cpu = ModelConfig {
+        gpu_addresses: vec![],
+        ..config
+    };
+    assert!(Model::load(&cpu).is_ok());
+}
+
 /// Four threads, each with its own feeder over one shared model: each gets its own rows back, and the
 /// feeders keep the session alive after the other holder drops it. Whether runs overlap in time is left
 /// to the scheduler here; the next test makes batches of two feeders pending at once for certain.

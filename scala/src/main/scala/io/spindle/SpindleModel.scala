@@ -82,7 +82,8 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
       df,
       added,
       { it =>
-        val model = ModelCache.acquire(key.copy(localPath = ModelCache.localize(path, hadoopConf.value)))
+        val local = ModelCache.localize(path, hadoopConf.value)
+        val model = ModelCache.acquire(key.copy(localPath = local, gpus = ModelCache.gpusOfTask()))
         val scored = new InferenceIterator(it, model, thePlan, sig, batch, slots, variableBytes, pad)
         Option(TaskContext.get()).foreach(_.addTaskCompletionListener[Unit](_ => scored.close()))
         scored

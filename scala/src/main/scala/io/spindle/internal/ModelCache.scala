@@ -9,6 +9,7 @@ import scala.jdk.CollectionConverters._
 
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.{FileUtil, Path => HPath}
+import org.apache.spark.TaskContext
 
 import io.spindle.{NativeLoader, SpindleModelException}
 import io.spindle.jni.NativeRuntime
@@ -21,7 +22,21 @@ import io.spindle.proto.ModelConfig
   * local one) are copied once per JVM to local disk, because TensorFlow's C API reads local files only.
   */
 object ModelCache {
-  final case class Key(localPath: String, tags: Seq[String], intraOpThreads: Int, interOpThreads: Int)
+
+  /** A session's settings. `gpus`: the CUDA ids Spark assigned the task (see [[gpusOfTask]]); tasks that hold different
+    * GPUs get sessions of their own.
+    */
+  final case class Key(
+      localPath: String,
+      tags: Seq[String],
+      intraOpThreads: Int,
+      interOpThreads: Int,
+      gpus: Seq[String] = Nil
+  )
+
+  /** The GPUs Spark assigned the running task (`spark.task.resource.gpu.amount`), none outside a task. */
+  def gpusOfTask(): Seq[String] =
+    Option(TaskContext.get()).flatMap(_.resources().get("gpu")).map(_.addresses.toSeq).getOrElse(Nil)
 
   private val models = mutable.Map.empty[Key, LoadedModel]
   private val localized = mutable.Map.empty[String, Path]
@@ -54,6 +69,7 @@ object ModelCache {
       .addAllTags(key.tags.asJava)
       .setIntraOpThreads(key.intraOpThreads)
       .setInterOpThreads(key.interOpThreads)
+      .addAllGpuAddresses(key.gpus.asJava)
       .build()
     new LoadedModel(NativeRuntime.loadModel(config.toByteArray), key.localPath)
   }

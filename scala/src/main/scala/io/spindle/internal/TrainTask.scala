@@ -73,9 +73,10 @@ final class TrainTask(job: TrainJob)
     // The session loads, and the workers gather their ring addresses, while this thread reads the partition's first
     // rows: one after the other, the three took most of a fit's fixed cost.
     @volatile var loaded = 0L
+    val gpus = ModelCache.gpusOfTask() // TaskContext is this thread's
     val loading = Background(s"spindle-load $label") {
       val local = ModelCache.localize(job.modelPath, job.hadoopConf.value)
-      val model = ModelCache.loadPrivate(job.model.copy(localPath = local))
+      val model = ModelCache.loadPrivate(job.model.copy(localPath = local, gpus = gpus))
       loaded = System.nanoTime()
       model
     }

@@ -1,0 +1,97 @@
+package io.spindle.cluster
+
+import java.nio.file.Files
+import java.nio.file.attribute.PosixFilePermissions
+import java.util.concurrent.ConcurrentLinkedQueue
+
+import scala.jdk.CollectionConverters._
+
+import org.apache.spark.{ExceptionFailure, SpindleTestShim}
+import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
+import org.apache.spark.sql.DataFrame
+
+import io.spindle.{SpindleEstimator, SpindleModel, SpindleModelException}
+import io.spindle.examples.Digits
+
+/** Each task's session bound to the GPUs Spark gave it, on two executor JVMs of 2 cores whose 2 "GPUs" each come from a
+  * discovery script that reports fake addresses 0 and 1 (Spark takes its word), one GPU per task. This machine's
+  * libtensorflow sees no GPU, so every session bound to one must fail, naming the task's own address: that shows the
+  * mapping from Spark's task resources to the session, task by task, two tasks of one executor holding different GPUs
+  * at once.
+  */
+class GpuBindingSuite extends ClusterSuite {
+
+  override protected def master: String = "local-cluster[2,2,1536]"
+
+  private lazy val discovery = {
+    val script = Files.createTempFile("spindle-fake-gpus", ".sh")
+    script.toFile.deleteOnExit()
+    Files.write(script, "#!/usr/bin/env bash\necho '{\"name\": \"gpu\", \"addresses\": [\"0\", \"1\"]}'\n".getBytes)
+    Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"))
+    script.toString
+  }
+
+  override protected def sparkConf: Map[String, String] = super.sparkConf ++ Map(
+    "spark.worker.resource.gpu.amount" -> "2",
+    "spark.worker.resource.gpu.discoveryScript" -> discovery,
+    "spark.executor.resource.gpu.amount" -> "2",
+    "spark.executor.resource.gpu.discoveryScript" -> discovery,
+    "spark.task.resource.gpu.amount" -> "1",
+    "spark.stage.maxConsecutiveAttempts" -> "1",
+    "spark.task.maxFailures" -> "1"
+  )
+
+  private lazy val digits: DataFrame = Digits.load(spark, digitsCsv.toString).cache()
+
+  /** Runs `body`, which must fail, and returns each failed task's executor and message. */
+  private def taskFailures(body: => Any): Seq[(String, String)] = {
+    val failures = new ConcurrentLinkedQueue[(String, String)]()
+    val listener = new SparkListener {
+      override def onTaskEnd(end: SparkListenerTaskEnd): Unit = end.reason match {
+        case f: ExceptionFailure => failures.add(end.taskInfo.executorId -> f.description)
+        case _                   =>
+      }
+    }
+    spark.sparkContext.addSparkListener(listener)
+    try {
+      intercept[Exception](body)
+      SpindleTestShim.waitForListeners(spark.sparkContext)
+    } finally spark.sparkContext.removeSparkListener(listener)
+    failures.asScala.toSeq
+  }
+
+  private val named = "the task holds GPU\\(s\\) ([0-9,]+) \\(Spark's task resources\\)".r
+
+  test("fit: the four workers, two per executor at once, each bind the GPU Spark gave them") {
+    val failures = taskFailures(
+      new SpindleEstimator()
+        .setModelPath(fixture("digits_mlp_init"))
+        .setInputCols(Map("features" -> "features", "labels" -> "label"))
+        .setExportPath(tempDir("spindle-export").resolve("model").toString)
+        .setNumWorkers(4)
+        .fit(Digits.training(digits).repartition(4))
+    )
+    val gpus = failures.flatMap { case (executor, message) =>
+      named.findFirstMatchIn(message).map(executor -> _.group(1))
+    }
+    // Spark may cancel the other workers before their sessions fail: every failure that names a GPU names one of the
+    // two, and some executor ran two workers holding different ones.
+    assert(gpus.nonEmpty, failures.mkString("\n"))
+    assert(gpus.forall { case (_, g) => g == "0" || g == "1" }, gpus)
+    assert(gpus.groupBy(_._1).values.exists(_.map(_._2).toSet == Set("0", "1")), gpus)
+  }
+
+  test("transform: each scoring task binds its own GPU, and fails saying which and why") {
+    val e = intercept[Exception](
+      SpindleModel
+        .fromSavedModel(fixture("digits_mlp_trained"))
+        .setInputCols(Map("features" -> "features"))
+        .transform(digits)
+        .collect()
+    )
+    val message = Iterator.iterate[Throwable](e)(_.getCause).takeWhile(_ != null).map(_.getMessage).mkString("\n")
+    assert(named.findFirstIn(message).nonEmpty, message)
+    assert(message.contains("TensorFlow sees 0 GPU(s)"), message)
+    assert(message.contains(classOf[SpindleModelException].getName), message)
+  }
+}
