@@ -33,8 +33,9 @@ impl Model {
             &config.gpu_addresses,
         )?;
         let info = describe(&saved);
+        let devices = saved.devices().unwrap_or_default().join(", ");
         log::info!(
-            "loaded SavedModel {} ({} signatures)",
+            "loaded SavedModel {} ({} signatures) on devices {devices}",
             config.path,
             info.signatures.len()
         );

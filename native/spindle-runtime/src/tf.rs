@@ -560,23 +560,30 @@ impl SavedModel {
 
     /// How many GPU devices the session has.
     fn gpu_count(&self) -> Result<usize> {
+        Ok(self
+            .devices()?
+            .iter()
+            .filter(|d| d.contains("GPU:"))
+            .count())
+    }
+
+    /// The session's devices, short names (`CPU:0`, `GPU:0`).
+    pub fn devices(&self) -> Result<Vec<String>> {
         let status = Status::new();
-        // SAFETY: the session is live; we own and delete the list it returns.
+        // SAFETY: the session is live; we own and delete the list it returns, and copy each name before that.
         unsafe {
             let list = tf::TF_SessionListDevices(self.session, status.0);
             status.check(|m| Error::Native(format!("listing the session's devices: {m}")))?;
-            let mut gpus = 0;
+            let mut names = Vec::new();
             for i in 0..tf::TF_DeviceListCount(list) {
-                let kind = tf::TF_DeviceListType(list, i, status.0);
-                if status.check(|m| Error::Native(m.to_string())).is_ok()
-                    && !kind.is_null()
-                    && CStr::from_ptr(kind).to_bytes() == b"GPU"
-                {
-                    gpus += 1;
+                let name = tf::TF_DeviceListName(list, i, status.0);
+                if status.check(|m| Error::Native(m.to_string())).is_ok() && !name.is_null() {
+                    let full = CStr::from_ptr(name).to_string_lossy();
+                    names.push(full.rsplit("device:").next().unwrap_or(&full).to_string());
                 }
             }
             tf::TF_DeleteDeviceList(list);
-            Ok(gpus)
+            Ok(names)
         }
     }
 

@@ -367,7 +367,7 @@ class SpindleEstimator(override val uid: String)
       Some(new HelloGather(sc.getConf.get("spark.driver.bindAddress", host), host, workers, secret))
     } else None
     val job = TrainJob(
-      getModelPath,
+      ModelCache.qualify(getModelPath, sc.hadoopConfiguration),
       threads(spark),
       inputs,
       validationInputs,

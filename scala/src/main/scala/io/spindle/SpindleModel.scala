@@ -73,7 +73,7 @@ class SpindleModel(override val uid: String) extends Model[SpindleModel] with Sp
     val spark = df.sparkSession
     val thePlan = plan(spark, df.schema)
     val key = cacheKey(spark, "")
-    val path = getModelPath
+    val path = ModelCache.qualify(getModelPath, spark.sparkContext.hadoopConfiguration)
     val hadoopConf = new SerializableConfiguration(spark.sparkContext.hadoopConfiguration)
     val (sig, batch, slots) = (getSignature, getBatchSize, getNumSlots)
     val (variableBytes, pad) = (getVariableLengthBytes, getPadValue)

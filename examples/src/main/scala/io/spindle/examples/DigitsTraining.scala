@@ -11,15 +11,16 @@ import io.spindle.{SpindleEstimator, SpindleModel}
   * two synchronous workers (checkpointing, and writing TensorBoard events), evaluates it on held-out digits, and scores
   * with the trained model, on an embedded local Spark (`local[2]` unless a master is set, as spark-submit does).
   *
-  * Usage: DigitsTraining <digits.csv.gz> [initialSavedModelDir] [exportDir]
+  * Usage: DigitsTraining <digits.csv.gz> [initialSavedModelDir] [exportDir] [workers=2]
   */
 object DigitsTraining {
 
   def main(args: Array[String]): Unit = {
-    require(args.nonEmpty, "usage: DigitsTraining <digits.csv.gz> [initialSavedModelDir] [exportDir]")
+    require(args.nonEmpty, "usage: DigitsTraining <digits.csv.gz> [initialSavedModelDir] [exportDir] [workers=2]")
     val initial = args.lift(1).getOrElse("tests/fixtures/digits_mlp_init")
     val work = Files.createTempDirectory("spindle-digits")
     val exportPath = args.lift(2).getOrElse(work.resolve("model").toString)
+    val workers = args.lift(3).map(_.toInt).getOrElse(2)
     val builder = SparkSession.builder()
     if (!new SparkConf().contains("spark.master")) builder.master("local[2]")
     val spark = builder.appName("spindle-digits-training").config("spark.ui.enabled", "false").getOrCreate()
@@ -30,7 +31,7 @@ object DigitsTraining {
         .setModelPath(initial)
         .setInputCols(Map("features" -> "features", "labels" -> "label"))
         .setOutputCols(Map("probabilities" -> "probabilities"))
-        .setNumWorkers(2)
+        .setNumWorkers(workers)
         .setEpochs(DigitsTraining.Epochs)
         .setBatchSize(DigitsTraining.BatchSize)
         .setSeed(1)
@@ -41,7 +42,7 @@ object DigitsTraining {
         .fit(Digits.training(digits))
       val losses = fitted.summary.lossHistory
       println(
-        f"trained ${losses.length} steps on 2 workers: loss ${losses.head}%.4f -> ${losses.last}%.4f, " +
+        f"trained ${losses.length} steps on $workers workers: loss ${losses.head}%.4f -> ${losses.last}%.4f, " +
           f"${fitted.summary.examplesPerSecond}%.0f examples/s; exported to $exportPath"
       )
       println(s"checkpoints in ${work.resolve("checkpoints")}, TensorBoard events in ${work.resolve("tensorboard")}")

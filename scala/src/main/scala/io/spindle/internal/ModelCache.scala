@@ -88,6 +88,12 @@ object ModelCache {
     spares.clear()
   }
 
+  /** `path` made absolute on the driver, so that executors, whose working directory differs, find the same model. */
+  def qualify(path: String, conf: Configuration): String = {
+    val p = new HPath(path)
+    p.getFileSystem(conf).makeQualified(p).toString
+  }
+
   /** A local directory holding the SavedModel at `path` (copied from a remote FileSystem once per JVM). */
   def localize(path: String, conf: Configuration): String = synchronized {
     val hpath = new HPath(path)
