@@ -251,6 +251,14 @@ class _SpindleTrainingParams(_SpindleParams):
         "seconds the workers may take to connect to each other",
         TypeConverters.toInt,
     )
+    gpusPerWorker = Param(
+        Params._dummy(),
+        "gpusPerWorker",
+        "GPUs each training worker asks Spark for, for the training stage only (a stage-level task resource profile; "
+        "the executors must have them: spark.executor.resource.gpu.amount); 0: the application's "
+        "spark.task.resource.gpu.amount, if any",
+        TypeConverters.toInt,
+    )
     peerTimeout = Param(
         Params._dummy(),
         "peerTimeout",
@@ -357,6 +365,9 @@ class _SpindleTrainingParams(_SpindleParams):
 
     def getHeartbeatTimeout(self) -> int:
         return self.getOrDefault(self.heartbeatTimeout)
+
+    def getGpusPerWorker(self) -> int:
+        return self.getOrDefault(self.gpusPerWorker)
 
     def getCheckpointDir(self) -> str:
         return self.getOrDefault(self.checkpointDir)
@@ -828,6 +839,9 @@ class SpindleEstimator(
 
     def setHeartbeatTimeout(self, seconds: int) -> "SpindleEstimator":
         return self._set(heartbeatTimeout=seconds)
+
+    def setGpusPerWorker(self, value: int) -> "SpindleEstimator":
+        return self._set(gpusPerWorker=value)
 
     def setCheckpointDir(self, value: str) -> "SpindleEstimator":
         return self._set(checkpointDir=value)

@@ -10,6 +10,7 @@ import org.apache.spark.{SparkException, SpindleCoreShim}
 import org.apache.spark.ml.Estimator
 import org.apache.spark.ml.param.{BooleanParam, DoubleParam, IntParam, LongParam, Param, ParamMap, ParamValidators}
 import org.apache.spark.ml.util.{DefaultParamsReadable, DefaultParamsWritable, Identifiable}
+import org.apache.spark.resource.{ResourceProfileBuilder, TaskResourceRequests}
 import org.apache.spark.sql.{DataFrame, Dataset, SparkSession, SpindleSqlShim}
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.types.StructType
@@ -72,6 +73,15 @@ trait SpindleTrainingParams extends SpindleParams {
     "rendezvousTimeout",
     "seconds the workers may take to connect to each other",
     ParamValidators.gt(0)
+  )
+
+  final val gpusPerWorker = new IntParam(
+    this,
+    "gpusPerWorker",
+    "GPUs each training worker asks Spark for, for the training stage only (a stage-level task resource profile; " +
+      "the executors must have them: spark.executor.resource.gpu.amount); 0: the application's " +
+      "spark.task.resource.gpu.amount, if any",
+    ParamValidators.gtEq(0)
   )
 
   final val peerTimeout = new IntParam(
@@ -170,6 +180,7 @@ trait SpindleTrainingParams extends SpindleParams {
     overwriteExport -> false,
     terminateOnNaN -> true,
     rendezvousTimeout -> 120,
+    gpusPerWorker -> 0,
     peerTimeout -> 600,
     heartbeatTimeout -> 30,
     checkpointEverySteps -> 100,
@@ -189,6 +200,7 @@ trait SpindleTrainingParams extends SpindleParams {
   def getOverwriteExport: Boolean = $(overwriteExport)
   def getTerminateOnNaN: Boolean = $(terminateOnNaN)
   def getRendezvousTimeout: Int = $(rendezvousTimeout)
+  def getGpusPerWorker: Int = $(gpusPerWorker)
   def getPeerTimeout: Int = $(peerTimeout)
   def getHeartbeatTimeout: Int = $(heartbeatTimeout)
   def getCheckpointDir: String = $(checkpointDir)
@@ -265,6 +277,7 @@ class SpindleEstimator(override val uid: String)
   def setOverwriteExport(value: Boolean): this.type = set(overwriteExport, value)
   def setTerminateOnNaN(value: Boolean): this.type = set(terminateOnNaN, value)
   def setRendezvousTimeout(seconds: Int): this.type = set(rendezvousTimeout, seconds)
+  def setGpusPerWorker(value: Int): this.type = set(gpusPerWorker, value)
   def setPeerTimeout(seconds: Int): this.type = set(peerTimeout, seconds)
   def setHeartbeatTimeout(seconds: Int): this.type = set(heartbeatTimeout, seconds)
   def setCheckpointDir(value: String): this.type = set(checkpointDir, value)
@@ -327,7 +340,22 @@ class SpindleEstimator(override val uid: String)
       Seq("modelPath" -> getModelPath) ++ get(checkpointDir).map("checkpointDir" -> _),
       sc.hadoopConfiguration
     )
-    Slots.require(sc, workers, Slots.FirstAttemptGraceMs)
+    // Asked for the training stage alone: scans before it and transforms after it run without GPUs.
+    val profile = if (getGpusPerWorker > 0) {
+      val task =
+        new TaskResourceRequests().cpus(sc.getConf.getInt("spark.task.cpus", 1)).resource("gpu", getGpusPerWorker)
+      val p = new ResourceProfileBuilder().require(task).build()
+      try SpindleCoreShim.registerProfile(sc, p)
+      catch {
+        case e: SparkException =>
+          throw new SpindleClusterException(
+            s"gpusPerWorker=$getGpusPerWorker: Spark refuses the training stage's resource profile: ${e.getMessage}",
+            e
+          )
+      }
+      Some(p)
+    } else None
+    Slots.require(sc, workers, Slots.FirstAttemptGraceMs, profile)
     val checkpoints = if (isDefined(checkpointDir)) Some(checkpointStore(sc)) else None
     val trainRows = SpindleSqlShim.internalRows(train, workers)
     // One element per partition: the partition's training rows and its validation rows, read in that order by the
@@ -389,14 +417,14 @@ class SpindleEstimator(override val uid: String)
     val tag = s"$uid-${System.nanoTime()}"
     sc.setJobDescription(s"Spindle: train $getModelPath on $workers workers")
     sc.setLocalProperty(Slots.Watch.Property, tag)
-    val retries = new Slots.Watch(sc, workers, tag)
+    val retries = new Slots.Watch(sc, workers, tag, profile)
     val reports =
       try
         SpindleCoreShim.withTaskFailures(sc, SpindleEstimator.hasRootCause)(job.progress.logged(sc, log) {
           // The shuffle after the barrier stage makes it a map stage: Spark aborts a failed barrier result stage,
           // but retries a failed barrier map stage whole (up to spark.stage.maxConsecutiveAttempts), so workers
           // lost with an executor come back and resume from the newest checkpoint.
-          parts.barrier().mapPartitions(new TrainTask(job)).repartition(1).collect()
+          profile.fold(parts)(parts.withResources).barrier().mapPartitions(new TrainTask(job)).repartition(1).collect()
         }) match {
           case Right(r) => r
           case Left((e, taskFailures)) =>

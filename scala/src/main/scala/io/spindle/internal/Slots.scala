@@ -5,6 +5,7 @@ import java.util.concurrent.atomic.AtomicReference
 import scala.util.control.NonFatal
 
 import org.apache.spark.{SparkContext, SpindleCoreShim}
+import org.apache.spark.resource.ResourceProfile
 import org.apache.spark.scheduler.{SparkListener, SparkListenerStageSubmitted}
 
 import io.spindle.SpindleClusterException
@@ -29,7 +30,7 @@ object Slots {
     * while executors keep registering (`graceMs` after the last change, `MaxWaitMs` in all), then throws a
     * [[SpindleClusterException]] saying how many slots are needed and how many exist.
     */
-  def require(sc: SparkContext, workers: Int, graceMs: Long): Unit = {
+  def require(sc: SparkContext, workers: Int, graceMs: Long, profile: Option[ResourceProfile] = None): Unit = {
     // Spark rejects a barrier stage under dynamic allocation only once the job is submitted, with a message that
     // names neither Spindle nor the workers it needs; say so before any work.
     if (SpindleCoreShim.dynamicAllocation(sc))
@@ -41,20 +42,21 @@ object Slots {
       )
     val started = System.currentTimeMillis()
     var changed = started
-    var slots = SpindleCoreShim.maxConcurrentTasks(sc)
+    var slots = SpindleCoreShim.maxConcurrentTasks(sc, profile)
     while (
       slots < workers && System.currentTimeMillis() - changed < graceMs &&
       System.currentTimeMillis() - started < MaxWaitMs
     ) {
       Thread.sleep(100)
-      val now = SpindleCoreShim.maxConcurrentTasks(sc)
+      val now = SpindleCoreShim.maxConcurrentTasks(sc, profile)
       if (now != slots) changed = System.currentTimeMillis()
       slots = now
     }
     if (slots < workers)
       throw new SpindleClusterException(
         s"training with numWorkers=$workers needs $workers task slots at once (one barrier task per worker), but the " +
-          s"cluster has $slots (executor cores / spark.task.cpus); lower numWorkers or add executors"
+          s"cluster has $slots (executor cores / spark.task.cpus${profile.fold("")(_ => ", executor GPUs / gpusPerWorker")}); " +
+          "lower numWorkers or add executors"
       )
   }
 
@@ -62,7 +64,8 @@ object Slots {
     * executor loss) on a cluster that no longer has `workers` slots, cancels it and returns the reason, so that `fit`
     * fails within [[RetryGraceMs]] as the first attempt would, instead of waiting for slots that never come.
     */
-  final class Watch(sc: SparkContext, workers: Int, tag: String) extends AutoCloseable {
+  final class Watch(sc: SparkContext, workers: Int, tag: String, profile: Option[ResourceProfile] = None)
+      extends AutoCloseable {
     private val failure = new AtomicReference[SpindleClusterException]()
     private val listener = new SparkListener {
       override def onStageSubmitted(submitted: SparkListenerStageSubmitted): Unit = {
@@ -71,7 +74,7 @@ object Slots {
         if (ours && stage.attemptNumber() > 0) {
           val checking = new Thread(
             () =>
-              try require(sc, workers, RetryGraceMs)
+              try require(sc, workers, RetryGraceMs, profile)
               catch {
                 case e: SpindleClusterException =>
                   failure

@@ -22,9 +22,14 @@ object SpindleCoreShim {
   def hadoopConfiguration(conf: SparkConf): org.apache.hadoop.conf.Configuration =
     org.apache.spark.deploy.SparkHadoopUtil.get.newConfiguration(conf)
 
-  /** How many tasks of the default resource profile the registered executors can run at once. */
-  def maxConcurrentTasks(sc: SparkContext): Int =
-    sc.maxNumConcurrentTasks(sc.resourceProfileManager.defaultResourceProfile)
+  /** How many tasks of `profile` (default: the default resource profile) the registered executors can run at once. */
+  def maxConcurrentTasks(sc: SparkContext, profile: Option[resource.ResourceProfile] = None): Int =
+    sc.maxNumConcurrentTasks(profile.getOrElse(sc.resourceProfileManager.defaultResourceProfile))
+
+  /** Registers `profile` (idempotent), so that its slots can be counted; Spark throws when the cluster cannot have it.
+    */
+  def registerProfile(sc: SparkContext, profile: resource.ResourceProfile): Unit =
+    sc.resourceProfileManager.addResourceProfile(profile)
 
   /** Whether dynamic allocation is on, as Spark's scheduler sees it (it ignores the setting on a `local` master). */
   def dynamicAllocation(sc: SparkContext): Boolean = Utils.isDynamicAllocationEnabled(sc.getConf)
