@@ -61,18 +61,21 @@ class SparkSubmitSuite extends SpindleTestBase {
   ) {
     // Only the GPU jar is on the class path, and the variant setting makes the driver and the executors refuse any
     // other build: TensorFlow finds no CUDA driver here and runs every op on the CPU.
+    // A cache of its own, so the check below sees this run's extraction; 1.26 GB, removed at the end.
     val cache = tempDir("spindle-gpu-cache")
-    val variant = s"-Dspindle.tensorflow.variant=gpu -Dspindle.cache.dir=$cache"
-    val out = submit(
-      prop("spindle.tensorflowGpuJar"),
-      Seq(s"spark.driver.extraJavaOptions=$variant", s"spark.executor.extraJavaOptions=$variant"),
-      "io.spindle.examples.DigitsTraining",
-      digitsCsv.toString,
-      fixture("digits_mlp_init"),
-      tempDir("spindle-gpu-export").resolve("model").toString
-    )
-    assert(accuracy(out).exists(_ >= 0.95), s"example output:\n$out")
-    val extracted = Files.list(cache).iterator().asScala.map(_.getFileName.toString).toSeq
-    assert(extracted.exists(_.startsWith("tensorflow-core-native-1.2.0-linux-x86_64-gpu")), extracted)
+    try {
+      val variant = s"-Dspindle.tensorflow.variant=gpu -Dspindle.cache.dir=$cache"
+      val out = submit(
+        prop("spindle.tensorflowGpuJar"),
+        Seq(s"spark.driver.extraJavaOptions=$variant", s"spark.executor.extraJavaOptions=$variant"),
+        "io.spindle.examples.DigitsTraining",
+        digitsCsv.toString,
+        fixture("digits_mlp_init"),
+        tempDir("spindle-gpu-export").resolve("model").toString
+      )
+      assert(accuracy(out).exists(_ >= 0.95), s"example output:\n$out")
+      val extracted = Files.list(cache).iterator().asScala.map(_.getFileName.toString).toSeq
+      assert(extracted.exists(_.startsWith("tensorflow-core-native-1.2.0-linux-x86_64-gpu")), extracted)
+    } finally org.apache.commons.io.FileUtils.deleteDirectory(cache.toFile)
   }
 }
