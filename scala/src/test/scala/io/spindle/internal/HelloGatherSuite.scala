@@ -93,13 +93,21 @@ class HelloGatherSuite extends AnyFunSuite {
   }
 
   test("a driver that is not there is a typed error naming its address") {
-    val gather = new HelloGather("127.0.0.1", "127.0.0.1", 2, secret)
-    val address = gather.address
-    gather.close()
-    gather.close() // idempotent
+    // Port 0 refuses every connection; a port freed by a closed gather could be bound again by anyone meanwhile.
+    val address = "127.0.0.1:0"
     val e = intercept[SpindleClusterException](
       HelloGather.exchange(address, secret, request(0, 0), 1000, "rank 0", () => false)
     )
     assert(e.getMessage.contains(s"cannot reach the driver's rendezvous at $address"), e.getMessage)
+  }
+
+  test("close is idempotent and ends the waits of the ranks still waiting") {
+    val gather = new HelloGather("127.0.0.1", "127.0.0.1", 2, secret)
+    val waiting = exchange(gather, 0, 0)
+    Thread.sleep(300)
+    gather.close()
+    gather.close()
+    val e = intercept[SpindleClusterException](Await.result(waiting, 30.seconds))
+    assert(e.getMessage.contains("closed the connection"), e.getMessage)
   }
 }
