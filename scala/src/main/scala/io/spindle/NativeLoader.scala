@@ -44,12 +44,8 @@ object NativeLoader {
   private val RuntimeResource = "/native/linux-x86_64/libspindle_jni.so"
 
   @volatile private var loaded: Option[Either[Throwable, String]] = None
+  // The build loaded, for the log line: `cpu` or `gpu` (from a jar), `dir` (from spindle.tensorflow.dir).
   @volatile private var variantLoaded = "dir"
-
-  /** Which libtensorflow this JVM loaded: `cpu` or `gpu` (the build of the jar it came from), or `dir` (from
-    * `spindle.tensorflow.dir` / `SPINDLE_TENSORFLOW_DIR`).
-    */
-  def tensorflowVariant: String = { ensureLoaded(); variantLoaded }
 
   /** Loads everything once; later calls return at once, or rethrow the first failure. */
   def ensureLoaded(): String = {

@@ -1,7 +1,5 @@
 package io.spindle.cluster
 
-import java.nio.file.Files
-import java.nio.file.attribute.PosixFilePermissions
 import java.util.concurrent.ConcurrentLinkedQueue
 
 import scala.jdk.CollectionConverters._
@@ -19,25 +17,10 @@ import io.spindle.examples.Digits
   * mapping from Spark's task resources to the session, task by task, two tasks of one executor holding different GPUs
   * at once.
   */
-class GpuBindingSuite extends ClusterSuite {
-
-  override protected def master: String = "local-cluster[2,2,1536]"
-
-  private lazy val discovery = {
-    val script = Files.createTempFile("spindle-fake-gpus", ".sh")
-    script.toFile.deleteOnExit()
-    Files.write(script, "#!/usr/bin/env bash\necho '{\"name\": \"gpu\", \"addresses\": [\"0\", \"1\"]}'\n".getBytes)
-    Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"))
-    script.toString
-  }
+class GpuBindingSuite extends FakeGpus {
 
   override protected def sparkConf: Map[String, String] = super.sparkConf ++ Map(
-    "spark.worker.resource.gpu.amount" -> "2",
-    "spark.worker.resource.gpu.discoveryScript" -> discovery,
-    "spark.executor.resource.gpu.amount" -> "2",
-    "spark.executor.resource.gpu.discoveryScript" -> discovery,
     "spark.task.resource.gpu.amount" -> "1",
-    "spark.stage.maxConsecutiveAttempts" -> "1",
     "spark.task.maxFailures" -> "1"
   )
 

@@ -1,8 +1,5 @@
 package io.spindle.cluster
 
-import java.nio.file.Files
-import java.nio.file.attribute.PosixFilePermissions
-
 import org.apache.spark.sql.DataFrame
 
 import io.spindle.{SpindleClusterException, SpindleEstimator, SpindleModel, SpindleModelException}
@@ -13,25 +10,7 @@ import io.spindle.examples.Digits
   * none. Scoring runs without GPUs; the training workers get one each, which this CPU-only libtensorflow refuses,
   * naming it.
   */
-class GpuStageSuite extends ClusterSuite {
-
-  override protected def master: String = "local-cluster[2,2,1536]"
-
-  private lazy val discovery = {
-    val script = Files.createTempFile("spindle-fake-gpus", ".sh")
-    script.toFile.deleteOnExit()
-    Files.write(script, "#!/usr/bin/env bash\necho '{\"name\": \"gpu\", \"addresses\": [\"0\", \"1\"]}'\n".getBytes)
-    Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"))
-    script.toString
-  }
-
-  override protected def sparkConf: Map[String, String] = super.sparkConf ++ Map(
-    "spark.worker.resource.gpu.amount" -> "2",
-    "spark.worker.resource.gpu.discoveryScript" -> discovery,
-    "spark.executor.resource.gpu.amount" -> "2",
-    "spark.executor.resource.gpu.discoveryScript" -> discovery,
-    "spark.stage.maxConsecutiveAttempts" -> "1"
-  )
+class GpuStageSuite extends FakeGpus {
 
   private lazy val digits: DataFrame = Digits.load(spark, digitsCsv.toString).cache()
 
