@@ -19,19 +19,23 @@ import io.spindle.examples.Digits
   */
 class GpuBindingSuite extends FakeGpus {
 
+  private lazy val taskGpus = tempDir("spindle-task-gpus").resolve("starts")
+
   override protected def sparkConf: Map[String, String] = super.sparkConf ++ Map(
     "spark.task.resource.gpu.amount" -> "1",
-    "spark.task.maxFailures" -> "1"
+    "spark.task.maxFailures" -> "1",
+    "spark.plugins" -> classOf[TaskGpus].getName,
+    TaskGpus.FileConf -> taskGpus.toString
   )
 
   private lazy val digits: DataFrame = Digits.load(spark, digitsCsv.toString).cache()
 
-  /** Runs `body`, which must fail, and returns each failed task's executor and message. */
-  private def taskFailures(body: => Any): Seq[(String, String)] = {
-    val failures = new ConcurrentLinkedQueue[(String, String)]()
+  /** Runs `body`, which must fail, and returns each failed task's id and message. */
+  private def taskFailures(body: => Any): Seq[(Long, String)] = {
+    val failures = new ConcurrentLinkedQueue[(Long, String)]()
     val listener = new SparkListener {
       override def onTaskEnd(end: SparkListenerTaskEnd): Unit = end.reason match {
-        case f: ExceptionFailure => failures.add(end.taskInfo.executorId -> f.description)
+        case f: ExceptionFailure => failures.add(end.taskInfo.taskId -> f.description)
         case _                   =>
       }
     }
@@ -54,14 +58,19 @@ class GpuBindingSuite extends FakeGpus {
         .setNumWorkers(4)
         .fit(Digits.training(digits).repartition(4))
     )
-    val gpus = failures.flatMap { case (executor, message) =>
-      named.findFirstMatchIn(message).map(executor -> _.group(1))
-    }
-    // Spark may cancel the other workers before their sessions fail: every failure that names a GPU names one of the
-    // two, and some executor ran two workers holding different ones.
-    assert(gpus.nonEmpty, failures.mkString("\n"))
-    assert(gpus.forall { case (_, g) => g == "0" || g == "1" }, gpus)
-    assert(gpus.groupBy(_._1).values.exists(_.map(_._2).toSet == Set("0", "1")), gpus)
+    val bound = failures.flatMap { case (task, message) => named.findFirstMatchIn(message).map(task -> _.group(1)) }
+    assert(bound.nonEmpty, failures.mkString("\n"))
+    // Spark kills the other workers at the first failure, often before their sessions fail: each failure is checked
+    // against the GPU Spark gave that very task, and Spark's own record shows two workers of each executor at once,
+    // holding GPUs 0 and 1.
+    val starts = TaskGpus.read(taskGpus)
+    val given = starts.map(s => s.task -> s.gpus).toMap
+    for ((task, gpus) <- bound)
+      assert(given.get(task).contains(gpus), s"task $task's session: GPU $gpus; Spark's: $starts")
+    val stage = starts.find(_.task == bound.head._1).map(_.stage)
+    val workers = starts.filter(s => stage.contains(s.stage))
+    assert(workers.size == 4, starts)
+    assert(workers.groupBy(_.executor).values.forall(_.map(_.gpus).sorted == Seq("0", "1")), workers)
   }
 
   test("transform: each scoring task binds its own GPU, and fails saying which and why") {
