@@ -3,6 +3,8 @@
 //! Inference and training share:
 //! - [`tf`]: a small safe wrapper over TensorFlow's C API (sessions, tensors that alias our memory).
 //! - [`model`]: a loaded SavedModel and what its signatures offer.
+//! - [`placement`]: the device a session's graph runs on, from the GPUs Spark gave the task; `saved_model_import`
+//!   (internal) loads a graph onto it.
 //! - [`error`]: the one error type, whose variant says which layer is at fault.
 //! - `batch` (internal): where each input lies in a batch buffer, and the run of a signature over it.
 //!
@@ -33,9 +35,11 @@ mod exchange;
 pub mod feeder;
 mod liveness;
 pub mod model;
+pub mod placement;
 mod progress;
 pub mod rendezvous;
 pub mod ring;
+mod saved_model_import;
 mod schedule;
 pub mod script_feed;
 mod spill;

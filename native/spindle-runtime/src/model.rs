@@ -7,6 +7,7 @@ use spindle_proto::tensorflow::{SaverDef, TensorInfo};
 use spindle_proto::Message;
 
 use crate::error::{Error, Result};
+use crate::placement::Placement;
 use crate::tf::{tf_type_name, DataType, Port, SavedModel, Tensor};
 
 /// One SavedModel in one TensorFlow session, shared (behind an `Arc`) by every feeder and thread that
@@ -30,7 +31,7 @@ impl Model {
             &tags,
             config.intra_op_threads,
             config.inter_op_threads,
-            &config.gpu_addresses,
+            &Placement::of(config)?,
         )?;
         let info = describe(&saved);
         let devices = saved.devices().unwrap_or_default().join(", ");

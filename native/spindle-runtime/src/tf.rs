@@ -16,6 +16,8 @@ use spindle_proto::tensorflow::{ConfigProto, GpuOptions, MetaGraphDef};
 use tensorflow_sys as tf;
 
 use crate::error::{Error, Result};
+use crate::placement::Placement;
+use crate::saved_model_import;
 
 /// Alignment TensorFlow needs to use external memory in place; with less it silently copies.
 pub const ALIGNMENT: usize = 64;
@@ -426,6 +428,40 @@ pub struct Port(tf::TF_Output);
 unsafe impl Send for Port {}
 unsafe impl Sync for Port {}
 
+/// Owned `TF_SessionOptions` holding a serialized ConfigProto.
+struct SessionOptions(*mut tf::TF_SessionOptions);
+
+impl SessionOptions {
+    fn new(config: &[u8]) -> Result<Self> {
+        let status = Status::new();
+        // SAFETY: the config bytes are live for the call, which copies them.
+        unsafe {
+            let opts = SessionOptions(tf::TF_NewSessionOptions());
+            tf::TF_SetConfig(
+                opts.0,
+                config.as_ptr() as *const c_void,
+                config.len(),
+                status.0,
+            );
+            status.check(|m| Error::Native(format!("session config rejected: {m}")))?;
+            Ok(opts)
+        }
+    }
+}
+
+impl Drop for SessionOptions {
+    fn drop(&mut self) {
+        // SAFETY: owned, deleted once.
+        unsafe { tf::TF_DeleteSessionOptions(self.0) }
+    }
+}
+
+/// `path` as a C string, for TensorFlow's file arguments.
+fn c_path(path: &Path) -> Result<CString> {
+    CString::new(path.to_string_lossy().as_bytes())
+        .map_err(|_| Error::Input(format!("path {} contains a NUL byte", path.display())))
+}
+
 /// A SavedModel loaded into one session: graph, session, and its MetaGraphDef.
 pub struct SavedModel {
     graph: *mut tf::TF_Graph,
@@ -439,14 +475,15 @@ unsafe impl Sync for SavedModel {}
 
 impl SavedModel {
     /// Loads the SavedModel in `dir` with `tags`, and intra/inter-op thread pools of the given sizes
-    /// (0: TensorFlow's default). With `gpus` (the CUDA ids Spark assigned the task), the session sees only
-    /// those, with memory growth on, and the load fails, naming them, unless TensorFlow sees that many GPUs.
+    /// (0: TensorFlow's default), placed as `placement` says: with the task's GPUs, the session sees the executor's,
+    /// with memory growth on, its graph runs on the task's, and the load fails, naming them, unless TensorFlow sees
+    /// that GPU.
     pub fn load(
         dir: &Path,
         tags: &[String],
         intra: i32,
         inter: i32,
-        gpus: &[String],
+        placement: &Placement,
     ) -> Result<SavedModel> {
         quiet_tensorflow();
         let shown = dir.display();
@@ -458,20 +495,13 @@ impl SavedModel {
             };
             return Err(Error::Model(format!("SavedModel directory {shown} {why}")));
         }
-        let c_dir = CString::new(dir.to_string_lossy().as_bytes())
-            .map_err(|_| Error::Input(format!("model path {shown} contains a NUL byte")))?;
-        let c_tags = tags
-            .iter()
-            .map(|t| CString::new(t.as_str()))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|_| Error::Input("a tag contains a NUL byte".into()))?;
-        let tag_ptrs: Vec<*const c_char> = c_tags.iter().map(|t| t.as_ptr()).collect();
+        let gpus = &placement.task_gpus;
         let config = ConfigProto {
             intra_op_parallelism_threads: intra,
             inter_op_parallelism_threads: inter,
             gpu_options: (!gpus.is_empty()).then(|| GpuOptions {
                 allow_growth: true,
-                visible_device_list: gpus.join(","),
+                visible_device_list: placement.visible_gpus.join(","),
             }),
             allow_soft_placement: true,
         }
@@ -484,25 +514,58 @@ impl SavedModel {
                 gpus.join(",")
             )
         };
+        let options = SessionOptions::new(&config)?;
+        let model = if placement.device.is_empty() {
+            Self::load_by_tensorflow(dir, tags, &options)
+        } else {
+            Self::import(dir, tags, &options, &placement.device)
+        }
+        .map_err(|e| match e {
+            Error::Model(m) => Error::Model(format!(
+                "SavedModel {shown} failed to load (tags {tags:?}){on_gpus}: {m}"
+            )),
+            other => other,
+        })?;
+        let seen = if gpus.is_empty() {
+            0
+        } else {
+            model.gpu_count()?
+        };
+        if seen < placement.gpus_needed {
+            return Err(Error::Model(format!(
+                "SavedModel {shown}: the task holds GPU(s) {} (Spark's task resources; this executor's: {}), but \
+                 TensorFlow sees {seen} GPU(s): this libtensorflow is the CPU build, or no CUDA driver or device is \
+                 there for those ids",
+                gpus.join(","),
+                placement.visible_gpus.join(",")
+            )));
+        }
+        if !placement.device.is_empty() {
+            saved_model_import::restore_and_init(&model, dir)?;
+        }
+        Ok(model)
+    }
+
+    /// TensorFlow's own SavedModel loader: graph, session, variables restored, init op run.
+    fn load_by_tensorflow(
+        dir: &Path,
+        tags: &[String],
+        options: &SessionOptions,
+    ) -> Result<SavedModel> {
+        let c_dir = c_path(dir)?;
+        let c_tags = tags
+            .iter()
+            .map(|t| CString::new(t.as_str()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| Error::Input("a tag contains a NUL byte".into()))?;
+        let tag_ptrs: Vec<*const c_char> = c_tags.iter().map(|t| t.as_ptr()).collect();
         let status = Status::new();
         // SAFETY: every pointer handed to TensorFlow is live for the call; we own what it returns.
         unsafe {
-            let opts = tf::TF_NewSessionOptions();
-            tf::TF_SetConfig(
-                opts,
-                config.as_ptr() as *const c_void,
-                config.len(),
-                status.0,
-            );
-            if let Err(e) = status.check(|m| Error::Native(format!("session config rejected: {m}")))
-            {
-                tf::TF_DeleteSessionOptions(opts);
-                return Err(e);
-            }
             let graph = tf::TF_NewGraph();
             let meta_buf = tf::TF_NewBuffer();
             let session = tf::TF_LoadSessionFromSavedModel(
-                opts,
+                options.0,
                 ptr::null(),
                 c_dir.as_ptr(),
                 tag_ptrs.as_ptr(),
@@ -511,40 +574,22 @@ impl SavedModel {
                 meta_buf,
                 status.0,
             );
-            tf::TF_DeleteSessionOptions(opts);
-            let loaded = status.check(|m| {
-                Error::Model(format!(
-                    "SavedModel {shown} failed to load (tags {tags:?}){on_gpus}: {m}"
-                ))
-            });
+            let loaded = status.check(|m| Error::Model(m.to_string()));
             let meta = loaded.and_then(|_| {
                 let bytes =
                     std::slice::from_raw_parts((*meta_buf).data as *const u8, (*meta_buf).length);
                 MetaGraphDef::decode(bytes)
-                    .map_err(|e| Error::Model(format!("SavedModel {shown}: bad MetaGraphDef: {e}")))
+                    .map_err(|e| Error::Model(format!("bad MetaGraphDef: {e}")))
             });
             tf::TF_DeleteBuffer(meta_buf);
             match meta {
-                Ok(meta) => {
-                    let model = SavedModel {
+                Ok(mut meta) => {
+                    meta.graph_def = Vec::new(); // TensorFlow holds the graph: its bytes are not needed twice
+                    Ok(SavedModel {
                         graph,
                         session,
                         meta,
-                    };
-                    let seen = if gpus.is_empty() {
-                        0
-                    } else {
-                        model.gpu_count()?
-                    };
-                    if seen < gpus.len() {
-                        return Err(Error::Model(format!(
-                            "SavedModel {shown}: the task holds GPU(s) {} (Spark's task resources), but \
-                             TensorFlow sees {seen} GPU(s): this libtensorflow is the CPU build, or no CUDA \
-                             driver or device is there for those ids",
-                            gpus.join(",")
-                        )));
-                    }
-                    Ok(model)
+                    })
                 }
                 Err(e) => {
                     if !session.is_null() {
@@ -555,6 +600,48 @@ impl SavedModel {
                     Err(e)
                 }
             }
+        }
+    }
+
+    /// Imports the graph of the meta graph with `tags` with every op that names no device placed on `device`, in a
+    /// new session; its variables are not restored yet (see [`saved_model_import::restore_and_init`]).
+    fn import(
+        dir: &Path,
+        tags: &[String],
+        options: &SessionOptions,
+        device: &str,
+    ) -> Result<SavedModel> {
+        let mut meta = saved_model_import::meta_graph(dir, tags)?;
+        let c_device = CString::new(device)
+            .map_err(|_| Error::Input(format!("device {device:?} contains a NUL byte")))?;
+        let status = Status::new();
+        // SAFETY: every pointer handed to TensorFlow is live for the call; we own what it returns.
+        unsafe {
+            let graph = tf::TF_NewGraph();
+            let opts = tf::TF_NewImportGraphDefOptions();
+            tf::TF_ImportGraphDefOptionsSetDefaultDevice(opts, c_device.as_ptr());
+            let buf = tf::TF_NewBufferFromString(
+                meta.graph_def.as_ptr() as *const c_void,
+                meta.graph_def.len(),
+            );
+            tf::TF_GraphImportGraphDef(graph, buf, opts, status.0);
+            tf::TF_DeleteBuffer(buf);
+            tf::TF_DeleteImportGraphDefOptions(opts);
+            meta.graph_def = Vec::new();
+            if let Err(e) = status.check(|m| Error::Model(format!("importing its graph: {m}"))) {
+                tf::TF_DeleteGraph(graph);
+                return Err(e);
+            }
+            let session = tf::TF_NewSession(graph, options.0, status.0);
+            if let Err(e) = status.check(|m| Error::Model(format!("creating its session: {m}"))) {
+                tf::TF_DeleteGraph(graph);
+                return Err(e);
+            }
+            Ok(SavedModel {
+                graph,
+                session,
+                meta,
+            })
         }
     }
 

@@ -21,10 +21,16 @@ fn fixture(name: &str) -> String {
 }
 
 fn load(path: &str) -> Arc<Model> {
+    load_on(path, "")
+}
+
+/// [`load`] with the graph placed on `device` by Spindle's own import (empty: TensorFlow's loader).
+fn load_on(path: &str, device: &str) -> Arc<Model> {
     let config = ModelConfig {
         path: path.into(),
         intra_op_threads: 1,
         inter_op_threads: 1,
+        device: device.into(),
         ..Default::default()
     };
     Arc::new(Model::load(&config).expect("model loads"))
@@ -126,6 +132,17 @@ fn uploaded(uploads: &Path, step: i64) -> CheckpointInfo {
 /// the chief checkpoints (as `base` says) and its checkpoints are copied there.
 fn train(
     shards: Vec<Vec<([f32; 64], i64)>>,
+    base: TrainerConfig,
+    export: Option<String>,
+    uploads: Option<&Path>,
+) -> Vec<TrainingReport> {
+    train_on("", shards, base, export, uploads)
+}
+
+/// [`train`] with each worker's graph placed on `device` (see [`load_on`]).
+fn train_on(
+    device: &str,
+    shards: Vec<Vec<([f32; 64], i64)>>,
     mut base: TrainerConfig,
     export: Option<String>,
     uploads: Option<&Path>,
@@ -161,8 +178,9 @@ fn train(
                     config.checkpoint_dir = local.path().to_string_lossy().into_owned();
                 }
             }
+            let device = device.to_string();
             std::thread::spawn(move || {
-                let model = load(&fixture("digits_mlp_init"));
+                let model = load_on(&fixture("digits_mlp_init"), &device);
                 let trainer = Trainer::open(model, &config, rendezvous).expect("trainer opens");
                 let report = std::thread::scope(|s| {
                     if let Some(uploads) = &uploads {
@@ -225,6 +243,23 @@ fn one_worker_learns_over_replayed_epochs() {
     assert!(
         last < first * 0.8,
         "loss falls: epoch 1 {first}, epoch 4 {last}"
+    );
+}
+
+/// The load path of a task holding a GPU (Spindle's own import, placing the graph on the task's device), here on
+/// the CPU: two workers train to the weights TensorFlow's loader gives, and learn.
+#[test]
+fn workers_on_a_graph_placed_by_spindle_train_as_on_tensorflows_loader() {
+    let shards = || vec![dataset(300, 2), dataset(300, 3)];
+    let placed = train_on("/device:CPU:0", shards(), config(25, 3, true), None, None);
+    let by_tensorflow = train(shards(), config(25, 3, true), None, None);
+    assert_close(&variables(&placed[0]), &variables(&by_tensorflow[0]), 1e-5);
+    let losses = |r: &TrainingReport| r.steps.iter().map(|s| s.loss as f32).collect::<Vec<_>>();
+    assert_close(&losses(&placed[1]), &losses(&by_tensorflow[1]), 1e-5);
+    let (first, last) = (epoch_loss(&placed[0], 1), epoch_loss(&placed[0], 3));
+    assert!(
+        last < first * 0.8,
+        "loss falls: epoch 1 {first}, epoch 3 {last}"
     );
 }
 

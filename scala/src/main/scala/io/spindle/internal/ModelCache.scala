@@ -9,7 +9,7 @@ import scala.jdk.CollectionConverters._
 
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.{FileUtil, Path => HPath}
-import org.apache.spark.TaskContext
+import org.apache.spark.{SpindleCoreShim, TaskContext}
 
 import io.spindle.{NativeLoader, SpindleModelException}
 import io.spindle.jni.NativeRuntime
@@ -70,6 +70,8 @@ object ModelCache {
       .setIntraOpThreads(key.intraOpThreads)
       .setInterOpThreads(key.interOpThreads)
       .addAllGpuAddresses(key.gpus.asJava)
+      // Every session of the JVM sees the executor's GPUs, its graph placed on the task's (see placement.rs).
+      .addAllExecutorGpus((if (key.gpus.isEmpty) Nil else SpindleCoreShim.executorGpus).asJava)
       .build()
     new LoadedModel(NativeRuntime.loadModel(config.toByteArray), key.localPath)
   }

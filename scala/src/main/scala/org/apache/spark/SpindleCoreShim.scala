@@ -7,8 +7,8 @@ import scala.jdk.CollectionConverters._
 import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
 import org.apache.spark.util.Utils
 
-/** The package-private Spark core calls training needs: the executor's host and local dir, the cluster's task slots and
-  * dynamic allocation, and the exceptions failed tasks threw.
+/** The package-private Spark core calls training needs: the executor's host, local dir and GPUs, the cluster's task
+  * slots and dynamic allocation, and the exceptions failed tasks threw.
   */
 object SpindleCoreShim {
 
@@ -17,6 +17,22 @@ object SpindleCoreShim {
 
   /** One of this executor's local dirs (`spark.local.dir`), where spill files belong. */
   def localDir: String = Utils.getLocalDir(SparkEnv.get.conf)
+
+  /** Every GPU address this executor holds (the `gpu` resource it registered with, which its tasks' are taken from);
+    * empty in local mode, where the driver runs the tasks, or when Spark's internals differ. Spark keeps the list in a
+    * private field of CoarseGrainedExecutorBackend, whose accessor (the same in Spark 3.5 and 4.x) is read here.
+    */
+  def executorGpus: Seq[String] = {
+    val accessor = "org$apache$spark$executor$CoarseGrainedExecutorBackend$$_resources"
+    Option(SparkEnv.get)
+      .flatMap(_.executorBackend)
+      .collect { case b: executor.CoarseGrainedExecutorBackend => b }
+      .flatMap(b => scala.util.Try(b.getClass.getMethod(accessor).invoke(b)).toOption)
+      .collect { case m: scala.collection.Map[_, _] => m.asInstanceOf[scala.collection.Map[String, Any]] }
+      .flatMap(_.get("gpu"))
+      .collect { case r: resource.ResourceInformation => r.addresses.toSeq }
+      .getOrElse(Nil)
+  }
 
   /** The Hadoop configuration Spark builds from `conf` (`spark.hadoop.*` included), for code outside a task. */
   def hadoopConfiguration(conf: SparkConf): org.apache.hadoop.conf.Configuration =

@@ -15,7 +15,8 @@ import io.spindle.examples.Digits
   * discovery script that reports fake addresses 0 and 1 (Spark takes its word), one GPU per task. This machine's
   * libtensorflow sees no GPU, so every session bound to one must fail, naming the task's own address: that shows the
   * mapping from Spark's task resources to the session, task by task, two tasks of one executor holding different GPUs
-  * at once.
+  * at once; a test plugin records which GPUs Spark gave each task. Each session also names the executor's GPUs, which
+  * all sessions of a JVM see (TensorFlow maps GPU ids once per process), its graph placed on the task's.
   */
 class GpuBindingSuite extends FakeGpus {
 
@@ -47,7 +48,8 @@ class GpuBindingSuite extends FakeGpus {
     failures.asScala.toSeq
   }
 
-  private val named = "the task holds GPU\\(s\\) ([0-9,]+) \\(Spark's task resources\\)".r
+  // The task's GPU and the executor's, which every session of the executor sees.
+  private val named = "the task holds GPU\\(s\\) ([0-9,]+) \\(Spark's task resources; this executor's: ([0-9,]+)\\)".r
 
   test("fit: the four workers, two per executor at once, each bind the GPU Spark gave them") {
     val failures = taskFailures(
@@ -58,8 +60,10 @@ class GpuBindingSuite extends FakeGpus {
         .setNumWorkers(4)
         .fit(Digits.training(digits).repartition(4))
     )
-    val bound = failures.flatMap { case (task, message) => named.findFirstMatchIn(message).map(task -> _.group(1)) }
-    assert(bound.nonEmpty, failures.mkString("\n"))
+    val matches = failures.flatMap { case (task, message) => named.findFirstMatchIn(message).map(task -> _) }
+    assert(matches.nonEmpty, failures.mkString("\n"))
+    assert(matches.forall(_._2.group(2) == "0,1"), failures.mkString("\n"))
+    val bound = matches.map { case (task, m) => task -> m.group(1) }
     // Spark kills the other workers at the first failure, often before their sessions fail: each failure is checked
     // against the GPU Spark gave that very task, and Spark's own record shows two workers of each executor at once,
     // holding GPUs 0 and 1.
@@ -82,7 +86,7 @@ class GpuBindingSuite extends FakeGpus {
         .collect()
     )
     val message = Iterator.iterate[Throwable](e)(_.getCause).takeWhile(_ != null).map(_.getMessage).mkString("\n")
-    assert(named.findFirstIn(message).nonEmpty, message)
+    assert(named.findFirstMatchIn(message).exists(_.group(2) == "0,1"), message)
     assert(message.contains("TensorFlow sees 0 GPU(s)"), message)
     assert(message.contains(classOf[SpindleModelException].getName), message)
   }

@@ -26,7 +26,10 @@ class GpuStageSuite extends FakeGpus {
       .transform(digits)
     assert(scored.count() == digits.count(), "scoring ran on the CPU, holding no GPU")
     val e = failureOf[SpindleModelException](estimator.setNumWorkers(4).setGpusPerWorker(1).fit(digits.repartition(4)))
-    assert(e.getMessage.matches("(?s).*the task holds GPU\\(s\\) [01] \\(Spark's task resources\\).*"), e.getMessage)
+    assert(
+      e.getMessage.matches("(?s).*the task holds GPU\\(s\\) [01] \\(Spark's task resources; this executor's: 0,1\\).*"),
+      e.getMessage
+    )
   }
 
   test("more GPUs per worker than an executor has fails at once, naming the setting; too few slots too") {
