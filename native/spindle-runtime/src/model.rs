@@ -26,17 +26,27 @@ impl Model {
         } else {
             config.tags.clone()
         };
+        let placement = Placement::of(config)?;
         let saved = SavedModel::load(
             Path::new(&config.path),
             &tags,
             config.intra_op_threads,
             config.inter_op_threads,
-            &Placement::of(config)?,
+            &placement,
         )?;
         let info = describe(&saved);
         let devices = saved.devices().unwrap_or_default().join(", ");
+        let placed = if placement.device.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", its graph placed on {} (visible GPUs: {})",
+                placement.device,
+                placement.visible_gpus.join(",")
+            )
+        };
         log::info!(
-            "loaded SavedModel {} ({} signatures) on devices {devices}",
+            "loaded SavedModel {} ({} signatures) on devices {devices}{placed}",
             config.path,
             info.signatures.len()
         );

@@ -27,8 +27,18 @@ impl Placement {
     pub fn of(config: &ModelConfig) -> Result<Placement> {
         let task = &config.gpu_addresses;
         let Some(first) = task.first() else {
+            if config.executor_gpus.is_empty() || !config.device.is_empty() {
+                return Ok(Placement {
+                    visible_gpus: config.executor_gpus.clone(),
+                    device: config.device.clone(),
+                    ..Default::default()
+                });
+            }
+            // A task holding no GPU on an executor that has some runs on the CPU, in the executor's mapping: a session
+            // with TensorFlow's default mapping would break the GPU tasks' sessions after it (and take every GPU's memory).
             return Ok(Placement {
-                device: config.device.clone(),
+                visible_gpus: config.executor_gpus.clone(),
+                device: "/device:CPU:0".into(),
                 ..Default::default()
             });
         };
@@ -72,10 +82,14 @@ mod tests {
             Placement::of(&config(&[], &[])).unwrap(),
             Placement::default()
         );
-        assert_eq!(
-            Placement::of(&config(&[], &["0", "1"])).unwrap(),
-            Placement::default()
-        );
+    }
+
+    #[test]
+    fn a_task_without_gpus_on_an_executor_with_some_runs_on_the_cpu_in_the_executors_mapping() {
+        let p = Placement::of(&config(&[], &["0", "1"])).unwrap();
+        assert_eq!(p.visible_gpus, vec!["0", "1"]);
+        assert_eq!((p.device.as_str(), p.gpus_needed), ("/device:CPU:0", 0));
+        assert!(p.task_gpus.is_empty());
     }
 
     #[test]

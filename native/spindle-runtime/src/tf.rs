@@ -499,7 +499,7 @@ impl SavedModel {
         let config = ConfigProto {
             intra_op_parallelism_threads: intra,
             inter_op_parallelism_threads: inter,
-            gpu_options: (!gpus.is_empty()).then(|| GpuOptions {
+            gpu_options: (!placement.visible_gpus.is_empty()).then(|| GpuOptions {
                 allow_growth: true,
                 visible_device_list: placement.visible_gpus.join(","),
             }),

@@ -171,3 +171,24 @@ fn an_import_with_tags_the_model_lacks_names_the_tags_it_has() {
         Ok(_) => panic!("loaded with tags the model lacks"),
     }
 }
+
+#[test]
+fn a_task_without_gpus_on_an_executor_with_gpus_computes_as_without_them() {
+    let dir = fixtures_root().join("digits_mlp_trained");
+    let config = ModelConfig {
+        path: dir.to_string_lossy().into_owned(),
+        intra_op_threads: 1,
+        inter_op_threads: 1,
+        executor_gpus: vec!["0".into(), "1".into()],
+        ..Default::default()
+    };
+    // This CPU build sees no GPU; a task holding none needs none, so the executor's list must not fail its load.
+    let on_gpu_executor = Model::load(&config).unwrap_or_else(|e| panic!("{e}"));
+    let plain = load(&dir, "");
+    let signature = &plain.info().signatures[0];
+    let inputs: Vec<Tensor> = signature.inputs.iter().map(|s| input(s).unwrap()).collect();
+    assert_eq!(
+        outputs(&plain, signature, &inputs),
+        outputs(&on_gpu_executor, signature, &inputs)
+    );
+}

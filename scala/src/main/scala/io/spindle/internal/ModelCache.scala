@@ -70,8 +70,9 @@ object ModelCache {
       .setIntraOpThreads(key.intraOpThreads)
       .setInterOpThreads(key.interOpThreads)
       .addAllGpuAddresses(key.gpus.asJava)
-      // Every session of the JVM sees the executor's GPUs, its graph placed on the task's (see placement.rs).
-      .addAllExecutorGpus((if (key.gpus.isEmpty) Nil else SpindleCoreShim.executorGpus).asJava)
+      // Every session of the JVM sees the executor's GPUs, its graph placed on the task's GPU or, holding none, on
+      // the CPU (see placement.rs).
+      .addAllExecutorGpus(SpindleCoreShim.executorGpus.asJava)
       .build()
     new LoadedModel(NativeRuntime.loadModel(config.toByteArray), key.localPath)
   }
