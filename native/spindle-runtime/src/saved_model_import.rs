@@ -26,31 +26,25 @@ pub fn meta_graph(dir: &Path, tags: &[String]) -> Result<MetaGraphDef> {
             file.display()
         ))
     })?;
-    let saved = SavedModelProto::decode(bytes.as_slice())
+    let mut saved = SavedModelProto::decode(bytes.as_slice())
         .map_err(|e| Error::Model(format!("{} is not a SavedModel: {e}", file.display())))?;
-    let wanted: BTreeSet<&str> = tags.iter().map(String::as_str).collect();
-    let tags_of = |m: &MetaGraphDef| -> BTreeSet<String> {
-        m.meta_info_def
-            .iter()
-            .flat_map(|i| i.tags.clone())
-            .collect()
-    };
-    let found: Vec<BTreeSet<String>> = saved.meta_graphs.iter().map(tags_of).collect();
-    saved
+    let wanted: BTreeSet<String> = tags.iter().cloned().collect();
+    let found: Vec<BTreeSet<String>> = saved
         .meta_graphs
-        .into_iter()
-        .find(|m| {
-            tags_of(m)
+        .iter()
+        .map(|m| {
+            m.meta_info_def
                 .iter()
-                .map(String::as_str)
-                .collect::<BTreeSet<_>>()
-                == wanted
+                .flat_map(|i| i.tags.clone())
+                .collect()
         })
-        .ok_or_else(|| {
-            Error::Model(format!(
-                "no meta graph has tags {tags:?}; the SavedModel has {found:?}"
-            ))
-        })
+        .collect();
+    match found.iter().position(|t| *t == wanted) {
+        Some(i) => Ok(saved.meta_graphs.swap_remove(i)),
+        None => Err(Error::Model(format!(
+            "no meta graph has tags {tags:?}; the SavedModel has {found:?}"
+        ))),
+    }
 }
 
 /// Restores `model`'s variables from `dir` and runs its init op, as TensorFlow's loader does after creating the

@@ -514,18 +514,19 @@ impl SavedModel {
                 gpus.join(",")
             )
         };
+        let failed = |e| match e {
+            Error::Model(m) => Error::Model(format!(
+                "SavedModel {shown} failed to load (tags {tags:?}){on_gpus}: {m}"
+            )),
+            other => other,
+        };
         let options = SessionOptions::new(&config)?;
         let model = if placement.device.is_empty() {
             Self::load_by_tensorflow(dir, tags, &options)
         } else {
             Self::import(dir, tags, &options, &placement.device)
         }
-        .map_err(|e| match e {
-            Error::Model(m) => Error::Model(format!(
-                "SavedModel {shown} failed to load (tags {tags:?}){on_gpus}: {m}"
-            )),
-            other => other,
-        })?;
+        .map_err(failed)?;
         let seen = if gpus.is_empty() {
             0
         } else {
@@ -541,7 +542,7 @@ impl SavedModel {
             )));
         }
         if !placement.device.is_empty() {
-            saved_model_import::restore_and_init(&model, dir)?;
+            saved_model_import::restore_and_init(&model, dir).map_err(failed)?;
         }
         Ok(model)
     }
