@@ -27,18 +27,16 @@ impl Placement {
     pub fn of(config: &ModelConfig) -> Result<Placement> {
         let task = &config.gpu_addresses;
         let Some(first) = task.first() else {
-            if config.executor_gpus.is_empty() || !config.device.is_empty() {
-                return Ok(Placement {
-                    visible_gpus: config.executor_gpus.clone(),
-                    device: config.device.clone(),
-                    ..Default::default()
-                });
-            }
             // A task holding no GPU on an executor that has some runs on the CPU, in the executor's mapping: a session
             // with TensorFlow's default mapping would break the GPU tasks' sessions after it (and take every GPU's memory).
+            let device = if config.device.is_empty() && !config.executor_gpus.is_empty() {
+                "/device:CPU:0".to_string()
+            } else {
+                config.device.clone()
+            };
             return Ok(Placement {
                 visible_gpus: config.executor_gpus.clone(),
-                device: "/device:CPU:0".into(),
+                device,
                 ..Default::default()
             });
         };

@@ -456,12 +456,6 @@ impl Drop for SessionOptions {
     }
 }
 
-/// `path` as a C string, for TensorFlow's file arguments.
-fn c_path(path: &Path) -> Result<CString> {
-    CString::new(path.to_string_lossy().as_bytes())
-        .map_err(|_| Error::Input(format!("path {} contains a NUL byte", path.display())))
-}
-
 /// A SavedModel loaded into one session: graph, session, and its MetaGraphDef.
 pub struct SavedModel {
     graph: *mut tf::TF_Graph,
@@ -514,19 +508,21 @@ impl SavedModel {
                 gpus.join(",")
             )
         };
-        let failed = |e| match e {
-            Error::Model(m) => Error::Model(format!(
-                "SavedModel {shown} failed to load (tags {tags:?}){on_gpus}: {m}"
-            )),
-            other => other,
-        };
         let options = SessionOptions::new(&config)?;
         let model = if placement.device.is_empty() {
             Self::load_by_tensorflow(dir, tags, &options)
         } else {
-            Self::import(dir, tags, &options, &placement.device)
+            Self::import(dir, tags, &options, &placement.device).and_then(|model| {
+                saved_model_import::restore_and_init(&model, dir)?;
+                Ok(model)
+            })
         }
-        .map_err(failed)?;
+        .map_err(|e| match e {
+            Error::Model(m) => Error::Model(format!(
+                "SavedModel {shown} failed to load (tags {tags:?}){on_gpus}: {m}"
+            )),
+            other => other,
+        })?;
         let seen = if gpus.is_empty() {
             0
         } else {
@@ -541,9 +537,6 @@ impl SavedModel {
                 placement.visible_gpus.join(",")
             )));
         }
-        if !placement.device.is_empty() {
-            saved_model_import::restore_and_init(&model, dir).map_err(failed)?;
-        }
         Ok(model)
     }
 
@@ -553,7 +546,9 @@ impl SavedModel {
         tags: &[String],
         options: &SessionOptions,
     ) -> Result<SavedModel> {
-        let c_dir = c_path(dir)?;
+        let c_dir = CString::new(dir.to_string_lossy().as_bytes()).map_err(|_| {
+            Error::Input(format!("model path {} contains a NUL byte", dir.display()))
+        })?;
         let c_tags = tags
             .iter()
             .map(|t| CString::new(t.as_str()))
@@ -605,7 +600,7 @@ impl SavedModel {
     }
 
     /// Imports the graph of the meta graph with `tags` with every op that names no device placed on `device`, in a
-    /// new session; its variables are not restored yet (see [`saved_model_import::restore_and_init`]).
+    /// new session; [`saved_model_import::restore_and_init`] then does the rest of TensorFlow's loader.
     fn import(
         dir: &Path,
         tags: &[String],
