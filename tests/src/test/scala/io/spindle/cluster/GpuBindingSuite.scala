@@ -68,9 +68,9 @@ class GpuBindingSuite extends FakeGpus {
     // against the GPU Spark gave that very task, and Spark's own record shows two workers of each executor at once,
     // holding GPUs 0 and 1.
     val starts = TaskGpus.read(taskGpus)
-    val given = starts.map(s => s.task -> s.gpus).toMap
+    val assigned = starts.map(s => s.task -> s.gpus).toMap
     for ((task, gpus) <- bound)
-      assert(given.get(task).contains(gpus), s"task $task's session: GPU $gpus; Spark's: $starts")
+      assert(assigned.get(task).contains(gpus), s"task $task's session: GPU $gpus; Spark's: $starts")
     val stage = starts.find(_.task == bound.head._1).map(_.stage)
     val workers = starts.filter(s => stage.contains(s.stage))
     assert(workers.size == 4, starts)
