@@ -1,6 +1,6 @@
 """spindle.run on local-cluster[2,1,1024] (two executor JVMs): unmodified TensorFlow scripts with TF_CONFIG from
 Spindle, fed a DataFrame through spindle.data, for MultiWorkerMirroredStrategy and ParameterServerStrategy; a worker
-that raises fails the run at once with its traceback.
+that raises, before or while it is fed, fails the run at once with its traceback, and the executors go on.
 
 local[N] would run every process on one executor; a local-cluster has two, as a cluster's workers would.
 """
@@ -120,7 +120,10 @@ def test_a_worker_that_raises_fails_the_run_within_30_s_with_its_traceback(spark
     assert elapsed < 30, f"the run failed after {elapsed:.1f} s"
 
 
-def test_a_function_runs_on_every_worker_and_returns_rank_0s_value(spark, digits):
+def counting_rows():
+    """A function (nested, so that cloudpickle ships it by value) returning the task's TF_CONFIG entry and how many
+    rows its feed gave it."""
+
     def count_rows():
         import json
         import os
@@ -130,8 +133,42 @@ def test_a_function_runs_on_every_worker_and_returns_rank_0s_value(spark, digits
         rows = sum(len(b["label"]) for b in spindle.data.batches())
         return json.loads(os.environ["TF_CONFIG"])["task"], rows
 
+    return count_rows
+
+
+@pytest.mark.parametrize(
+    "script, error",
+    [
+        ("reads_one_then_raises.py", "RuntimeError: rank {rank} read 16 rows, then its training step broke"),
+        ("raises_before_reading.py", "ImportError: rank {rank}: No module named 'a_module_with_a_typo'"),
+    ],
+)
+def test_a_script_that_fails_while_it_is_fed_fails_the_run_and_the_executors_go_on(spark, digits, script, error):
+    # About 670 rows per reader in batches of 16: some 42 batches against 4 slots, so the JVM task is blocked on a
+    # full feed when the script exits (it crashed the executor JVMs, or waited for ever, before).
+    data = training(digits).select("features", "label")
+    started = time.monotonic()
+    with pytest.raises(spindle.RunError) as failure:
+        spindle.run(os.path.join(SCRIPTS, script), num_workers=2, data=data, batch_size=16, num_slots=4, env=ENV)
+    elapsed = time.monotonic() - started
+    message = str(failure.value)
+    # Whichever rank failed first names itself, its host and its own traceback.
+    rank = 0 if "rank 0 (worker 0 on 127.0.0.1) exited with code 1" in message else 1
+    assert f"rank {rank} (worker {rank} on 127.0.0.1) exited with code 1" in message, message
+    assert "Traceback (most recent call last)" in message, message
+    assert error.format(rank=rank) in message, message
+    # A guard against a hang, not a speed target.
+    assert elapsed < 90, f"the run failed after {elapsed:.1f} s"
+    # Both executor JVMs are alive and run the next job, fed as before.
+    executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
+    assert executors == 2
+    task, rows = spindle.run(counting_rows(), num_workers=2, data=data, batch_size=50)
+    assert task == {"type": "worker", "index": 0} and rows > 0
+
+
+def test_a_function_runs_on_every_worker_and_returns_rank_0s_value(spark, digits):
     task, rows = spindle.run(
-        count_rows,
+        counting_rows(),
         num_workers=2,
         data=training(digits).select("features", "label"),
         batch_size=50,

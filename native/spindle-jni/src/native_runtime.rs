@@ -4,13 +4,13 @@
 
 use std::sync::{LazyLock, Mutex, Once};
 
-use jni::objects::{JByteArray, JClass, JString};
-use jni::sys::{jbyteArray, jint, jlong, jstring};
+use jni::objects::{JByteArray, JClass, JString, JValue};
+use jni::sys::{jbyteArray, jint, jlong, jobject, jstring};
 use jni::JNIEnv;
 use prost::Message;
 use spindle_proto::spindle::{FeederConfig, ModelConfig, ScriptFeedConfig, TrainerConfig};
 use spindle_runtime::rendezvous::RendezvousCanceller;
-use spindle_runtime::{Feeder, Model, Rendezvous, ScriptFeed, Trainer};
+use spindle_runtime::{Acquired, Feeder, Model, Rendezvous, ScriptFeed, Trainer};
 
 use crate::errors::{guard, JniError, Result};
 use crate::handles::Handles;
@@ -22,6 +22,7 @@ static RENDEZVOUS: LazyLock<Handles<Bound>> = LazyLock::new(|| Handles::new("ren
 static TRAINERS: LazyLock<Handles<Trainer>> = LazyLock::new(|| Handles::new("trainer"));
 static SCRIPT_FEEDS: LazyLock<Handles<ScriptFeed>> = LazyLock::new(|| Handles::new("script feed"));
 static INIT: Once = Once::new();
+const OPTIONAL_LONG: &str = "java/util/OptionalLong";
 
 /// A bound rendezvous as the JVM holds it: `openTrainer` takes the socket out, while the entry stays in the
 /// table until then so that `cancelRendezvous`, from the task's kill switch, reaches a ring still forming.
@@ -484,9 +485,31 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_scriptFeedAcquire<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,
     feed: jlong,
-) -> jlong {
-    guard(&mut env, 0, |_| {
-        Ok(SCRIPT_FEEDS.get(feed)?.acquire()?.unwrap_or(0))
+) -> jobject {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        // A typed end, not an address: the JVM can never write rows to a window that is not there.
+        let window = match SCRIPT_FEEDS.get(feed)?.acquire()? {
+            Acquired::Window(address) => {
+                let args = [JValue::Long(address)];
+                env.call_static_method(OPTIONAL_LONG, "of", "(J)Ljava/util/OptionalLong;", &args)?
+            }
+            Acquired::ReaderGone => {
+                env.call_static_method(OPTIONAL_LONG, "empty", "()Ljava/util/OptionalLong;", &[])?
+            }
+        };
+        Ok(window.l()?.into_raw())
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_scriptFeedHangUp<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    feed: jlong,
+) {
+    guard(&mut env, (), |_| {
+        SCRIPT_FEEDS.get(feed)?.hang_up();
+        Ok(())
     })
 }
 

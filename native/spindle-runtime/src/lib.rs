@@ -54,5 +54,5 @@ pub use feeder::Feeder;
 pub use model::Model;
 pub use rendezvous::{Rendezvous, RingConfig};
 pub use ring::{Ring, RingCloser};
-pub use script_feed::ScriptFeed;
+pub use script_feed::{Acquired, ScriptFeed};
 pub use trainer::Trainer;

@@ -11,7 +11,9 @@
 //! Backpressure: the JVM maps at most `num_slots` windows at a time and a window's credit comes back only
 //! with the script's release, so the JVM never runs more than `num_slots` windows ahead of the script.
 //! Later epochs the script replays from the file itself, which stays until [`ScriptFeed::close`].
-//! When the script hangs up (it ended, or read what it wanted), the JVM's next acquire says so.
+//! When the script hangs up (it ended, or read what it wanted), or the JVM sees its process exit
+//! ([`ScriptFeed::hang_up`]), the JVM's next acquire says so with [`Acquired::ReaderGone`], a typed end
+//! rather than an address the JVM could write to.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -31,6 +33,15 @@ use crate::spill::{Fed, Spill};
 
 /// The end-of-input marker in the index field of a runtime -> script message.
 const END: u64 = u64::MAX;
+
+/// What [`ScriptFeed::acquire`] gives the JVM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquired {
+    /// The address of a mapped window to write, never 0.
+    Window(i64),
+    /// The script hung up or its process exited: nothing reads what follows.
+    ReaderGone,
+}
 
 /// One task's feed of a script process; one owner (the JVM's handle table), idempotent [`Self::close`].
 pub struct ScriptFeed {
@@ -104,17 +115,27 @@ impl ScriptFeed {
         &self.layout
     }
 
-    /// Maps the next window and returns its address, blocking while `num_slots` are held; `None` once the
-    /// script has hung up.
-    pub fn acquire(&self) -> Result<Option<i64>> {
+    /// Maps the next window, blocking while `num_slots` are held; [`Acquired::ReaderGone`] once the
+    /// script has hung up or [`Self::hang_up`] was called.
+    pub fn acquire(&self) -> Result<Acquired> {
         if self.gone.load(Ordering::Acquire) {
-            return Ok(None);
+            return Ok(Acquired::ReaderGone);
         }
         match self.spill.acquire() {
-            Ok(address) => Ok(Some(address)),
-            Err(_) if self.gone.load(Ordering::Acquire) => Ok(None),
+            Ok(0) => Err(Error::Native(
+                "the script feed mapped a window at address 0".into(),
+            )),
+            Ok(address) => Ok(Acquired::Window(address)),
+            Err(_) if self.gone.load(Ordering::Acquire) => Ok(Acquired::ReaderGone),
             Err(e) => Err(e),
         }
+    }
+
+    /// The reader is gone (its process exited, or its task was killed), whether or not it ever
+    /// connected: a blocked or later [`Self::acquire`] returns [`Acquired::ReaderGone`]. Windows stay
+    /// mapped until [`Self::close`], so a JVM thread still writing one is safe. Idempotent.
+    pub fn hang_up(&self) {
+        reader_gone(&self.gone, &self.spill);
     }
 
     /// Hands the script the window acquired last, holding `rows` rows.
@@ -233,8 +254,7 @@ fn serve(
         Err(e) => Err(e),
     };
     if releases.is_err() {
-        gone.store(true, Ordering::Release);
-        spill.close();
+        reader_gone(gone, spill);
         return;
     }
     let mut index = 0u64;
@@ -281,8 +301,12 @@ fn take_releases(
             spill.release(fed);
         }
     }
+    reader_gone(gone, spill);
+}
+
+/// Marks the reader gone, then wakes a JVM waiting for a credit and the feed's thread waiting for a window.
+fn reader_gone(gone: &AtomicBool, spill: &Spill) {
     gone.store(true, Ordering::Release);
-    // Wakes a JVM waiting for a credit, and the feed's thread waiting for a window.
     spill.close();
 }
 
@@ -357,7 +381,9 @@ mod tests {
             let feed = feed.clone();
             std::thread::spawn(move || {
                 for i in 0..3u8 {
-                    let address = feed.acquire().unwrap().unwrap();
+                    let Acquired::Window(address) = feed.acquire().unwrap() else {
+                        panic!("the script is reading")
+                    };
                     // SAFETY: a mapped window of `stride` bytes.
                     unsafe { std::ptr::write_bytes(address as *mut u8, i + 1, stride) };
                     feed.submit(4 - i as i32).unwrap();
@@ -386,12 +412,35 @@ mod tests {
         let feed = Arc::new(ScriptFeed::open(&config(dir.path())).unwrap());
         let script = UnixStream::connect(dir.path().join("feed.sock")).unwrap();
         for _ in 0..2 {
-            feed.acquire().unwrap().unwrap();
+            assert!(matches!(feed.acquire().unwrap(), Acquired::Window(_)));
             feed.submit(1).unwrap();
         }
         drop(script);
         // The third acquire waits for a credit that the hang-up answers.
-        assert_eq!(feed.acquire().unwrap(), None);
+        assert_eq!(feed.acquire().unwrap(), Acquired::ReaderGone);
         feed.close();
+    }
+
+    #[test]
+    fn a_reader_that_never_connects_is_hung_up_by_the_jvm() {
+        let dir = tempfile::tempdir().unwrap();
+        let feed = Arc::new(ScriptFeed::open(&config(dir.path())).unwrap());
+        for _ in 0..2 {
+            assert!(matches!(feed.acquire().unwrap(), Acquired::Window(a) if a != 0));
+            feed.submit(1).unwrap();
+        }
+        // Every window is held by a script that never came: the third acquire blocks until the JVM
+        // sees the process exit.
+        let writer = {
+            let feed = feed.clone();
+            std::thread::spawn(move || feed.acquire().unwrap())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!writer.is_finished());
+        feed.hang_up();
+        assert_eq!(writer.join().unwrap(), Acquired::ReaderGone);
+        assert_eq!(feed.acquire().unwrap(), Acquired::ReaderGone);
+        feed.close();
+        assert!(!dir.path().join("feed.sock").exists());
     }
 }

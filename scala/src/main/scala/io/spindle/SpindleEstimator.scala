@@ -1,7 +1,5 @@
 package io.spindle
 
-import java.security.SecureRandom
-
 import scala.jdk.CollectionConverters._
 
 import com.google.protobuf.ByteString
@@ -25,6 +23,7 @@ import io.spindle.internal.{
   ModelCache,
   Plan,
   Progress,
+  Secrets,
   Slots,
   TrainJob,
   TrainTask
@@ -367,8 +366,7 @@ class SpindleEstimator(override val uid: String)
         }
       case None => trainRows.mapPartitions(t => Iterator.single((t, Iterator[InternalRow]())))
     }
-    val secret = new Array[Byte](32)
-    new SecureRandom().nextBytes(secret)
+    val secret = Secrets.fresh()
     val config = TrainerConfig
       .newBuilder()
       .setBatchSize(getBatchSize)

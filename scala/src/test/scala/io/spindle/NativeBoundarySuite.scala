@@ -87,4 +87,39 @@ class NativeBoundarySuite extends SpindleTestBase {
       assert(e.getMessage.contains(missing) && e.getMessage.contains("No such file"), e.getMessage)
     } finally NativeRuntime.closeModel(model)
   }
+
+  test("a script feed's reader gone is an empty acquire, never address 0, and a hang-up wakes a blocked acquire") {
+    val dir = tempDir("spindle-script-feed")
+    val config = io.spindle.proto.ScriptFeedConfig
+      .newBuilder()
+      .addInputs(
+        io.spindle.proto.InputLayout.newBuilder().setName("x").setDtype(io.spindle.proto.DType.FLOAT32).addRowShape(4L)
+      )
+      .setBatchSize(4)
+      .setNumSlots(2)
+      .setDir(dir.toString)
+      .setSocket(dir.resolve("feed.sock").toString)
+      .build()
+    val feed = NativeRuntime.openScriptFeed(config.toByteArray)
+    try {
+      // No script ever connects: two windows fill the feed, and the third acquire blocks until the hang-up.
+      for (_ <- 0 until 2) {
+        val window = NativeRuntime.scriptFeedAcquire(feed)
+        assert(window.isPresent && window.getAsLong != 0)
+        NativeRuntime.scriptFeedSubmit(feed, 4)
+      }
+      val blocked = new java.util.concurrent.CompletableFuture[java.util.OptionalLong]()
+      val writer = new Thread(() => blocked.complete(NativeRuntime.scriptFeedAcquire(feed)))
+      writer.start()
+      Thread.sleep(300)
+      assert(!blocked.isDone)
+      NativeRuntime.scriptFeedHangUp(feed)
+      assert(!blocked.get(10, java.util.concurrent.TimeUnit.SECONDS).isPresent)
+      assert(!NativeRuntime.scriptFeedAcquire(feed).isPresent)
+      NativeRuntime.scriptFeedHangUp(feed)
+    } finally NativeRuntime.closeScriptFeed(feed)
+    NativeRuntime.closeScriptFeed(feed)
+    intercept[SpindleNativeException](NativeRuntime.scriptFeedAcquire(feed))
+    intercept[SpindleNativeException](NativeRuntime.scriptFeedHangUp(feed))
+  }
 }

@@ -236,9 +236,17 @@ public final class NativeRuntime {
    * Maps the next window to write, blocking while the script holds every window.
    *
    * @param feed a handle from {@link #openScriptFeed(byte[])}
-   * @return the window's address, or 0 once the script has hung up (it ended or read what it wanted)
+   * @return the window's address (never 0), or empty once the reader is gone: the script hung up (it ended
+   *     or read what it wanted), or {@link #scriptFeedHangUp(long)} was called
    */
-  public static native long scriptFeedAcquire(long feed);
+  public static native java.util.OptionalLong scriptFeedAcquire(long feed);
+
+  /**
+   * Tells the feed that its reader is gone (the script's process exited, or the task was killed): a blocked
+   * or later {@link #scriptFeedAcquire(long)} returns empty. Windows stay mapped until {@link
+   * #closeScriptFeed(long)}, so a thread writing one is safe. Safe from any thread; idempotent.
+   */
+  public static native void scriptFeedHangUp(long feed);
 
   /** Hands the window acquired last, holding {@code rows} rows, to the script. */
   public static native void scriptFeedSubmit(long feed, int rows);

@@ -7,7 +7,7 @@ import scala.jdk.CollectionConverters._
 import com.google.protobuf.ByteString
 import org.apache.spark.sql.catalyst.InternalRow
 
-import io.spindle.SpindleInputException
+import io.spindle.{SpindleInputException, SpindleNativeException}
 import io.spindle.proto.{FeederLayout, InputLayout}
 
 /** Writes whole rows into a batch the runtime laid out (a feeder slot or a trainer window): each input's value goes to
@@ -27,6 +27,8 @@ final class BatchWriter(inputs: Seq[InputPlan], arenaBytes: Seq[Long], layout: F
 
   /** Starts a batch at `base`. */
   def start(base: Long): Unit = {
+    // Rows go to raw memory: an address that is not a mapped window would crash the JVM.
+    if (base == 0) throw new SpindleNativeException("the runtime handed back batch address 0")
     this.base = base
     withArena.foreach(i => writers(i).startBatch(base + arenaOffsets(i)))
   }

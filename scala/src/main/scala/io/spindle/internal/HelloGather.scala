@@ -2,9 +2,6 @@ package io.spindle.internal
 
 import java.io.{ByteArrayInputStream, DataInputStream, DataOutputStream, IOException, SequenceInputStream}
 import java.net.{InetSocketAddress, ServerSocket, Socket, SocketTimeoutException}
-import java.security.MessageDigest
-import javax.crypto.Mac
-import javax.crypto.spec.SecretKeySpec
 
 import scala.collection.mutable
 import scala.jdk.CollectionConverters._
@@ -60,9 +57,9 @@ final class HelloGather(bindHost: String, host: String, world: Int, secret: Arra
       else {
         val bytes = new Array[Byte](length)
         in.readFully(bytes)
-        val mac = new Array[Byte](HelloGather.MacBytes)
+        val mac = new Array[Byte](Secrets.Bytes)
         in.readFully(mac)
-        if (!MessageDigest.isEqual(mac, HelloGather.mac(secret, bytes))) socket.close()
+        if (!Secrets.verify(secret, bytes, mac)) socket.close()
         else {
           val request = GatherRequest.parseFrom(bytes)
           if (request.getRank < 0 || request.getRank >= world) socket.close()
@@ -118,13 +115,6 @@ object HelloGather {
   private val RequestTimeoutMs = 30000
   private val PollMs = 200
   private val MaxRequestBytes = 1 << 16
-  private val MacBytes = 32
-
-  private def mac(secret: Array[Byte], bytes: Array[Byte]): Array[Byte] = {
-    val m = Mac.getInstance("HmacSHA256")
-    m.init(new SecretKeySpec(secret, "HmacSHA256"))
-    m.doFinal(bytes)
-  }
 
   /** A task's side: sends `request` to the gather at `address` and returns every rank's hello, in rank order. Waits at
     * most `timeoutMs` for the other ranks, and stops at once when `killed` turns true.
@@ -150,7 +140,7 @@ object HelloGather {
       val bytes = request.toByteArray
       out.writeInt(bytes.length)
       out.write(bytes)
-      out.write(mac(secret, bytes))
+      out.write(Secrets.mac(secret, bytes))
       out.flush()
       // Poll for the reply's first byte (a timeout before it consumes nothing), so that a kill is seen within PollMs.
       socket.setSoTimeout(PollMs)

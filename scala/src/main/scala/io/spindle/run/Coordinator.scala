@@ -2,7 +2,6 @@ package io.spindle.run
 
 import java.io.{DataInputStream, IOException}
 import java.net.{InetAddress, InetSocketAddress, ServerSocket, Socket}
-import java.security.{MessageDigest, SecureRandom}
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.atomic.AtomicReference
 
@@ -13,10 +12,12 @@ import org.apache.spark.scheduler.{SparkListener, SparkListenerStageSubmitted, S
 import org.slf4j.LoggerFactory
 
 import io.spindle.{SpindleClusterException, SpindleException, SpindleWorkerException}
+import io.spindle.internal.Secrets
 import io.spindle.proto.RunEvent
 
-/** The driver's end of a `spindle.run` job: every task connects here (a TCP server on the driver's host, each
-  * connection authenticated by the run's secret) and reports its process: started, each output line, and how it ended.
+/** The driver's end of a `spindle.run` job: every task connects here (a TCP server on the driver's host; each
+  * connection answers a fresh challenge with its HMAC under the run's secret, which never crosses the socket) and
+  * reports its process: started, each output line, and how it ended.
   *
   *   - Output lines go to the driver's log (logger `io.spindle.run.worker`), prefixed with rank, role and host.
   *   - The first failure (a process that raised or exited non-zero, a task that hung up without saying how its process
@@ -30,11 +31,7 @@ final class Coordinator(sc: SparkContext, spec: RunSpec, jobGroup: String) exten
   private val host = sc.getConf.get("spark.driver.host", InetAddress.getLoopbackAddress.getHostAddress)
   private val server = new ServerSocket()
   server.bind(new InetSocketAddress(host, 0))
-  val secret: Array[Byte] = {
-    val s = new Array[Byte](32)
-    new SecureRandom().nextBytes(s)
-    s
-  }
+  val secret: Array[Byte] = Secrets.fresh()
   def address: String = s"$host:${server.getLocalPort}"
 
   private val failed = new AtomicReference[SpindleException]()
@@ -87,10 +84,16 @@ final class Coordinator(sc: SparkContext, spec: RunSpec, jobGroup: String) exten
     var rank = -1
     try {
       socket.setTcpNoDelay(true)
+      val challenge = Secrets.fresh()
+      socket.getOutputStream.write(challenge)
+      socket.getOutputStream.flush()
       val in = new DataInputStream(socket.getInputStream)
-      val offered = new Array[Byte](secret.length)
-      in.readFully(offered)
-      if (!MessageDigest.isEqual(offered, secret)) return
+      val proof = new Array[Byte](Secrets.Bytes)
+      // A peer that never answers holds no thread for long; a task's events may then be minutes apart.
+      socket.setSoTimeout(Coordinator.ProofTimeoutMs)
+      in.readFully(proof)
+      if (!Secrets.verify(secret, challenge, proof)) return
+      socket.setSoTimeout(0)
       var event = RunEvent.parseDelimitedFrom(in)
       while (event != null) {
         rank = event.getRank
@@ -146,4 +149,8 @@ final class Coordinator(sc: SparkContext, spec: RunSpec, jobGroup: String) exten
     sc.removeSparkListener(listener)
     server.close()
   }
+}
+
+object Coordinator {
+  private val ProofTimeoutMs = 30000
 }

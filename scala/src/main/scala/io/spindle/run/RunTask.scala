@@ -4,6 +4,7 @@ import java.nio.charset.StandardCharsets
 import java.nio.file.{Files, Path}
 
 import scala.jdk.CollectionConverters._
+import scala.util.control.NonFatal
 
 import com.fasterxml.jackson.databind.ObjectMapper
 import org.apache.hadoop.fs.FileUtil
@@ -48,9 +49,11 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
     @volatile var feed = 0L
     @volatile var process: Option[WorkerProcess] = None
     val link = new TaskLink(job.driver, job.secret, rank)
-    // Only a reader loads the native library.
+    // Only a reader loads the native library. A hang-up only wakes the feed's waits and may come from any thread; the
+    // feed is closed (its windows unmapped) on the task thread alone, once no row is being written.
+    def hangUp(): Unit = if (feed != 0) NativeRuntime.scriptFeedHangUp(feed)
     def closeFeed(): Unit = if (feed != 0) { NativeRuntime.closeScriptFeed(feed); feed = 0 }
-    val killSwitch = new KillSwitch(ctx, label, () => Cleanup.all(() => process.foreach(_.stop()), () => closeFeed()))
+    val killSwitch = new KillSwitch(ctx, label, () => Cleanup.all(() => process.foreach(_.stop()), () => hangUp()))
     ctx.addTaskCompletionListener[Unit] { _ =>
       Cleanup.all(
         () => killSwitch.close(),
@@ -86,6 +89,12 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
       } else None
       val started = new WorkerProcess(spec.command, env, scratch.toFile, label, log, link.line)
       process = Some(started)
+      // A script that exits (it raised, before reading or after a few batches) stops the feed at once: rows are
+      // never written for a reader that is gone, and the exit code and traceback are read below.
+      started.onExit { () =>
+        try hangUp()
+        catch { case NonFatal(_) => } // the task closed its feed meanwhile
+      }
       link.started(s"$role $index", host, tfAddress)
       layout.foreach(feedRows(feed, rows, _, rank, label))
       if (spec.serves(rank)) {
@@ -126,8 +135,8 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
     NativeRuntime.openScriptFeed(config.build().toByteArray)
   }
 
-  /** Writes rows into the feed's windows, at most `steps` of them, until the rows end or the script hangs up; then
-    * tells the script the input is over.
+  /** Writes rows into the feed's windows, at most `steps` of them, until the rows end or the reader is gone (the script
+    * hung up or its process exited); then tells the script the input is over.
     */
   private def feedRows(
       feed: Long,
@@ -138,17 +147,20 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
   ): Unit = {
     val writer = new BatchWriter(job.inputs, job.inputs.map(_ => 0L), layout, rank)
     val buffered = rows.buffered
-    var (windows, rowNumber) = (0L, 0L)
-    while (buffered.hasNext && windows != job.steps) {
-      val n = writer.fill(NativeRuntime.scriptFeedAcquire(feed), buffered, job.spec.batchSize, rowNumber)
-      NativeRuntime.scriptFeedSubmit(feed, n)
-      windows += 1
-      rowNumber += n
+    var (windows, rowNumber, readerGone) = (0L, 0L, false)
+    while (!readerGone && buffered.hasNext && windows != job.steps) {
+      val window = NativeRuntime.scriptFeedAcquire(feed)
+      if (window.isPresent) {
+        val n = writer.fill(window.getAsLong, buffered, job.spec.batchSize, rowNumber)
+        NativeRuntime.scriptFeedSubmit(feed, n)
+        windows += 1
+        rowNumber += n
+      } else readerGone = true
     }
-    if (buffered.hasNext)
-      LoggerFactory
-        .getLogger(classOf[RunTask])
-        .info(s"$label: fed the $windows batches every reader has; the partition's other rows are left out")
+    val log = LoggerFactory.getLogger(classOf[RunTask])
+    if (readerGone) log.info(s"$label: the script stopped reading after $windows batches")
+    else if (buffered.hasNext)
+      log.info(s"$label: fed the $windows batches every reader has; the partition's other rows are left out")
     NativeRuntime.scriptFeedEnd(feed)
   }
 

@@ -1,12 +1,14 @@
 package io.spindle.run
 
-import java.io.BufferedOutputStream
+import java.io.{BufferedOutputStream, DataInputStream}
 import java.net.{InetSocketAddress, Socket}
 
+import io.spindle.internal.Secrets
 import io.spindle.proto.{Exited, Line, RunEvent, Started}
 
-/** A task's connection to its run's [[Coordinator]] on the driver: the secret first, then [[RunEvent]]s. Writes come
-  * from the task thread and the process's output pumps, so each is synchronized. Idempotent close.
+/** A task's connection to its run's [[Coordinator]] on the driver. The coordinator sends a fresh challenge; the task
+  * answers with its HMAC under the run's secret (the secret itself never crosses the socket), then sends [[RunEvent]]s.
+  * Writes come from the task thread and the process's output pumps, so each is synchronized. Idempotent close.
   */
 final class TaskLink(address: String, secret: Array[Byte], rank: Int) extends AutoCloseable {
   private val socket = {
@@ -17,7 +19,13 @@ final class TaskLink(address: String, secret: Array[Byte], rank: Int) extends Au
     s
   }
   private val out = new BufferedOutputStream(socket.getOutputStream)
-  out.write(secret)
+  locally {
+    val challenge = new Array[Byte](Secrets.Bytes)
+    socket.setSoTimeout(TaskLink.ChallengeTimeoutMs)
+    new DataInputStream(socket.getInputStream).readFully(challenge)
+    out.write(Secrets.mac(secret, challenge))
+    out.flush()
+  }
 
   private def send(event: RunEvent.Builder): Unit = synchronized {
     if (!socket.isClosed) {
@@ -36,4 +44,10 @@ final class TaskLink(address: String, secret: Array[Byte], rank: Int) extends Au
     send(RunEvent.newBuilder().setExited(Exited.newBuilder().setCode(code).setTraceback(traceback)))
 
   override def close(): Unit = synchronized(socket.close())
+}
+
+object TaskLink {
+
+  /** How long a task waits for the coordinator's challenge, sent as soon as it accepts. */
+  private val ChallengeTimeoutMs = 30000
 }

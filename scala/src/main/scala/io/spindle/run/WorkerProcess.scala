@@ -63,6 +63,9 @@ final class WorkerProcess(
     code
   }
 
+  /** Runs `action` once the process has exited (at once when it already has), on a thread of the JVM's pool. */
+  def onExit(action: () => Unit): Unit = process.onExit().thenRun(() => action())
+
   /** The last lines it wrote to stderr. */
   def stderrTail: String = tail.synchronized(tail.asScala.mkString("\n"))
 
