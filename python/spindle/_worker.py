@@ -1,7 +1,10 @@
-"""The process each task of :func:`spindle.run` starts: runs the pickled function or the shipped script, and leaves
-for the JVM task what it needs: ``traceback.txt`` when it raised, ``result.bin`` (rank 0's return value).
+"""The process each task of :func:`spindle.run` starts: unpacks what the run ships, runs the pickled function or the
+script, and leaves for the JVM task what it needs: ``traceback.txt`` when it raised, ``result.bin`` (rank 0's return
+value).
 
-Run as ``python -m spindle._worker`` in the task's folder (``SPINDLE_RUN_DIR``), with TF_CONFIG set.
+Run as ``python -m spindle._worker`` in the task's folder (``SPINDLE_RUN_DIR``), with TF_CONFIG set. That folder is the
+script's working directory; it holds the script's folder (under its own name), the unpacked archives (under their
+names or aliases) and ``py_files/``, beside the files below, which the task and this process write.
 """
 
 import os
@@ -9,6 +12,9 @@ import pickle
 import runpy
 import sys
 import traceback
+
+from ._keras3 import Keras3Guard
+from ._ship import unpack
 
 
 def _finish(code: int) -> None:
@@ -22,17 +28,23 @@ def _finish(code: int) -> None:
 def main() -> None:
     run_dir = os.environ["SPINDLE_RUN_DIR"]
     rank = int(os.environ["SPINDLE_RANK"])
+    sys.meta_path.insert(0, Keras3Guard())
     with open(os.path.join(run_dir, "payload.bin"), "rb") as f:
-        kind, *rest = pickle.load(f)
+        kind, shipped, *rest = pickle.load(f)
     try:
+        paths = unpack(run_dir, shipped)
+        # First on sys.path, where Python puts a script's folder and PYTHONPATH's entries; child processes (a
+        # multiprocessing spawn, a subprocess running Python) get them through PYTHONPATH.
+        sys.path[0:0] = paths
+        if paths:
+            before = os.environ.get("PYTHONPATH")
+            os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([before] if before else []))
         if kind == "function":
-            fn, args, kwargs = rest
+            fn, args, kwargs = pickle.loads(rest[0])
             result = fn(*args, **kwargs)
         else:
-            source, name, argv = rest
-            path = os.path.join(run_dir, name)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(source)
+            name, argv = rest
+            path = os.path.join(paths[0], name)
             sys.argv = [path, *argv]
             runpy.run_path(path, run_name="__main__")
             result = None

@@ -159,8 +159,9 @@ def batches(shuffle: bool = False, seed: int = 0) -> Iterator[dict]:
     return _the_feed().batches(shuffle, seed)
 
 
-def dataset(label: Optional[str] = None, shuffle: bool = False, seed: int = 0):
-    """This task's rows as a ``tf.data.Dataset`` of batches; each iteration (epoch) is one pass.
+def dataset(label: Optional[str] = None, shuffle: bool = False, seed: int = 0, repeat: bool = False):
+    """This task's rows as a ``tf.data.Dataset`` of batches; each iteration (epoch) is one pass, or every pass with
+    ``repeat``.
 
     Parameters
     ----------
@@ -169,6 +170,11 @@ def dataset(label: Optional[str] = None, shuffle: bool = False, seed: int = 0):
         column's tensor, or a dict when there are several. Without it, dicts of column -> tensor.
     shuffle, seed
         Replayed passes visit the batches in an order shuffled per pass.
+    repeat
+        Pass after pass without end, as ``dataset.repeat()`` does: for a script that counts its own steps, as
+        ``model.fit(ds, epochs=3, steps_per_epoch=70)`` does (without it, Keras stops once the one pass has run out
+        of data). The first pass streams from Spark; the others replay the spill file, as a new iteration does. Every
+        reader is fed the same number of batches per pass, so synchronous workers stay in step across passes.
 
     The dataset's auto-sharding is off: each task's rows are its own already.
     """
@@ -191,6 +197,9 @@ def dataset(label: Optional[str] = None, shuffle: bool = False, seed: int = 0):
 
     signature = structure(spec)
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    if repeat:
+        # Each repetition calls generate again: a new pass, which replays the file once the first has ended.
+        ds = ds.repeat()
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options)

@@ -6,16 +6,15 @@ barrier stage, with ``TF_CONFIG`` from Spindle's rendezvous, fed a DataFrame thr
 import base64
 import json
 import os
+import pickle
 import sys
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
+from . import _ship
+from .errors import RunError
+
 __all__ = ["RunError", "run"]
-
-
-class RunError(RuntimeError):
-    """A process of :func:`run` failed (its traceback is in the message), or the run could not start."""
-
 
 # Spark SQL types -> the dtype the script reads.
 _DTYPES = {
@@ -43,6 +42,9 @@ def run(
     batch_size: int = 64,
     num_slots: int = 8,
     env: Optional[dict] = None,
+    py_files: Union[str, Sequence[str]] = (),
+    archives: Union[str, Sequence[str]] = (),
+    ship_folder: bool = True,
     python: Optional[str] = None,
     startup_timeout: float = 120.0,
     spark: Any = None,
@@ -53,7 +55,8 @@ def run(
     ----------
     main
         A function (pickled with cloudpickle, called with ``args`` and ``kwargs``) or the path of a script on the
-        driver (its source is shipped; it runs as ``__main__`` with ``sys.argv[1:] = args``).
+        driver, which runs as ``__main__`` with ``sys.argv[1:] = args``. The script's folder ships with it (see
+        ``ship_folder``), so the modules beside it import as they do on the driver.
     num_workers
         Tasks of type ``worker``. With ``MultiWorkerMirroredStrategy`` worker 0 is the chief.
     data
@@ -71,6 +74,22 @@ def run(
         may write ahead of the script.
     env
         Environment variables of the processes (``TF_USE_LEGACY_KERAS``, ``TF_CPP_MIN_LOG_LEVEL``, ...).
+    py_files
+        ``.py``, ``.zip``, ``.egg`` and ``.whl`` files on the driver (a list, or one string of paths separated by
+        commas), put on the processes' ``sys.path`` (and ``PYTHONPATH``) as spark-submit's ``--py-files``: a ``.py``
+        file's folder, or the archive itself, which Python imports from as it is (zipimport; pure-Python wheels
+        only). They are in place before a function is unpickled, so a function of a module they hold ships by
+        reference.
+    archives
+        ``.zip``, ``.tar.gz``, ``.tgz`` and ``.tar`` files on the driver (a list, or one string separated by commas),
+        as spark-submit's ``--archives``: each is unpacked into a folder of the task's working directory named after
+        the file, or ``alias`` when given as ``path#alias``.
+    ship_folder
+        For a script: ship the folder holding it (its files and subfolders but ``__pycache__`` and ``.git``) and run
+        the script from the copy, whose folder is ``sys.path[0]`` as when Python runs a script. The copy lies in the
+        task's working directory (the processes' ``SPINDLE_RUN_DIR``) under the folder's own name, beside the
+        unpacked ``archives``. False ships the script alone. Everything shipped (folder, ``py_files`` and
+        ``archives``) must come to 64 MiB at most (``spindle._ship.MAX_BYTES``).
     python
         The executors' interpreter: ``spark.pyspark.python``, ``PYSPARK_PYTHON``, or this one.
     startup_timeout
@@ -83,7 +102,9 @@ def run(
     Raises
     ------
     RunError
-        When a process raised (with its traceback) or exited non-zero, a rank never started, or the input is wrong.
+        When a process raised (with its traceback) or exited non-zero, a rank never started, or the input is wrong;
+        on the driver, before any Spark job, when a path of ``main``, ``py_files`` or ``archives`` is missing or of a
+        kind they do not take, or what they ship is over 64 MiB.
     """
     from pyspark import cloudpickle
     from pyspark.sql import SparkSession
@@ -91,17 +112,19 @@ def run(
     spark = spark or SparkSession.getActiveSession()
     if spark is None:
         raise RunError("spindle.run needs an active SparkSession (spindle.session() makes one)")
+    # Plain values, which the worker unpickles before anything is on its sys.path: a function travels as cloudpickle's
+    # bytes inside, unpickled once py_files are importable.
+    shipped = _ship.pack(None if callable(main) else main, ship_folder, py_files, archives)
     if callable(main):
-        payload = ("function", main, tuple(args), dict(kwargs or {}))
+        payload = ("function", shipped, cloudpickle.dumps((main, tuple(args), dict(kwargs or {}))))
     else:
-        with open(main, encoding="utf-8") as f:
-            payload = ("script", f.read(), os.path.basename(main), [str(a) for a in args])
+        payload = ("script", shipped, os.path.basename(main), [str(a) for a in args])
     python = (
         python or spark.conf.get("spark.pyspark.python", None) or os.environ.get("PYSPARK_PYTHON") or sys.executable
     )
     spec = {
         "command": [python, "-u", "-m", "spindle._worker"],
-        "payload": base64.b64encode(cloudpickle.dumps(payload)).decode("ascii"),
+        "payload": base64.b64encode(pickle.dumps(payload)).decode("ascii"),
         "workers": num_workers,
         "ps": num_ps,
         "chief": bool(num_ps > 0 if chief is None else chief),
@@ -123,8 +146,6 @@ def run(
         raise RunError(_message(e.java_exception)) from None
     if not result:
         return None
-    import pickle
-
     return pickle.loads(bytes(result))
 
 
