@@ -23,6 +23,7 @@ import io.spindle.internal.{
   ModelCache,
   Plan,
   Progress,
+  RetryWatch,
   Secrets,
   Slots,
   TrainJob,
@@ -411,11 +412,11 @@ class SpindleEstimator(override val uid: String)
     val log = LoggerFactory.getLogger(getClass)
     log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")
     val (previous, previousTag) =
-      (sc.getLocalProperty("spark.job.description"), sc.getLocalProperty(Slots.Watch.Property))
+      (sc.getLocalProperty("spark.job.description"), sc.getLocalProperty(RetryWatch.Property))
     val tag = s"$uid-${System.nanoTime()}"
     sc.setJobDescription(s"Spindle: train $getModelPath on $workers workers")
-    sc.setLocalProperty(Slots.Watch.Property, tag)
-    val retries = new Slots.Watch(sc, workers, tag, profile)
+    sc.setLocalProperty(RetryWatch.Property, tag)
+    val retries = new RetryWatch(sc, workers, tag, profile)
     val reports =
       try
         SpindleCoreShim.withTaskFailures(sc, SpindleEstimator.hasRootCause)(job.progress.logged(sc, log) {
@@ -434,7 +435,7 @@ class SpindleEstimator(override val uid: String)
         gather.foreach(_.close())
         retries.close()
         sc.setJobDescription(previous)
-        sc.setLocalProperty(Slots.Watch.Property, previousTag)
+        sc.setLocalProperty(RetryWatch.Property, previousTag)
       }
     val summary = TrainingSummary.of(reports.toSeq.map(TrainingReport.parseFrom), target)
     if (log.isDebugEnabled) summary.steps.foreach { s =>
