@@ -15,18 +15,13 @@
 #   4. runs DRIVER_COMMAND in namespace A under `timeout TWO_HOSTS_TIMEOUT` (default 600 s), stdin, stdout and
 #      stderr passed through, with SPINDLE_MASTER=spark://10.213.78.1:7077, SPINDLE_HOST_A, SPINDLE_HOST_B,
 #      SPINDLE_CONTROL_DIR, SPARK_HOME, SPARK_LOCAL_IP=SPARK_LOCAL_HOSTNAME=10.213.78.1 exported;
-#   5. while it runs, polls CONTROL_DIR every 0.2 s:
-#        cut  -> cuts the link and writes cut.done (epoch milliseconds of the cut). The file's first word
-#                picks how: `down` (default; both veth ends down: the route goes, so a new connection fails
-#                at once with "Network is unreachable" and established ones stall) or `blackhole` (the link
-#                stays up but each side's neighbour entry for the other points at a MAC nobody has, so
-#                packets vanish silently and new connections time out, like a partition behind a switch);
-#                write the word to a temporary name and rename it to `cut`, or the script may read it empty;
-#        heal -> restores the link (after a cut) and writes heal.done (epoch milliseconds). Once each;
+#   5. while it runs, polls CONTROL_DIR every 0.2 s for a file `cut`: then sets both veth ends down (no FIN, no
+#      reset: established connections stall, as in a partition) and writes `cut.done`, the epoch milliseconds of
+#      the cut. A test that runs no `ip` itself cuts at the moment it chooses;
 #   6. exits with the driver's exit code (124 when TWO_HOSTS_TIMEOUT ended it), after cleanup.
 # Cleanup runs at any exit (EXIT, INT, TERM, HUP): every process in either namespace is killed (SIGKILL) and
 # waited for, the namespaces are deleted (the veth pair goes with them). CONTROL_DIR belongs to the caller and
-# keeps the logs; its cut/heal files are cleared at start. Only SIGKILL of this script skips cleanup: what it
+# keeps the logs; its cut files are cleared at start. Only SIGKILL of this script skips cleanup: what it
 # leaves is named spindle-2h-* (`ip netns list`). A shell that starts it as a `&` job without job control
 # makes SIGINT ignored, which bash cannot trap: stop it with SIGTERM.
 #
@@ -48,7 +43,6 @@
 set -uo pipefail
 
 readonly HOST_A=10.213.78.1 HOST_B=10.213.78.2 PREFIX=24 MASTER_PORT=7077 MASTER_UI=8080 WORKER_UI=8081
-readonly BOGUS_MAC=02:00:00:00:00:01
 
 say() { echo "[two-hosts] $*" >&2; }
 usage() {
@@ -137,7 +131,7 @@ err=$( {
 say "namespaces $NS_A ($HOST_A) and $NS_B ($HOST_B)"
 
 # 2. The cluster: plain JVMs in the background, so that cleanup owns them.
-rm -f "$control"/cut "$control"/cut.done* "$control"/heal "$control"/heal.done*
+rm -f "$control"/cut "$control"/cut.done*
 mkdir -p "$control"/work-a "$control"/work-b "$control"/local-a "$control"/local-b
 export SPARK_HOME=$spark_home SPARK_DAEMON_MEMORY=${SPARK_DAEMON_MEMORY:-512m}
 unset SPARK_MASTER_HOST SPARK_MASTER_PORT SPARK_WORKER_PORT SPARK_PUBLIC_DNS
@@ -196,45 +190,17 @@ timeout --kill-after=10 "$driver_timeout" ip netns exec "$NS_A" env \
 driver_pid=$!
 exec 3<&-
 
-# 5. Cut and heal on request while the driver runs.
-cut_link() {
-  local mode
-  mode=$(head -c 64 "$control/cut" 2>/dev/null | awk 'NR == 1 { print $1 }')
-  case ${mode:-down} in
-  down) ip -n "$NS_A" link set "$VETH_A" down && ip -n "$NS_B" link set "$VETH_B" down ;;
-  blackhole)
-    ip -n "$NS_A" neigh replace "$HOST_B" lladdr "$BOGUS_MAC" dev "$VETH_A" nud permanent &&
-      ip -n "$NS_B" neigh replace "$HOST_A" lladdr "$BOGUS_MAC" dev "$VETH_B" nud permanent
-    ;;
-  *) say "unknown cut mode '$mode' (down or blackhole): link left up"; return 1 ;;
-  esac || { say "cutting the link failed"; return 1; }
-  cut_mode=${mode:-down}
-  now_ms >"$control/cut.done.tmp" && mv "$control/cut.done.tmp" "$control/cut.done"
-  say "link cut ($cut_mode) at $(cat "$control/cut.done")"
-}
-heal_link() {
-  case $cut_mode in
-  down) ip -n "$NS_A" link set "$VETH_A" up && ip -n "$NS_B" link set "$VETH_B" up ;;
-  blackhole)
-    ip -n "$NS_A" neigh del "$HOST_B" dev "$VETH_A" && ip -n "$NS_B" neigh del "$HOST_A" dev "$VETH_B"
-    ;;
-  esac || { say "healing the link failed"; return 1; }
-  cut_mode=""
-  now_ms >"$control/heal.done.tmp" && mv "$control/heal.done.tmp" "$control/heal.done"
-  say "link healed at $(cat "$control/heal.done")"
-}
-cut_mode=""
-cut_seen=false
-heal_seen=false
+# 5. Cut the link on request while the driver runs.
 for ((i = 0; i < (driver_timeout + 30) * 5; i++)); do
   kill -0 "$driver_pid" 2>/dev/null || break
-  if ! $cut_seen && [[ -e $control/cut ]]; then
-    cut_seen=true
-    cut_link
-  fi
-  if $cut_seen && [[ -n $cut_mode ]] && ! $heal_seen && [[ -e $control/heal ]]; then
-    heal_seen=true
-    heal_link
+  if [[ -e $control/cut && ! -e $control/cut.done && ! -e $control/cut.done.failed ]]; then
+    if ip -n "$NS_A" link set "$VETH_A" down && ip -n "$NS_B" link set "$VETH_B" down; then
+      now_ms >"$control/cut.done.tmp" && mv "$control/cut.done.tmp" "$control/cut.done"
+      say "link cut at $(cat "$control/cut.done")"
+    else
+      say "cutting the link failed"
+      touch "$control/cut.done.failed"
+    fi
   fi
   sleep 0.2
 done

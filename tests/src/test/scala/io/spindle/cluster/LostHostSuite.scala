@@ -47,7 +47,7 @@ class LostHostSuite extends SpindleTestBase {
       "spark.executor.memory" -> "1g",
       "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL" -> "2",
       "spark.executor.extraClassPath" -> prop("spindle.testClasses")
-    ).flatMap { case (k, v) => Seq("--conf", s"\"$k=$v\"") }
+    ).flatMap { case (k, v) => Seq("--conf", '"' + s"$k=$v" + '"') }
     // The driver runs inside host A's namespace, where only the harness's variables say where the master is.
     val submit = (Seq(s"$home/bin/spark-submit") ++ conf ++ Seq(
       "--jars",
@@ -58,7 +58,7 @@ class LostHostSuite extends SpindleTestBase {
         .map(prop)
         .mkString(":"),
       "--class",
-      classOf[LostHostDriver.type].getName.stripSuffix("$"),
+      LostHostDriver.getClass.getName.stripSuffix("$"),
       prop("spindle.examplesJar"),
       digitsCsv.toString,
       fixture("digits_mlp_init"),
