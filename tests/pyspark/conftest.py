@@ -8,6 +8,7 @@ class path from the first session.
 
 import os
 import sys
+import time
 
 import pyspark
 import pytest
@@ -61,6 +62,19 @@ def spark(request):
     session.sparkContext.setLogLevel("WARN")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module")
+def executors(spark):
+    """Waits (at most 120 s) for a local-cluster's two executor JVMs: on a loaded machine they start after a job would
+    be submitted. Modules on ``local-cluster[2,...]`` use it with ``pytestmark = pytest.mark.usefixtures("executors")``.
+    """
+    status = spark.sparkContext._jsc.sc().getExecutorMemoryStatus
+    deadline = time.monotonic() + 120
+    # The driver's block manager is listed too.
+    while status().size() - 1 < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert status().size() - 1 == 2, "the local cluster started both executors within 120 s"
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 JVM, each forking an executor JVM of one core, which get Spindle only from spark.jars (as spark-submit --jars ships
 it). local[N] cannot test this: its executors are driver threads."""
 
-import time
-
 import pytest
 from conftest import INIT
 from digits import accuracy, estimator, held_out, training, with_prediction
@@ -12,22 +10,10 @@ from spindle.ml import SpindleModel
 
 MASTER = "local-cluster[2,1,1024]"
 SPARK_CONF = {"spark.executor.memory": "1024m"}
+# Both executor JVMs up before the first test submits a job.
+pytestmark = pytest.mark.usefixtures("executors")
 # The example's settings reach 97% and more on executor JVMs too (TrainingClusterSuite asks 97%).
 ACCURACY = 0.97
-
-
-@pytest.fixture(scope="module", autouse=True)
-def executors(spark):
-    """Waits (at most 120 s) for both executor JVMs: on a loaded machine they start after a job would be submitted."""
-    status = spark.sparkContext._jsc.sc().getExecutorMemoryStatus
-    deadline = time.monotonic() + 120
-    while (
-        status().size() - 1 < 2 and time.monotonic() < deadline
-    ):  # the driver's block manager is listed too
-        time.sleep(0.2)
-    assert status().size() - 1 == 2, (
-        "the local cluster started both executors within 120 s"
-    )
 
 
 def test_two_workers_on_two_executor_jvms_learn_and_the_model_scores(

@@ -16,6 +16,8 @@ import spindle
 
 MASTER = "local-cluster[2,2,2048]"
 SPARK_CONF = {"spark.executor.memory": "2048m"}
+# Both executor JVMs up before the first test submits a job.
+pytestmark = pytest.mark.usefixtures("executors")
 SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
 # tf.keras as Keras 2 (tf-keras): Keras 3 does not train under MultiWorkerMirroredStrategy.
 ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -44,17 +46,6 @@ def driver_log(spark, tmp_path_factory):
     )
     yield path
     appender.stop()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def executors(spark):
-    status = spark.sparkContext._jsc.sc().getExecutorMemoryStatus
-    deadline = time.monotonic() + 120
-    while status().size() - 1 < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert status().size() - 1 == 2, (
-        "the local cluster started both executors within 120 s"
-    )
 
 
 def held_out_accuracy(digits, weights_npz):

@@ -21,6 +21,8 @@ import spindle
 
 MASTER = "local-cluster[2,2,2048]"
 SPARK_CONF = {"spark.executor.memory": "2048m"}
+# Both executor JVMs up before the first test submits a job.
+pytestmark = pytest.mark.usefixtures("executors")
 TUTORIAL = os.path.join(os.path.dirname(__file__), "scripts", "tutorial", "main.py")
 # tf.keras as Keras 2 (tf-keras), as the tutorial needs under MultiWorkerMirroredStrategy.
 ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -59,15 +61,6 @@ def synthetic_digits(n, seed):
             images[i, r0:r1, c0:c1] = rng.uniform(0.9, 1.0)
     images = np.clip(images + rng.normal(0, 0.05, images.shape), 0, 1).astype(np.float32)
     return images, labels.astype(np.int64)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def executors(spark):
-    status = spark.sparkContext._jsc.sc().getExecutorMemoryStatus
-    deadline = time.monotonic() + 120
-    while status().size() - 1 < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert status().size() - 1 == 2, "the local cluster started both executors within 120 s"
 
 
 @pytest.fixture(scope="module")
