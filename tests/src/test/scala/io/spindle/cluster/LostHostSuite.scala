@@ -7,6 +7,7 @@ import scala.concurrent.ExecutionContext.Implicits.global
 import scala.concurrent.duration._
 import scala.jdk.CollectionConverters._
 import scala.sys.process._
+import scala.util.Try
 
 import io.spindle.SpindleTestBase
 
@@ -78,34 +79,41 @@ class LostHostSuite extends SpindleTestBase {
       submit
     )
     val env = Seq("JAVA_HOME" -> sys.props("java.home"), "TF_CPP_MIN_LOG_LEVEL" -> "2", "TWO_HOSTS_TIMEOUT" -> "420")
-    val run = Future(Process(command, None, env: _*).!(ProcessLogger(l => output.add(l), l => output.add(l))))
-    def printed = output.asScala.mkString("\n")
-    def tail = output.asScala.toSeq.takeRight(60).mkString("\n")
+    val harness = Process(command, None, env: _*).run(ProcessLogger(l => output.add(l), l => output.add(l)))
+    val run = Future(harness.exitValue())
+    // However the test ends, the harness ends too: SIGTERM, on which it removes the namespaces and all in them.
+    try {
+      def printed = output.asScala.mkString("\n")
+      def tail = output.asScala.toSeq.takeRight(60).mkString("\n")
 
-    // Training on both hosts: wait for its first checkpoint, or for the harness to say it cannot run here.
-    val deadline = System.nanoTime() + 300.seconds.toNanos
-    while (checkpoints(ckpt).isEmpty && !run.isCompleted && System.nanoTime() < deadline) Thread.sleep(100)
-    if (run.isCompleted && run.value.flatMap(_.toOption).contains(77))
-      cancel(s"network namespaces cannot be made here: ${output.asScala.find(_.startsWith("SKIPPED")).getOrElse("")}")
-    assert(checkpoints(ckpt).nonEmpty && !run.isCompleted, s"training wrote a checkpoint before it ended:\n$tail")
-    val executors = output.asScala.find(_.startsWith("EXECUTORS")).getOrElse("")
-    assert(executors.contains("10.213.78.1") && executors.contains("10.213.78.2"), s"an executor on each host:\n$tail")
+      // Training on both hosts: wait for its first checkpoint, or for the harness to say it cannot run here.
+      val deadline = System.nanoTime() + 300.seconds.toNanos
+      while (checkpoints(ckpt).isEmpty && !run.isCompleted && System.nanoTime() < deadline) Thread.sleep(100)
+      if (run.isCompleted && run.value.flatMap(_.toOption).contains(77))
+        cancel(s"network namespaces cannot be made here: ${output.asScala.find(_.startsWith("SKIPPED")).getOrElse("")}")
+      assert(checkpoints(ckpt).nonEmpty && !run.isCompleted, s"training wrote a checkpoint before it ended:\n$tail")
+      val executors = output.asScala.find(_.startsWith("EXECUTORS")).getOrElse("")
+      assert(
+        executors.contains("10.213.78.1") && executors.contains("10.213.78.2"),
+        s"an executor on each host:\n$tail"
+      )
 
-    Files.createFile(control.resolve("cut"))
-    val cutDone = control.resolve("cut.done")
-    while (!Files.exists(cutDone) && !run.isCompleted) Thread.sleep(50)
-    assert(Files.exists(cutDone), s"the harness cut the link:\n$tail")
-    val rc = Await.result(run, 360.seconds)
-    val ended = System.currentTimeMillis()
-    val seconds = (ended - Files.readString(cutDone).trim.toLong) / 1000.0
-    info(f"fit ended $seconds%.1f s after the cut")
-    val result =
-      output.asScala.find(_.startsWith("FIT ")).getOrElse(fail(s"the driver printed no result ($rc):\n$tail"))
-    info(result)
-    assert(result.startsWith("FIT FAILED SpindleClusterException:"), result)
-    assert(result.contains("rank ") && result.contains("on host 10.213.78.2"), result)
-    assert(result.contains("missing"), result)
-    // The harness kills the driver; the driver exits on its own as soon as fit has thrown, so this is fit's time.
-    assert(seconds < 120, s"fit failed $seconds s after the cut:\n$printed")
+      Files.createFile(control.resolve("cut"))
+      val cutDone = control.resolve("cut.done")
+      while (!Files.exists(cutDone) && !run.isCompleted) Thread.sleep(50)
+      assert(Files.exists(cutDone), s"the harness cut the link:\n$tail")
+      // Twice the bound, to tell a slow end from a hang in the report.
+      val rc = Try(Await.result(run, 240.seconds)).getOrElse(fail(s"fit had not ended 240 s after the cut:\n$tail"))
+      val seconds = (System.currentTimeMillis() - Files.readString(cutDone).trim.toLong) / 1000.0
+      info(f"fit ended $seconds%.1f s after the cut")
+      val result =
+        output.asScala.find(_.startsWith("FIT ")).getOrElse(fail(s"the driver printed no result ($rc):\n$tail"))
+      info(result)
+      assert(result.startsWith("FIT FAILED SpindleClusterException:"), result)
+      assert(result.contains("rank ") && result.contains("on host 10.213.78.2"), result)
+      assert(result.contains("missing"), result)
+      // The driver halts as soon as fit has thrown: the harness ends when fit does.
+      assert(seconds < 120, s"fit failed $seconds s after the cut:\n$printed")
+    } finally harness.destroy()
   }
 }
