@@ -23,6 +23,8 @@ _SKIPPED_FOLDERS = frozenset({"__pycache__", ".git"})
 # What spark-submit's --py-files and --archives take.
 _PY_FILE_KINDS = (".py", ".zip", ".egg", ".whl")
 _ARCHIVE_KINDS = (".zip", ".tar.gz", ".tgz", ".tar")
+# Where to put what is too big to ship.
+_LARGE = "large inputs belong on storage every executor reads (HDFS, S3, a shared file system) or in data="
 # Where py_files go, in the task's folder.
 PY_FILES = "py_files"
 # The names the JVM task and the worker write in the task's folder: a shipped folder may not take them.
@@ -61,8 +63,7 @@ def pack(
         listed = ", ".join(f"{path} ({_mib(size)})" for path, size in sizes)
         raise RunError(
             f"spindle.run: py_files and archives come to {_mib(others)}, over the {_mib(MAX_BYTES)} a run "
-            f"ships: {listed}. They travel inside every task; large inputs belong on "
-            "storage every executor reads (HDFS, S3, a shared file system) or in data="
+            f"ships: {listed}. They travel inside every task; {_LARGE}"
         )
     folder = None
     if script is not None:
@@ -125,8 +126,7 @@ def _folder_files(root: str, budget: int) -> list:
                     + (f"; py_files and archives take {_mib(shared)} more" if shared else "")
                     + f"), over the {_mib(MAX_BYTES)} a run ships. Give the "
                     "script a folder of its own, or pass ship_folder=False to ship the script alone (py_files= ships "
-                    "modules); large inputs belong on storage every executor reads (HDFS, S3, a shared file system) "
-                    "or in data="
+                    f"modules); {_LARGE}"
                 )
             found.append((os.path.join(path, name), os.path.normpath(os.path.join(relative, name))))
     return found

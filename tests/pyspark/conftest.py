@@ -77,6 +77,22 @@ def executors(spark):
     assert status().size() - 1 == 2, "the local cluster started both executors within 120 s"
 
 
+def counting_rows():
+    """A function for ``spindle.run`` (nested, so that cloudpickle ships it by value: the executors cannot import
+    this module) returning the task's TF_CONFIG entry and how many rows its feed gave it."""
+
+    def count_rows():
+        import json
+        import os
+
+        import spindle.data
+
+        rows = sum(len(b["label"]) for b in spindle.data.batches())
+        return json.loads(os.environ["TF_CONFIG"])["task"], rows
+
+    return count_rows
+
+
 @pytest.fixture(scope="module")
 def digits(spark):
     """scikit-learn's digits as (index, features, label), cached: two partitions in file order."""

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import counting_rows
 from digits import held_out, training
 
 import spindle
@@ -109,22 +110,6 @@ def test_a_worker_that_raises_fails_the_run_within_30_s_with_its_traceback(spark
     assert "ValueError: worker 1 cannot go on: bad hyperparameter 42" in message
     assert "Traceback (most recent call last)" in message
     assert elapsed < 30, f"the run failed after {elapsed:.1f} s"
-
-
-def counting_rows():
-    """A function (nested, so that cloudpickle ships it by value) returning the task's TF_CONFIG entry and how many
-    rows its feed gave it."""
-
-    def count_rows():
-        import json
-        import os
-
-        import spindle.data
-
-        rows = sum(len(b["label"]) for b in spindle.data.batches())
-        return json.loads(os.environ["TF_CONFIG"])["task"], rows
-
-    return count_rows
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import counting_rows
 
 import spindle
 
@@ -103,16 +104,8 @@ def test_a_keras_3_fit_under_mwms_fails_at_once_saying_what_to_do_and_the_sessio
     # A guard against a hang or a crash left to time out, not a speed target.
     assert elapsed < 120, f"the run failed after {elapsed:.1f} s"
 
-    def rank_and_rows():
-        import json
-        import os
-
-        import spindle.data
-
-        rows = sum(len(b["label"]) for b in spindle.data.batches())
-        return json.loads(os.environ["TF_CONFIG"])["task"]["index"], rows
-
-    rank, rows = spindle.run(rank_and_rows, num_workers=2, data=images, batch_size=128)
+    task, rows = spindle.run(counting_rows(), num_workers=2, data=images, batch_size=128)
+    rank = task["index"]
     # 1024 rows over two readers, in equal numbers of batches.
     assert rank == 0 and 384 < rows <= 512, (rank, rows)
 

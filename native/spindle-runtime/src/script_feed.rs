@@ -37,7 +37,8 @@ const END: u64 = u64::MAX;
 /// What [`ScriptFeed::acquire`] gives the JVM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acquired {
-    /// The address of a mapped window to write, never 0.
+    /// The address of a mapped window to write (a mapping is never at 0; `BatchWriter` refuses 0 anyway,
+    /// for every batch it writes).
     Window(i64),
     /// The script hung up or its process exited: nothing reads what follows.
     ReaderGone,
@@ -122,9 +123,6 @@ impl ScriptFeed {
             return Ok(Acquired::ReaderGone);
         }
         match self.spill.acquire() {
-            Ok(0) => Err(Error::Native(
-                "the script feed mapped a window at address 0".into(),
-            )),
             Ok(address) => Ok(Acquired::Window(address)),
             Err(_) if self.gone.load(Ordering::Acquire) => Ok(Acquired::ReaderGone),
             Err(e) => Err(e),

@@ -38,13 +38,12 @@ final class RetryWatch(sc: SparkContext, workers: Int, tag: String, profile: Opt
 
   private val failure = new AtomicReference[SpindleClusterException]()
   @volatile private var closed = false
-  // (stage, attempt) -> partition -> the task's host, and how it ended (absent while Spark sees it running).
-  private val started = new ConcurrentHashMap[(Int, Int), ConcurrentHashMap[Int, String]]()
-  private val ended = new ConcurrentHashMap[(Int, Int), ConcurrentHashMap[Int, TaskEndReason]]()
+  // (stage, attempt) -> partition -> where its task ran and how it ended.
+  private val tasks = new ConcurrentHashMap[(Int, Int), ConcurrentHashMap[Int, Task]]()
   private val latest = new ConcurrentHashMap[Int, Int]() // stage -> its newest attempt
 
-  private def of[V](map: ConcurrentHashMap[(Int, Int), ConcurrentHashMap[Int, V]], key: (Int, Int)) =
-    map.computeIfAbsent(key, _ => new ConcurrentHashMap[Int, V]())
+  private def tasksOf(stage: Int, number: Int) =
+    tasks.computeIfAbsent((stage, number), _ => new ConcurrentHashMap[Int, Task]())
 
   private val listener = new SparkListener {
     override def onStageSubmitted(submitted: SparkListenerStageSubmitted): Unit = {
@@ -56,40 +55,37 @@ final class RetryWatch(sc: SparkContext, workers: Int, tag: String, profile: Opt
     }
     override def onTaskStart(start: SparkListenerTaskStart): Unit =
       if (latest.containsKey(start.stageId))
-        of(started, (start.stageId, start.stageAttemptId)).put(start.taskInfo.index, start.taskInfo.host)
+        tasksOf(start.stageId, start.stageAttemptId).put(start.taskInfo.index, Task(start.taskInfo.host, None))
     override def onTaskEnd(end: SparkListenerTaskEnd): Unit =
       if (latest.containsKey(end.stageId))
-        of(ended, (end.stageId, end.stageAttemptId)).put(end.taskInfo.index, end.reason)
+        tasksOf(end.stageId, end.stageAttemptId).put(end.taskInfo.index, Task(end.taskInfo.host, Some(end.reason)))
   }
   sc.addSparkListener(listener)
 
-  /** The ranks of `attempt` that were lost with it, each with its host: the task ended with its executor, or never. */
-  private def lost(stage: Int, attempt: Int): Seq[(Int, String, Boolean)] = {
-    val ends = of(ended, (stage, attempt))
-    of(started, (stage, attempt)).asScala.toSeq.sortBy(_._1).collect {
-      case (rank, host) if !ends.containsKey(rank)                          => (rank, host, true)
-      case (rank, host) if ends.get(rank).isInstanceOf[ExecutorLostFailure] => (rank, host, false)
+  /** The tasks of (`stage`, `number`) lost with it, by rank: they ended with their executor, or never. */
+  private def lost(stage: Int, number: Int): Seq[(Int, Task)] =
+    tasksOf(stage, number).asScala.toSeq.sortBy(_._1).filter { case (_, task) =>
+      task.end.forall(_.isInstanceOf[ExecutorLostFailure])
     }
-  }
 
-  private def watch(stage: Int, attempt: Int): Unit = {
+  private def watch(stage: Int, number: Int): Unit = {
     val checking = new Thread(
       () =>
-        try check(stage, attempt)
+        try check(stage, number)
         catch { case NonFatal(_) => },
-      s"spindle-retry-watch stage $stage.$attempt"
+      s"spindle-retry-watch stage $stage.$number"
     )
     checking.setDaemon(true)
     checking.start()
   }
 
-  private def check(stage: Int, attempt: Int): Unit = {
+  private def check(stage: Int, number: Int): Unit = {
     val submitted = System.currentTimeMillis()
     var (slots, since) = (SpindleCoreShim.maxConcurrentTasks(sc, profile), submitted)
-    def current = !closed && latest.get(stage) == attempt
+    def current = !closed && latest.get(stage) == number
     def waited = System.currentTimeMillis() - since
     while (
-      current && of(started, (stage, attempt)).size < workers &&
+      current && tasksOf(stage, number).size < workers &&
       !(slots < workers && waited > ShortMs) && waited < StartMs && System.currentTimeMillis() - submitted < MaxMs
     ) {
       Thread.sleep(PollMs)
@@ -97,11 +93,12 @@ final class RetryWatch(sc: SparkContext, workers: Int, tag: String, profile: Opt
       if (now > slots) since = System.currentTimeMillis() // an executor came: a replacement may be starting
       slots = now
     }
-    if (current && of(started, (stage, attempt)).size < workers) {
-      val gone = lost(stage, attempt - 1)
-      val held = gone.count(_._3)
+    if (current && tasksOf(stage, number).size < workers) {
+      val gone = lost(stage, number - 1)
+      // A task that never ended still holds its slot in Spark's count.
+      val held = gone.count(_._2.end.isEmpty)
       val usable = math.max(slots - held, 0)
-      val ranks = gone.map { case (rank, host, _) => s"rank $rank on host $host" }
+      val ranks = gone.map { case (rank, task) => s"rank $rank on host ${task.host}" }
       val what = if (ranks.isEmpty) "" else s" after losing ${ranks.mkString(", ")}"
       val heldNote =
         if (held > 0)
@@ -128,6 +125,9 @@ final class RetryWatch(sc: SparkContext, workers: Int, tag: String, profile: Opt
 }
 
 object RetryWatch {
+
+  /** A task of the training stage: the host it ran on, and how it ended (None while Spark sees it running). */
+  private final case class Task(host: String, end: Option[TaskEndReason])
 
   /** The local property that marks a training job's stages. */
   val Property = "spindle.training"
