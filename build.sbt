@@ -3,7 +3,18 @@
 import scala.sys.process._
 
 ThisBuild / organization := "io.spindle"
-ThisBuild / version := "0.1.0-SNAPSHOT"
+ThisBuild / version := "0.1.0"
+// POM metadata of every published artifact. The project has no public home yet: the url and scm below name the one it
+// is meant to have, here and nowhere else.
+ThisBuild / description := "TensorFlow training and inference on Apache Spark, over a Rust runtime loaded through JNI"
+ThisBuild / homepage := Some(url("https://github.com/spindle-spark/spindle"))
+ThisBuild / licenses := Seq("Apache-2.0" -> url("https://www.apache.org/licenses/LICENSE-2.0.txt"))
+ThisBuild / scmInfo := Some(
+  ScmInfo(url("https://github.com/spindle-spark/spindle"), "scm:git:https://github.com/spindle-spark/spindle.git")
+)
+ThisBuild / developers := List(
+  Developer("spindle", "The Spindle developers", "dev@spindle.invalid", url("https://github.com/spindle-spark"))
+)
 ThisBuild / scalacOptions ++= Seq("-deprecation", "-feature", "-release", "17")
 ThisBuild / javacOptions ++= Seq("--release", "17")
 
@@ -40,6 +51,7 @@ val tensorflowJar = taskKey[File]("Fetches tensorflow-core-native and extracts l
 val tensorflowGpuJar = taskKey[File]("Fetches tensorflow-core-native's GPU build (classifier linux-x86_64-gpu)")
 val nativeBuild = taskKey[Seq[File]]("Builds the Rust cdylib and stages it as a jar resource")
 val sparkHome = taskKey[File]("A SPARK_HOME whose jars/ are this build's Spark jars, for local-cluster")
+val generateParams = taskKey[Unit]("Writes python/spindle/_params.py and docs/params.md from the Scala Params")
 val pythonJars = taskKey[Seq[File]]("Copies the jars a PySpark session needs into python/spindle/jars, for the wheel")
 
 // Spark forks executors that must find the same JDK modules opened as in Spark's own launcher.
@@ -84,11 +96,11 @@ lazy val testSettings = Seq(
 val mavenRepo = settingKey[File]("The local Maven repository the build publishes to")
 ThisBuild / mavenRepo := (ThisBuild / baseDirectory).value / "target" / "maven-repo"
 ThisBuild / versionScheme := Some("early-semver")
-// Each build republishes its own snapshot there.
+// Each build republishes its own release there (overwriting it: the repository is the build's, not a public one). The
+// sources and javadoc jars go beside the main jar, as Maven Central would require.
 lazy val publishSettings = Seq(
   publishTo := Some(MavenCache("spindle-local", mavenRepo.value)),
-  publishConfiguration := publishConfiguration.value.withOverwrite(true),
-  Compile / packageDoc / publishArtifact := false
+  publishConfiguration := publishConfiguration.value.withOverwrite(true)
 )
 // Publishes `projects` there; returns the repository.
 def publishedRepo(projects: ProjectReference*): Def.Initialize[Task[File]] = Def.task {
@@ -102,6 +114,10 @@ lazy val core = (project in file("scala"))
     // One artifact per Spark line (spindle-spark4_2.13, spindle-spark35_2.12, spindle-spark35_2.13).
     name := s"spindle-spark${sparkLine.replace(".", "")}",
     lineSettings,
+    // The setters live in the param traits and return the stage (`SpindleParams[Stage]`). A mixin forwarder in the
+    // stage class would carry no generic signature, so javac would see the trait as their return type and a Java call
+    // chain would end there; without forwarders javac reads the trait's generic method, `Stage setBatchSize(int)`.
+    Compile / scalacOptions += "-Xmixin-force-forwarders:false",
     // The calls that differ between lines: src/main/spark-<line>/{scala,resources}.
     Compile / unmanagedSourceDirectories += (Compile / sourceDirectory).value / s"spark-$sparkLine" / "scala",
     Compile / unmanagedResourceDirectories += (Compile / sourceDirectory).value / s"spark-$sparkLine" / "resources",
@@ -142,6 +158,8 @@ lazy val core = (project in file("scala"))
       case x => (assembly / assemblyMergeStrategy).value(x)
     },
     assembly / test := {},
+    // The files generated from the Scala Params; ParamsReferenceSuite fails when they are stale.
+    generateParams := (Test / runMain).toTask(" io.spindle.params.ParamsReference").value,
     // `pip install ./python` packs what is in python/spindle/jars (ignored by git) into the wheel: spindle.jars().
     pythonJars := {
       val dir = (ThisBuild / baseDirectory).value / "python" / "spindle" / "jars"
@@ -258,6 +276,8 @@ lazy val benches = (project in file("benches"))
     run / envVars ++= loopback + ("TF_CPP_MIN_LOG_LEVEL" -> "2"),
     run / baseDirectory := (ThisBuild / baseDirectory).value
   )
+
+addCommandAlias("generateParams", "core/generateParams")
 
 lazy val root = (project in file("."))
   .aggregate(libtensorflow, core, tests, examples, benches)

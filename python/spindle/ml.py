@@ -1,8 +1,9 @@
 """PySpark ML stages over Spindle's JVM classes: :class:`SpindleModel` and :class:`SpindleEstimator`.
 
-Both wrap the Scala stages of the same names (``io.spindle.SpindleModel``, ``io.spindle.SpindleEstimator``) and have
-their Params one to one, under the same names, with the same docs and the JVM's defaults (read from the JVM stage, so
-there is one source of them). They need a session with Spindle's jars (:func:`spindle.session`).
+Both wrap the Scala stages of the same names (``io.spindle.SpindleModel``, ``io.spindle.SpindleEstimator``). Their
+Params, getters and setters are generated from the Scala param traits (``spindle._params``; ``docs/params.md`` lists
+them), and their defaults are read from the JVM stage: one source of each. They need a session with Spindle's jars
+(:func:`spindle.session`).
 
 .. code-block:: python
 
@@ -37,29 +38,23 @@ JVM errors (``io.spindle.SpindleInputException`` and the other ``SpindleExceptio
 
 import json
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 from pyspark import SparkContext
 from pyspark.ml.common import _java2py
-from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param import Param, TypeConverters
 from pyspark.ml.util import JavaMLReadable, JavaMLReader, JavaMLWritable
 from pyspark.ml.wrapper import JavaEstimator, JavaModel, JavaParams, JavaWrapper
 from pyspark.sql import DataFrame
+
+from ._params import _SpindleParams, _SpindleTrainingParams, to_string_map
 
 __all__ = ["SpindleModel", "SpindleEstimator", "TrainingSummary", "StepSummary", "EpochSummary"]
 
 _MODEL_CLASS = "io.spindle.SpindleModel"
 _ESTIMATOR_CLASS = "io.spindle.SpindleEstimator"
-
-
-def _to_string_map(value: Any) -> dict[str, str]:
-    """Type converter of the map params: a mapping of str to str, as a plain dict."""
-    if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        return dict(value)
-    raise TypeError(f"expected a dict of str -> str, got {value!r}")
 
 
 def _jvm() -> Any:
@@ -92,320 +87,11 @@ def _array(java_array: Any, kind: str) -> np.ndarray:
     return np.frombuffer(bytes(buffer.array()), dtype=">f8" if kind == "d" else ">f4").astype(dtype)
 
 
-class _SpindleParams(Params):
-    """Params shared by inference (:class:`SpindleModel`) and training (:class:`SpindleEstimator`): Scala's
-    ``io.spindle.SpindleParams``."""
-
-    modelPath = Param(
-        Params._dummy(), "modelPath", "SavedModel directory (any Hadoop FileSystem path)", TypeConverters.toString
-    )
-    signature = Param(Params._dummy(), "signature", "signature to run", TypeConverters.toString)
-    inputCols = Param(Params._dummy(), "inputCols", "signature input name -> DataFrame column", _to_string_map)
-    outputCols = Param(
-        Params._dummy(),
-        "outputCols",
-        "signature output name -> new column; empty means every output, named after the output",
-        _to_string_map,
-    )
-    batchSize = Param(Params._dummy(), "batchSize", "rows per TensorFlow run", TypeConverters.toInt)
-    numSlots = Param(
-        Params._dummy(),
-        "numSlots",
-        "memory-mapped batch slots per task; 2 lets the JVM fill one while TensorFlow runs the other",
-        TypeConverters.toInt,
-    )
-    intraOpThreads = Param(
-        Params._dummy(), "intraOpThreads", "TensorFlow intra-op threads; 0 means spark.task.cpus", TypeConverters.toInt
-    )
-    interOpThreads = Param(
-        Params._dummy(),
-        "interOpThreads",
-        "TensorFlow inter-op threads; 0 means the number of tasks an executor runs at once",
-        TypeConverters.toInt,
-    )
-    tags = Param(Params._dummy(), "tags", "MetaGraph tags to load", TypeConverters.toListString)
-    imageChannelOrder = Param(
-        Params._dummy(),
-        "imageChannelOrder",
-        "channel order an image column (Spark's image source, BGR) is fed in: BGR as it is, or RGB",
-        TypeConverters.toString,
-    )
-    nestedOutputs = Param(
-        Params._dummy(),
-        "nestedOutputs",
-        "outputs of rank 3 and more as arrays nested to the tensor's shape, instead of flat row-major arrays",
-        TypeConverters.toBoolean,
-    )
-    binaryOutputs = Param(
-        Params._dummy(),
-        "binaryOutputs",
-        "string outputs to return as BinaryType columns (bytes as they are) instead of StringType (UTF-8 text)",
-        TypeConverters.toListString,
-    )
-    exampleFeatures = Param(
-        Params._dummy(),
-        "exampleFeatures",
-        "tf.Example feature -> DataFrame column; when set, the signature's one string input takes a serialized "
-        "tf.Example per row, built from these columns",
-        _to_string_map,
-    )
-    variableLengthBytes = Param(
-        Params._dummy(),
-        "variableLengthBytes",
-        "bytes per batch for each input of strings or ragged rows (a batch that fills them runs early); 0 sizes them "
-        "from the partition's first row",
-        TypeConverters.toInt,
-    )
-    padValue = Param(
-        Params._dummy(),
-        "padValue",
-        "value that pads ragged rows (inputs whose inner size is unknown) to the longest row of their batch",
-        TypeConverters.toFloat,
-    )
-
-    def getModelPath(self) -> str:
-        return self.getOrDefault(self.modelPath)
-
-    def getSignature(self) -> str:
-        return self.getOrDefault(self.signature)
-
-    def getInputCols(self) -> dict[str, str]:
-        return dict(self.getOrDefault(self.inputCols))
-
-    def getOutputCols(self) -> dict[str, str]:
-        return dict(self.getOrDefault(self.outputCols))
-
-    def getBatchSize(self) -> int:
-        return self.getOrDefault(self.batchSize)
-
-    def getNumSlots(self) -> int:
-        return self.getOrDefault(self.numSlots)
-
-    def getIntraOpThreads(self) -> int:
-        return self.getOrDefault(self.intraOpThreads)
-
-    def getInterOpThreads(self) -> int:
-        return self.getOrDefault(self.interOpThreads)
-
-    def getTags(self) -> list[str]:
-        return list(self.getOrDefault(self.tags))
-
-    def getNestedOutputs(self) -> bool:
-        return self.getOrDefault(self.nestedOutputs)
-
-    def getImageChannelOrder(self) -> str:
-        return self.getOrDefault(self.imageChannelOrder)
-
-    def getBinaryOutputs(self) -> list[str]:
-        return list(self.getOrDefault(self.binaryOutputs))
-
-    def getExampleFeatures(self) -> dict[str, str]:
-        return dict(self.getOrDefault(self.exampleFeatures))
-
-    def getVariableLengthBytes(self) -> int:
-        return self.getOrDefault(self.variableLengthBytes)
-
-    def getPadValue(self) -> float:
-        return self.getOrDefault(self.padValue)
-
-
-class _SpindleTrainingParams(_SpindleParams):
-    """Params of :class:`SpindleEstimator` on top of those its fitted model keeps: Scala's
-    ``io.spindle.SpindleTrainingParams``."""
-
-    numWorkers = Param(
-        Params._dummy(),
-        "numWorkers",
-        "training workers: one barrier task each, all running at once",
-        TypeConverters.toInt,
-    )
-    epochs = Param(Params._dummy(), "epochs", "passes over the data", TypeConverters.toInt)
-    shuffle = Param(
-        Params._dummy(), "shuffle", "shuffle the batch order of every epoch after the first", TypeConverters.toBoolean
-    )
-    seed = Param(Params._dummy(), "seed", "seed of the shuffle", TypeConverters.toInt)
-    exportPath = Param(
-        Params._dummy(),
-        "exportPath",
-        "where the trained SavedModel goes (any Hadoop FileSystem path); unset: a new directory under /tmp of the "
-        "default FileSystem",
-        TypeConverters.toString,
-    )
-    overwriteExport = Param(
-        Params._dummy(),
-        "overwriteExport",
-        "replace an exportPath that already holds files (the old content goes only once the new export is complete); "
-        "false: such an exportPath fails fit before any job starts",
-        TypeConverters.toBoolean,
-    )
-    terminateOnNaN = Param(
-        Params._dummy(),
-        "terminateOnNaN",
-        "stop training at the first step whose loss is NaN or infinite, with a SpindleTrainingException naming the "
-        "step and the last finite loss (like Keras's TerminateOnNaN); the checkpoints already written stay",
-        TypeConverters.toBoolean,
-    )
-    rendezvousTimeout = Param(
-        Params._dummy(),
-        "rendezvousTimeout",
-        "seconds the workers may take to connect to each other",
-        TypeConverters.toInt,
-    )
-    gpusPerWorker = Param(
-        Params._dummy(),
-        "gpusPerWorker",
-        "GPUs each training worker asks Spark for, for the training stage only (a stage-level task resource profile; "
-        "the executors must have them: spark.executor.resource.gpu.amount); 0: the application's "
-        "spark.task.resource.gpu.amount, if any",
-        TypeConverters.toInt,
-    )
-    peerTimeout = Param(
-        Params._dummy(),
-        "peerTimeout",
-        "seconds a worker waits for a peer within a step (a peer still computing its Spark partition counts)",
-        TypeConverters.toInt,
-    )
-    heartbeatTimeout = Param(
-        Params._dummy(),
-        "heartbeatTimeout",
-        "seconds a worker's ring neighbour may send no heartbeat (its process stopped, the network cut) before the job "
-        "fails naming it; heartbeats flow while steps compute, so a long step never trips it",
-        TypeConverters.toInt,
-    )
-    checkpointDir = Param(
-        Params._dummy(),
-        "checkpointDir",
-        "where the chief keeps checkpoints (any Hadoop FileSystem path); fit resumes from the newest one there, as "
-        "does a barrier stage Spark retries after a failure; unset: no checkpoints",
-        TypeConverters.toString,
-    )
-    checkpointEverySteps = Param(
-        Params._dummy(),
-        "checkpointEverySteps",
-        "checkpoint every this many steps (0: not by steps)",
-        TypeConverters.toInt,
-    )
-    checkpointEverySeconds = Param(
-        Params._dummy(),
-        "checkpointEverySeconds",
-        "checkpoint when this many seconds have passed since the last one (0: not by time)",
-        TypeConverters.toInt,
-    )
-    keepCheckpoints = Param(
-        Params._dummy(), "keepCheckpoints", "how many of the newest checkpoints to keep", TypeConverters.toInt
-    )
-    tensorboardDir = Param(
-        Params._dummy(),
-        "tensorboardDir",
-        "where the chief writes TensorBoard event files (loss, examples/s, the step-time split): live on the local "
-        "filesystem, copied when training ends on any other Hadoop FileSystem; unset: none",
-        TypeConverters.toString,
-    )
-
-    validationFraction = Param(
-        Params._dummy(),
-        "validationFraction",
-        "fraction of the rows held out (a seeded random split) and evaluated after every epoch instead of trained on; "
-        "0: none, unless setValidationData gives a DataFrame",
-        TypeConverters.toFloat,
-    )
-    earlyStoppingMetric = Param(
-        Params._dummy(),
-        "earlyStoppingMetric",
-        "the epoch metric early stopping watches: 'loss' (the epoch's mean training loss), 'val_loss' or "
-        "'val_<metric>' (a metric the export names); unset: no early stopping",
-        TypeConverters.toString,
-    )
-    earlyStoppingPatience = Param(
-        Params._dummy(),
-        "earlyStoppingPatience",
-        "epochs without an improvement tolerated before training stops (Keras's patience)",
-        TypeConverters.toInt,
-    )
-    earlyStoppingMinDelta = Param(
-        Params._dummy(),
-        "earlyStoppingMinDelta",
-        "how much the metric must beat the best epoch's to count as an improvement",
-        TypeConverters.toFloat,
-    )
-    earlyStoppingMode = Param(
-        Params._dummy(),
-        "earlyStoppingMode",
-        "'min', 'max', or 'auto': smaller is better for a metric whose name ends in 'loss' or holds 'error', larger "
-        "for any other",
-        TypeConverters.toString,
-    )
-
-    def getNumWorkers(self) -> int:
-        return self.getOrDefault(self.numWorkers)
-
-    def getEpochs(self) -> int:
-        return self.getOrDefault(self.epochs)
-
-    def getShuffle(self) -> bool:
-        return self.getOrDefault(self.shuffle)
-
-    def getSeed(self) -> int:
-        return self.getOrDefault(self.seed)
-
-    def getExportPath(self) -> str:
-        return self.getOrDefault(self.exportPath)
-
-    def getOverwriteExport(self) -> bool:
-        return self.getOrDefault(self.overwriteExport)
-
-    def getTerminateOnNaN(self) -> bool:
-        return self.getOrDefault(self.terminateOnNaN)
-
-    def getRendezvousTimeout(self) -> int:
-        return self.getOrDefault(self.rendezvousTimeout)
-
-    def getPeerTimeout(self) -> int:
-        return self.getOrDefault(self.peerTimeout)
-
-    def getHeartbeatTimeout(self) -> int:
-        return self.getOrDefault(self.heartbeatTimeout)
-
-    def getGpusPerWorker(self) -> int:
-        return self.getOrDefault(self.gpusPerWorker)
-
-    def getCheckpointDir(self) -> str:
-        return self.getOrDefault(self.checkpointDir)
-
-    def getCheckpointEverySteps(self) -> int:
-        return self.getOrDefault(self.checkpointEverySteps)
-
-    def getCheckpointEverySeconds(self) -> int:
-        return self.getOrDefault(self.checkpointEverySeconds)
-
-    def getKeepCheckpoints(self) -> int:
-        return self.getOrDefault(self.keepCheckpoints)
-
-    def getTensorboardDir(self) -> str:
-        return self.getOrDefault(self.tensorboardDir)
-
-    def getValidationFraction(self) -> float:
-        return self.getOrDefault(self.validationFraction)
-
-    def getEarlyStoppingMetric(self) -> str:
-        return self.getOrDefault(self.earlyStoppingMetric)
-
-    def getEarlyStoppingPatience(self) -> int:
-        return self.getOrDefault(self.earlyStoppingPatience)
-
-    def getEarlyStoppingMinDelta(self) -> float:
-        return self.getOrDefault(self.earlyStoppingMinDelta)
-
-    def getEarlyStoppingMode(self) -> str:
-        return self.getOrDefault(self.earlyStoppingMode)
-
-
 class _SpindleJavaParams(JavaParams):
     """How Spindle's params cross py4j: map params as the JSON their Scala param decodes; everything else as PySpark
     sends it. Also: ``setParams`` by keyword, and the reader that names the JVM class."""
 
     _java_class_name: str = ""
-    _map_params = ("inputCols", "outputCols", "exampleFeatures")
 
     def setParams(self, **params: Any) -> "_SpindleJavaParams":
         """Sets params by name (``setParams(batchSize=128, inputCols={"features": "pixels"})``).
@@ -423,14 +109,14 @@ class _SpindleJavaParams(JavaParams):
 
     def _make_java_param_pair(self, param: Any, value: Any) -> Any:
         param = self._resolveParam(param)
-        if param.name in self._map_params:
+        if param.typeConverter is to_string_map:
             assert self._java_obj is not None
             java_param = self._java_obj.getParam(param.name)
             return java_param.w(java_param.jsonDecode(json.dumps(value)))
         return super()._make_java_param_pair(param, value)
 
     def _value_from_java(self, param: Param, java_param: Any, java_value: Any) -> Any:
-        if param.name in self._map_params:
+        if param.typeConverter is to_string_map:
             return json.loads(java_param.jsonEncode(java_value))
         if param.typeConverter is TypeConverters.toListString:
             return [str(x) for x in java_value]
@@ -654,53 +340,6 @@ class SpindleModel(_SpindleJavaParams, JavaModel, _SpindleParams, JavaMLReadable
     def _from_java(cls, java_stage: Any) -> "SpindleModel":
         return cls(java_stage)
 
-    def setModelPath(self, value: str) -> "SpindleModel":
-        return self._set(modelPath=value)
-
-    def setSignature(self, value: str) -> "SpindleModel":
-        return self._set(signature=value)
-
-    def setInputCols(self, value: Mapping[str, str]) -> "SpindleModel":
-        """Signature input -> DataFrame column."""
-        return self._set(inputCols=value)
-
-    def setOutputCols(self, value: Mapping[str, str]) -> "SpindleModel":
-        """Signature output -> new column."""
-        return self._set(outputCols=value)
-
-    def setBatchSize(self, value: int) -> "SpindleModel":
-        return self._set(batchSize=value)
-
-    def setNumSlots(self, value: int) -> "SpindleModel":
-        return self._set(numSlots=value)
-
-    def setIntraOpThreads(self, value: int) -> "SpindleModel":
-        return self._set(intraOpThreads=value)
-
-    def setInterOpThreads(self, value: int) -> "SpindleModel":
-        return self._set(interOpThreads=value)
-
-    def setTags(self, value: list[str]) -> "SpindleModel":
-        return self._set(tags=value)
-
-    def setNestedOutputs(self, value: bool) -> "SpindleModel":
-        return self._set(nestedOutputs=value)
-
-    def setImageChannelOrder(self, value: str) -> "SpindleModel":
-        return self._set(imageChannelOrder=value)
-
-    def setBinaryOutputs(self, value: list[str]) -> "SpindleModel":
-        return self._set(binaryOutputs=value)
-
-    def setExampleFeatures(self, value: Mapping[str, str]) -> "SpindleModel":
-        return self._set(exampleFeatures=value)
-
-    def setVariableLengthBytes(self, value: int) -> "SpindleModel":
-        return self._set(variableLengthBytes=value)
-
-    def setPadValue(self, value: float) -> "SpindleModel":
-        return self._set(padValue=value)
-
     def describeSignature(self) -> str:
         """The signature's inputs and outputs, as ``name: dtype shape`` lines."""
         self._transfer_params_to_java()
@@ -768,110 +407,6 @@ class SpindleEstimator(
         # onto it would put back the untrained modelPath (not the export) and the labels input, which the serving
         # signature does not have.
         return self._create_model(self._fit_java(dataset))
-
-    def setModelPath(self, value: str) -> "SpindleEstimator":
-        return self._set(modelPath=value)
-
-    def setSignature(self, value: str) -> "SpindleEstimator":
-        return self._set(signature=value)
-
-    def setInputCols(self, value: Mapping[str, str]) -> "SpindleEstimator":
-        """Training (and serving) signature input -> DataFrame column, labels included."""
-        return self._set(inputCols=value)
-
-    def setOutputCols(self, value: Mapping[str, str]) -> "SpindleEstimator":
-        return self._set(outputCols=value)
-
-    def setBatchSize(self, value: int) -> "SpindleEstimator":
-        """Rows per step of each worker."""
-        return self._set(batchSize=value)
-
-    def setNumSlots(self, value: int) -> "SpindleEstimator":
-        return self._set(numSlots=value)
-
-    def setIntraOpThreads(self, value: int) -> "SpindleEstimator":
-        return self._set(intraOpThreads=value)
-
-    def setInterOpThreads(self, value: int) -> "SpindleEstimator":
-        return self._set(interOpThreads=value)
-
-    def setTags(self, value: list[str]) -> "SpindleEstimator":
-        return self._set(tags=value)
-
-    def setImageChannelOrder(self, value: str) -> "SpindleEstimator":
-        return self._set(imageChannelOrder=value)
-
-    def setExampleFeatures(self, value: Mapping[str, str]) -> "SpindleEstimator":
-        return self._set(exampleFeatures=value)
-
-    def setVariableLengthBytes(self, value: int) -> "SpindleEstimator":
-        return self._set(variableLengthBytes=value)
-
-    def setPadValue(self, value: float) -> "SpindleEstimator":
-        return self._set(padValue=value)
-
-    def setNumWorkers(self, value: int) -> "SpindleEstimator":
-        return self._set(numWorkers=value)
-
-    def setEpochs(self, value: int) -> "SpindleEstimator":
-        return self._set(epochs=value)
-
-    def setShuffle(self, value: bool) -> "SpindleEstimator":
-        return self._set(shuffle=value)
-
-    def setSeed(self, value: int) -> "SpindleEstimator":
-        return self._set(seed=value)
-
-    def setExportPath(self, value: str) -> "SpindleEstimator":
-        return self._set(exportPath=value)
-
-    def setOverwriteExport(self, value: bool) -> "SpindleEstimator":
-        return self._set(overwriteExport=value)
-
-    def setTerminateOnNaN(self, value: bool) -> "SpindleEstimator":
-        return self._set(terminateOnNaN=value)
-
-    def setRendezvousTimeout(self, seconds: int) -> "SpindleEstimator":
-        return self._set(rendezvousTimeout=seconds)
-
-    def setPeerTimeout(self, seconds: int) -> "SpindleEstimator":
-        return self._set(peerTimeout=seconds)
-
-    def setHeartbeatTimeout(self, seconds: int) -> "SpindleEstimator":
-        return self._set(heartbeatTimeout=seconds)
-
-    def setGpusPerWorker(self, value: int) -> "SpindleEstimator":
-        return self._set(gpusPerWorker=value)
-
-    def setCheckpointDir(self, value: str) -> "SpindleEstimator":
-        return self._set(checkpointDir=value)
-
-    def setCheckpointEverySteps(self, value: int) -> "SpindleEstimator":
-        return self._set(checkpointEverySteps=value)
-
-    def setCheckpointEverySeconds(self, value: int) -> "SpindleEstimator":
-        return self._set(checkpointEverySeconds=value)
-
-    def setKeepCheckpoints(self, value: int) -> "SpindleEstimator":
-        return self._set(keepCheckpoints=value)
-
-    def setTensorboardDir(self, value: str) -> "SpindleEstimator":
-        return self._set(tensorboardDir=value)
-
-    def setValidationFraction(self, value: float) -> "SpindleEstimator":
-        return self._set(validationFraction=value)
-
-    def setEarlyStoppingMetric(self, value: str) -> "SpindleEstimator":
-        return self._set(earlyStoppingMetric=value)
-
-    def setEarlyStoppingPatience(self, value: int) -> "SpindleEstimator":
-        return self._set(earlyStoppingPatience=value)
-
-    def setEarlyStoppingMinDelta(self, value: float) -> "SpindleEstimator":
-        return self._set(earlyStoppingMinDelta=value)
-
-    def setEarlyStoppingMode(self, value: str) -> "SpindleEstimator":
-        return self._set(earlyStoppingMode=value)
 
     def setEarlyStopping(self, metric: str, patience: int, minDelta: float) -> "SpindleEstimator":
         """Early stopping (Keras's ``EarlyStopping`` with ``restore_best_weights``): after every epoch ``metric`` is

@@ -28,28 +28,12 @@ import io.spindle.internal.{InferenceIterator, MemoryBudget, ModelCache, Plan, T
   * it. An output with one value per row becomes a number column; any other shape becomes a flat array column
   * (row-major).
   */
-class SpindleModel(override val uid: String) extends Model[SpindleModel] with SpindleParams with MLWritable {
+class SpindleModel(override val uid: String)
+    extends Model[SpindleModel]
+    with SpindleParams[SpindleModel]
+    with MLWritable {
 
   def this() = this(Identifiable.randomUID("spindle"))
-
-  def setModelPath(value: String): this.type = set(modelPath, value)
-  def setSignature(value: String): this.type = set(signature, value)
-  def setInputCols(value: Map[String, String]): this.type = set(inputCols, value)
-  def setInputCols(value: java.util.Map[String, String]): this.type = set(inputCols, value.asScala.toMap)
-  def setOutputCols(value: Map[String, String]): this.type = set(outputCols, value)
-  def setOutputCols(value: java.util.Map[String, String]): this.type = set(outputCols, value.asScala.toMap)
-  def setBatchSize(value: Int): this.type = set(batchSize, value)
-  def setNumSlots(value: Int): this.type = set(numSlots, value)
-  def setIntraOpThreads(value: Int): this.type = set(intraOpThreads, value)
-  def setInterOpThreads(value: Int): this.type = set(interOpThreads, value)
-  def setTags(value: Array[String]): this.type = set(tags, value)
-  def setNestedOutputs(value: Boolean): this.type = set(nestedOutputs, value)
-  def setImageChannelOrder(value: String): this.type = set(imageChannelOrder, value)
-  def setBinaryOutputs(value: Array[String]): this.type = set(binaryOutputs, value)
-  def setExampleFeatures(value: Map[String, String]): this.type = set(exampleFeatures, value)
-  def setExampleFeatures(value: java.util.Map[String, String]): this.type = set(exampleFeatures, value.asScala.toMap)
-  def setVariableLengthBytes(value: Long): this.type = set(variableLengthBytes, value)
-  def setPadValue(value: Double): this.type = set(padValue, value)
 
   @transient private var trainingSummary: Option[TrainingSummary] = None
 

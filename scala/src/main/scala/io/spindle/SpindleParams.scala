@@ -27,8 +27,12 @@ class StringMapParam(parent: Params, name: String, doc: String) extends Param[Ma
   }
 }
 
-/** Params shared by inference ([[SpindleModel]]) and training ([[SpindleEstimator]]). */
-trait SpindleParams extends Params {
+/** Params shared by inference ([[SpindleModel]]) and training ([[SpindleEstimator]]), with their getters and setters.
+  *
+  * `Stage` is the stage class itself: the setters return it, which Java callers see too (a setter returning `this.type`
+  * compiles to one returning this trait, and would end a Java call chain).
+  */
+trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage =>
 
   final val modelPath = new Param[String](this, "modelPath", "SavedModel directory (any Hadoop FileSystem path)")
 
@@ -140,6 +144,27 @@ trait SpindleParams extends Params {
   def getExampleFeatures: Map[String, String] = $(exampleFeatures)
   def getVariableLengthBytes: Long = $(variableLengthBytes)
   def getPadValue: Double = $(padValue)
+
+  // Setters live with their Params, so the model and the estimator share them (and Python's, generated from these
+  // traits, match them one to one).
+  def setModelPath(value: String): Stage = set(modelPath, value)
+  def setSignature(value: String): Stage = set(signature, value)
+  def setInputCols(value: Map[String, String]): Stage = set(inputCols, value)
+  def setInputCols(value: java.util.Map[String, String]): Stage = set(inputCols, value.asScala.toMap)
+  def setOutputCols(value: Map[String, String]): Stage = set(outputCols, value)
+  def setOutputCols(value: java.util.Map[String, String]): Stage = set(outputCols, value.asScala.toMap)
+  def setBatchSize(value: Int): Stage = set(batchSize, value)
+  def setNumSlots(value: Int): Stage = set(numSlots, value)
+  def setIntraOpThreads(value: Int): Stage = set(intraOpThreads, value)
+  def setInterOpThreads(value: Int): Stage = set(interOpThreads, value)
+  def setTags(value: Array[String]): Stage = set(tags, value)
+  def setNestedOutputs(value: Boolean): Stage = set(nestedOutputs, value)
+  def setImageChannelOrder(value: String): Stage = set(imageChannelOrder, value)
+  def setBinaryOutputs(value: Array[String]): Stage = set(binaryOutputs, value)
+  def setExampleFeatures(value: Map[String, String]): Stage = set(exampleFeatures, value)
+  def setExampleFeatures(value: java.util.Map[String, String]): Stage = set(exampleFeatures, value.asScala.toMap)
+  def setVariableLengthBytes(value: Long): Stage = set(variableLengthBytes, value)
+  def setPadValue(value: Double): Stage = set(padValue, value)
 
   protected def planOptions: PlanOptions =
     PlanOptions(getNestedOutputs, getImageChannelOrder == "RGB", getBinaryOutputs.toSet, getExampleFeatures)
