@@ -6,7 +6,9 @@
 //! - [`placement`]: the device a session's graph runs on, from the GPUs Spark gave the task; `saved_model_import`
 //!   (internal) loads a graph onto it.
 //! - [`error`]: the one error type, whose variant says which layer is at fault.
-//! - `batch` (internal): where each input lies in a batch buffer, and the run of a signature over it.
+//! - `layout` (internal): where each input lies in a batch buffer and the bytes of a slot, pure arithmetic.
+//! - `batch_inputs` (internal): the JVM's inputs checked against a signature and laid out.
+//! - `batch` (internal): the tensors read out of a batch buffer, and the run of a signature over them.
 //!
 //! Inference:
 //! - [`feeder`]: a ring of memory-mapped batch slots that the JVM fills and TensorFlow reads in place.
@@ -28,11 +30,13 @@
 
 pub mod actors;
 mod batch;
+mod batch_inputs;
 pub mod checkpoint;
 pub mod error;
 pub mod events;
 mod exchange;
 pub mod feeder;
+mod layout;
 mod liveness;
 pub mod model;
 pub mod placement;

@@ -39,7 +39,8 @@ use spindle_proto::spindle::{
 };
 
 use crate::actors::{messages, Actors, Reply};
-use crate::batch::{self, lay_out, run_batch, BatchInput};
+use crate::batch::run_batch;
+use crate::batch_inputs::{self, lay_out, BatchInput};
 use crate::checkpoint::{self, Checkpointer, Checkpoints};
 use crate::error::{Error, Result};
 use crate::events::EventWriter;
@@ -220,7 +221,7 @@ impl Trainer {
         let layout = FeederLayout {
             slot_stride: spill.stride() as i64,
             num_slots: config.num_slots,
-            ..batch::layout(&inputs)
+            ..batch_inputs::feeder_layout(&inputs)
         };
         let worker = Box::new(Worker {
             spill: Arc::clone(&spill),
@@ -349,7 +350,9 @@ fn validation(
 ) -> Result<Validation> {
     let evaluator = Evaluator::new(model)?;
     let (eval_inputs, eval_bytes) = lay_out(model, "evaluate", &config.inputs, batch)?;
-    if eval_bytes != bytes || batch::layout(&eval_inputs) != batch::layout(inputs) {
+    if eval_bytes != bytes
+        || batch_inputs::feeder_layout(&eval_inputs) != batch_inputs::feeder_layout(inputs)
+    {
         return Err(Error::Model(format!(
             "signature 'evaluate' of {} takes other inputs than the training signature",
             model.path()
