@@ -3,8 +3,9 @@
 //! Inference and training share:
 //! - [`tf`]: a small safe wrapper over TensorFlow's C API (sessions, tensors that alias our memory).
 //! - [`model`]: a loaded SavedModel and what its signatures offer.
-//! - [`placement`]: the device a session's graph runs on, from the GPUs Spark gave the task; `saved_model_import`
-//!   (internal) loads a graph onto it.
+//! - [`loader`]: a SavedModel loaded into a session placed as the task needs, over `tf`; `saved_model_import`
+//!   (internal) imports a graph onto a device of our choosing.
+//! - [`placement`]: the device a session's graph runs on, from the GPUs Spark gave the task.
 //! - [`error`]: the one error type, whose variant says which layer is at fault.
 //! - `layout` (internal): where each input lies in a batch buffer and the bytes of a slot, pure arithmetic.
 //! - `batch_inputs` (internal): the JVM's inputs checked against a signature and laid out.
@@ -38,6 +39,7 @@ mod exchange;
 pub mod feeder;
 mod layout;
 mod liveness;
+pub mod loader;
 pub mod model;
 pub mod placement;
 mod progress;
