@@ -15,7 +15,8 @@
 //! - [`feeder`]: a ring of memory-mapped batch slots that the JVM fills and TensorFlow reads in place.
 //!
 //! Training:
-//! - [`trainer`]: one worker of synchronous data-parallel training: its epochs and steps, and its handle.
+//! - [`trainer`]: one worker of synchronous data-parallel training: its handle, which opens it.
+//! - `step_loop` (internal): the worker's epochs and steps, on a thread of its own.
 //! - `spill` (internal): the spill file whose windows the JVM fills, and the queue to the trainer thread.
 //! - `exchange` (internal): the gradient exchange of several workers (fuse, all-reduce, average, apply).
 //! - [`rendezvous`]: how the workers form their ring: bound ports and the HMAC handshake.
@@ -49,6 +50,7 @@ mod saved_model_import;
 mod schedule;
 pub mod script_feed;
 mod spill;
+mod step_loop;
 pub mod tf;
 pub mod trainer;
 mod validation;
