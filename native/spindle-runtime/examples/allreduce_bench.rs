@@ -114,6 +114,9 @@ fn ring(world: usize, bytes: usize, repeats: usize) -> f64 {
 }
 
 fn main() {
+    // The runtime's log lines go to stderr at the level RUST_LOG names (only errors when unset), apart from
+    // the figures on stdout.
+    env_logger::init();
     let mut args = std::env::args().skip(1);
     let repeats = args
         .next()

@@ -14,6 +14,9 @@ use spindle_proto::spindle::{DType, FeederConfig, InputLayout, ModelConfig};
 use spindle_runtime::{Feeder, Model};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The runtime's log lines go to stderr at the level RUST_LOG names (only errors when unset), apart from
+    // the figures on stdout.
+    env_logger::init();
     let (numbers, options): (Vec<String>, Vec<String>) =
         std::env::args().skip(1).partition(|a| !a.contains('='));
     let numbers: Vec<usize> = numbers

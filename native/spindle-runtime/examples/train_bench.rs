@@ -12,6 +12,9 @@ use spindle_runtime::tf::{DataType, Tensor};
 use spindle_runtime::Model;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The runtime's log lines go to stderr at the level RUST_LOG names (only errors when unset), apart from
+    // the figures on stdout.
+    env_logger::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize, default: usize| args.get(i).map_or(Ok(default), |a| a.parse());
     let path = args.first().cloned().unwrap_or_else(|| {

@@ -1,7 +1,7 @@
 //! A ring of memory-mapped batch slots feeding one signature of a [`Model`].
 //!
 //! Ownership: the feeder owns one anonymous memory map holding `num_slots` slots, each laid out as
-//! `crate::batch` says (every input's array 64-byte aligned, so TensorFlow aliases it instead of copying).
+//! `crate::layout` says (every input's array 64-byte aligned, so TensorFlow aliases it instead of copying).
 //! The JVM writes rows into a *free* slot, then [`Feeder::submit`] hands it to the feeder's batch runner, an
 //! actor on a thread of its own (it blocks in TensorFlow; `crate::actors`), which wraps the arrays as
 //! tensors (no copy) and runs the session. [`Feeder::await_slot`] returns where the
@@ -25,8 +25,10 @@ use spindle_proto::spindle::{
 use tokio::sync::oneshot;
 
 use crate::actors::{messages, Actors, Reply};
-use crate::batch::{self, align, lay_out, run_batch, too_big, BatchInput};
+use crate::batch::run_batch;
+use crate::batch_inputs::{self, lay_out, BatchInput};
 use crate::error::{Error, Result};
+use crate::layout::{self, ALIGNMENT};
 use crate::model::{to_proto, Model};
 use crate::tf::{AliasGuard, DataType, Port, Tensor};
 
@@ -183,9 +185,10 @@ impl Feeder {
             output_names.push(spec.name.clone());
             output_ports.push(model.port(&spec.tensor)?);
         }
-        let stride = align(bytes.max(1));
+        let stride = layout::stride(bytes, ALIGNMENT)?;
         let slots = config.num_slots as usize;
-        let bytes = stride.checked_mul(slots).ok_or_else(|| too_big("slots"))?;
+        // The region ends where a slot after the last would start.
+        let bytes = layout::slot_offset(slots, stride, "slots")?;
         let region = MmapMut::map_anon(bytes).map_err(|e| {
             Error::Input(format!(
                 "mapping {bytes} bytes of slots failed ({e}): lower batch_size or num_slots"
@@ -233,21 +236,25 @@ impl Feeder {
             base_address: s.region.as_ptr() as i64,
             slot_stride: s.stride as i64,
             num_slots: s.guards.len() as i32,
-            ..batch::layout(&s.inputs)
+            ..batch_inputs::feeder_layout(&s.inputs)
         }
     }
 
     /// Address of an input's area in a slot (for writers in Rust, such as tests and benchmarks).
     pub fn input_ptr(&self, slot: usize, input: usize) -> *mut u8 {
         self.slot_ptr(slot, |s| {
-            batch::areas(&s.inputs).nth(input).map_or(0, |a| a.offset)
+            batch_inputs::areas(&s.inputs)
+                .nth(input)
+                .map_or(0, |a| a.offset)
         })
     }
 
     /// Address of an input's arena in a slot (strings and ragged rows), as [`Self::input_ptr`].
     pub fn arena_ptr(&self, slot: usize, input: usize) -> *mut u8 {
         self.slot_ptr(slot, |s| {
-            batch::areas(&s.inputs).nth(input).map_or(0, |a| a.arena)
+            batch_inputs::areas(&s.inputs)
+                .nth(input)
+                .map_or(0, |a| a.arena)
         })
     }
 

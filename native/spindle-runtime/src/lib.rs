@@ -3,16 +3,20 @@
 //! Inference and training share:
 //! - [`tf`]: a small safe wrapper over TensorFlow's C API (sessions, tensors that alias our memory).
 //! - [`model`]: a loaded SavedModel and what its signatures offer.
-//! - [`placement`]: the device a session's graph runs on, from the GPUs Spark gave the task; `saved_model_import`
-//!   (internal) loads a graph onto it.
+//! - [`loader`]: a SavedModel loaded into a session placed as the task needs, over `tf`; `saved_model_import`
+//!   (internal) imports a graph onto a device of our choosing.
+//! - [`placement`]: the device a session's graph runs on, from the GPUs Spark gave the task.
 //! - [`error`]: the one error type, whose variant says which layer is at fault.
-//! - `batch` (internal): where each input lies in a batch buffer, and the run of a signature over it.
+//! - `layout` (internal): where each input lies in a batch buffer and the bytes of a slot, pure arithmetic.
+//! - `batch_inputs` (internal): the JVM's inputs checked against a signature and laid out.
+//! - `batch` (internal): the tensors read out of a batch buffer, and the run of a signature over them.
 //!
 //! Inference:
 //! - [`feeder`]: a ring of memory-mapped batch slots that the JVM fills and TensorFlow reads in place.
 //!
 //! Training:
-//! - [`trainer`]: one worker of synchronous data-parallel training: its epochs and steps, and its handle.
+//! - [`trainer`]: one worker of synchronous data-parallel training: its handle, which opens it.
+//! - `step_loop` (internal): the worker's epochs and steps, on a thread of its own.
 //! - `spill` (internal): the spill file whose windows the JVM fills, and the queue to the trainer thread.
 //! - `exchange` (internal): the gradient exchange of several workers (fuse, all-reduce, average, apply).
 //! - [`rendezvous`]: how the workers form their ring: bound ports and the HMAC handshake.
@@ -28,12 +32,15 @@
 
 pub mod actors;
 mod batch;
+mod batch_inputs;
 pub mod checkpoint;
 pub mod error;
 pub mod events;
 mod exchange;
 pub mod feeder;
+mod layout;
 mod liveness;
+pub mod loader;
 pub mod model;
 pub mod placement;
 mod progress;
@@ -43,6 +50,7 @@ mod saved_model_import;
 mod schedule;
 pub mod script_feed;
 mod spill;
+mod step_loop;
 pub mod tf;
 pub mod trainer;
 mod validation;

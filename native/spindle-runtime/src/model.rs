@@ -7,6 +7,7 @@ use spindle_proto::tensorflow::{SaverDef, TensorInfo};
 use spindle_proto::Message;
 
 use crate::error::{Error, Result};
+use crate::loader;
 use crate::placement::Placement;
 use crate::tf::{tf_type_name, DataType, Port, SavedModel, Tensor};
 
@@ -27,7 +28,7 @@ impl Model {
             config.tags.clone()
         };
         let placement = Placement::of(config)?;
-        let saved = SavedModel::load(
+        let saved = loader::load(
             Path::new(&config.path),
             &tags,
             config.intra_op_threads,

@@ -1,7 +1,8 @@
 //! The parts of TensorFlow's SavedModel loader that Spindle does itself when a graph must run on a device of its
 //! choosing (a task's GPU, see [`crate::placement`]): the C API's loader takes no default device, so the graph is
 //! imported with one, and then, as TensorFlow's `loader.cc` does, the variables are restored from
-//! `variables/variables` and the init op runs, with the asset files' paths fed to both.
+//! `variables/variables` and the init op runs, with the asset files' paths fed to both. `crate::loader` calls
+//! these around the import.
 
 use std::collections::BTreeSet;
 use std::path::Path;

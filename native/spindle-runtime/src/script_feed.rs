@@ -26,8 +26,8 @@ use std::thread::JoinHandle;
 
 use spindle_proto::spindle::{DType, FeederLayout, ScriptFeedConfig};
 
-use crate::batch::{align, too_big};
 use crate::error::{Error, Result};
+use crate::layout::{self, Area, Cursor};
 use crate::model::from_proto;
 use crate::spill::{Fed, Spill};
 
@@ -72,7 +72,7 @@ impl ScriptFeed {
             .ok_or_else(|| {
                 Error::Input(format!("num_slots {} must be positive", config.num_slots))
             })?;
-        let (input_offsets, row_bytes, bytes) = lay_out(config, batch)?;
+        let (areas, bytes) = lay_out(config, batch)?;
         let dir = Path::new(&config.dir);
         let spill = Arc::new(Spill::create_named(
             &dir.join("feed.spill"),
@@ -86,10 +86,8 @@ impl ScriptFeed {
         let layout = FeederLayout {
             base_address: 0,
             slot_stride: spill.stride() as i64,
-            arena_offsets: vec![0; input_offsets.len()],
-            input_offsets,
-            row_bytes,
             num_slots: config.num_slots,
+            ..layout::feeder_layout(areas.iter())
         };
         let gone = Arc::new(AtomicBool::new(false));
         let connection = Arc::default();
@@ -186,11 +184,11 @@ impl Drop for ScriptFeed {
     }
 }
 
-/// Places each fixed-width input's `[batch, row...]` array, 64-byte aligned; returns the offsets, the
-/// bytes per row and the bytes of a batch.
-fn lay_out(config: &ScriptFeedConfig, batch: usize) -> Result<(Vec<i64>, Vec<i64>, usize)> {
-    let mut cursor = 0usize;
-    let (mut offsets, mut rows) = (Vec::new(), Vec::new());
+/// Checks that every input is one a script reads (fixed-width values, fixed row shapes) and places them
+/// in a batch of `batch` rows ([`crate::layout`]); returns where each lies and the batch's bytes.
+fn lay_out(config: &ScriptFeedConfig, batch: usize) -> Result<(Vec<Area>, usize)> {
+    let mut cursor = Cursor::new(batch);
+    let mut areas = Vec::with_capacity(config.inputs.len());
     for input in &config.inputs {
         let name = &input.name;
         let dtype = DType::try_from(input.dtype)
@@ -210,19 +208,9 @@ fn lay_out(config: &ScriptFeedConfig, batch: usize) -> Result<(Vec<i64>, Vec<i64
                 "input '{name}': a script reads fixed-width rows only (no ragged rows or tf.Examples)"
             )));
         }
-        let row = input.row_shape.iter().try_fold(dtype.size(), |n, d| {
-            usize::try_from(*d).ok().and_then(|d| n.checked_mul(d))
-        });
-        let row = row.ok_or_else(|| too_big(name))?;
-        let bytes = row.checked_mul(batch).ok_or_else(|| too_big(name))?;
-        offsets.push(cursor as i64);
-        rows.push(row as i64);
-        cursor = cursor
-            .checked_add(bytes)
-            .map(align)
-            .ok_or_else(|| too_big(name))?;
+        areas.push(cursor.area(input, dtype)?);
     }
-    Ok((offsets, rows, cursor))
+    Ok((areas, cursor.bytes()))
 }
 
 /// The feed's thread: waits for the script, then tells it each window the JVM submits, while a second

@@ -27,8 +27,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use memmap2::{MmapMut, MmapOptions};
 
-use crate::batch::too_big;
 use crate::error::{Error, Result};
+use crate::layout;
 
 /// Windows of the spill file are mapped at page-aligned offsets.
 const PAGE: usize = 4096;
@@ -98,8 +98,9 @@ impl Spill {
         batch_size: usize,
         num_slots: usize,
     ) -> Result<Spill> {
+        let stride = layout::stride(batch_bytes, PAGE)?;
         let (file, path) = spill_file(dir)?;
-        Ok(Spill::over(file, path, batch_bytes, batch_size, num_slots))
+        Ok(Spill::over(file, path, stride, batch_size, num_slots))
     }
 
     /// Like [`Self::create`], but at `path`, which stays until the caller removes it: another process (a
@@ -110,6 +111,7 @@ impl Spill {
         batch_size: usize,
         num_slots: usize,
     ) -> Result<Spill> {
+        let stride = layout::stride(batch_bytes, PAGE)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -119,20 +121,20 @@ impl Spill {
         Ok(Spill::over(
             file,
             path.to_path_buf(),
-            batch_bytes,
+            stride,
             batch_size,
             num_slots,
         ))
     }
 
+    /// A spill over `file` whose windows are `stride` bytes (whole pages) apart.
     fn over(
         file: File,
         path: PathBuf,
-        batch_bytes: usize,
+        stride: usize,
         batch_size: usize,
         num_slots: usize,
     ) -> Spill {
-        let stride = batch_bytes.max(1).div_ceil(PAGE) * PAGE;
         let credits = bounded(num_slots);
         for _ in 0..num_slots {
             let _ = credits.0.send(());
@@ -187,9 +189,7 @@ impl Spill {
     /// Reserves disk for window `index` before mapping it: writing to a mapped page the disk cannot hold
     /// would raise SIGBUS and kill the JVM, while a failed reservation is an ordinary error.
     fn window(&self, index: usize) -> Result<MmapMut> {
-        let offset = index
-            .checked_mul(self.stride)
-            .ok_or_else(|| too_big("spill"))?;
+        let offset = layout::slot_offset(index, self.stride, "spill")?;
         // SAFETY: a valid open descriptor; the range is checked by the kernel.
         let rc = unsafe {
             libc::posix_fallocate(
@@ -363,9 +363,7 @@ impl Spill {
     /// whole file would keep every page it touched resident, so the process's RSS would grow with the
     /// partition (YARN and Kubernetes count those file pages); unmapped, they are only page cache.
     pub(crate) fn replay(&self, index: usize, rows: usize) -> Result<Fed> {
-        let offset = index
-            .checked_mul(self.stride)
-            .ok_or_else(|| too_big("spill"))?;
+        let offset = layout::slot_offset(index, self.stride, "spill")?;
         // The window was written in epoch 1.
         let map = self.map_window(index, offset)?;
         Ok(Fed { rows, map })

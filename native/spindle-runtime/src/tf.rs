@@ -12,12 +12,10 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use spindle_proto::tensorflow::{ConfigProto, GpuOptions, MetaGraphDef};
+use spindle_proto::tensorflow::MetaGraphDef;
 use tensorflow_sys as tf;
 
 use crate::error::{Error, Result};
-use crate::placement::Placement;
-use crate::saved_model_import;
 
 /// Alignment TensorFlow needs to use external memory in place; with less it silently copies.
 pub const ALIGNMENT: usize = 64;
@@ -429,10 +427,13 @@ unsafe impl Send for Port {}
 unsafe impl Sync for Port {}
 
 /// Owned `TF_SessionOptions` holding a serialized ConfigProto.
-struct SessionOptions(*mut tf::TF_SessionOptions);
+pub(crate) struct SessionOptions(*mut tf::TF_SessionOptions);
 
 impl SessionOptions {
-    fn new(config: &[u8]) -> Result<Self> {
+    /// Options holding `config`, a serialized ConfigProto. The first quiets TensorFlow's start-up log
+    /// (options come before any session, and TensorFlow reads its log level once).
+    pub(crate) fn new(config: &[u8]) -> Result<Self> {
+        quiet_tensorflow();
         let status = Status::new();
         // SAFETY: the config bytes are live for the call, which copies them.
         unsafe {
@@ -468,80 +469,8 @@ unsafe impl Send for SavedModel {}
 unsafe impl Sync for SavedModel {}
 
 impl SavedModel {
-    /// Loads the SavedModel in `dir` with `tags`, and intra/inter-op thread pools of the given sizes
-    /// (0: TensorFlow's default), placed as `placement` says: with the task's GPUs, the session sees the executor's,
-    /// with memory growth on, its graph runs on the task's, and the load fails, naming them, unless TensorFlow sees
-    /// that GPU.
-    pub fn load(
-        dir: &Path,
-        tags: &[String],
-        intra: i32,
-        inter: i32,
-        placement: &Placement,
-    ) -> Result<SavedModel> {
-        quiet_tensorflow();
-        let shown = dir.display();
-        if !dir.join("saved_model.pb").is_file() && !dir.join("saved_model.pbtxt").is_file() {
-            let why = if dir.is_dir() {
-                "has no saved_model.pb"
-            } else {
-                "does not exist"
-            };
-            return Err(Error::Model(format!("SavedModel directory {shown} {why}")));
-        }
-        let gpus = &placement.task_gpus;
-        let config = ConfigProto {
-            intra_op_parallelism_threads: intra,
-            inter_op_parallelism_threads: inter,
-            gpu_options: (!placement.visible_gpus.is_empty()).then(|| GpuOptions {
-                allow_growth: true,
-                visible_device_list: placement.visible_gpus.join(","),
-            }),
-            allow_soft_placement: true,
-        }
-        .encode_to_vec();
-        let on_gpus = if gpus.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " on the task's GPU(s) {} (Spark's task resources)",
-                gpus.join(",")
-            )
-        };
-        let options = SessionOptions::new(&config)?;
-        let model = if placement.device.is_empty() {
-            Self::load_by_tensorflow(dir, tags, &options)
-        } else {
-            Self::import(dir, tags, &options, &placement.device).and_then(|model| {
-                saved_model_import::restore_and_init(&model, dir)?;
-                Ok(model)
-            })
-        }
-        .map_err(|e| match e {
-            Error::Model(m) => Error::Model(format!(
-                "SavedModel {shown} failed to load (tags {tags:?}){on_gpus}: {m}"
-            )),
-            other => other,
-        })?;
-        let seen = if gpus.is_empty() {
-            0
-        } else {
-            model.gpu_count()?
-        };
-        if seen < placement.gpus_needed {
-            return Err(Error::Model(format!(
-                "SavedModel {shown}: the task holds GPU(s) {} (Spark's task resources; this executor's: {}), but \
-                 TensorFlow sees {seen} GPU(s): this libtensorflow is the CPU build, or no CUDA driver or device is \
-                 there for those ids",
-                gpus.join(","),
-                placement.visible_gpus.join(",")
-            )));
-        }
-        Ok(model)
-    }
-
     /// TensorFlow's own SavedModel loader: graph, session, variables restored, init op run.
-    fn load_by_tensorflow(
+    pub(crate) fn load_by_tensorflow(
         dir: &Path,
         tags: &[String],
         options: &SessionOptions,
@@ -599,15 +528,14 @@ impl SavedModel {
         }
     }
 
-    /// Imports the graph of the meta graph with `tags` with every op that names no device placed on `device`, in a
-    /// new session; [`saved_model_import::restore_and_init`] then does the rest of TensorFlow's loader.
-    fn import(
-        dir: &Path,
-        tags: &[String],
+    /// Imports the graph of `meta` with every op that names no device placed on `device`, in a new
+    /// session, without restoring anything: the C API's SavedModel loader takes no default device, so
+    /// `crate::loader` does the rest of that loader's work itself.
+    pub(crate) fn import(
+        mut meta: MetaGraphDef,
         options: &SessionOptions,
         device: &str,
     ) -> Result<SavedModel> {
-        let mut meta = saved_model_import::meta_graph(dir, tags)?;
         let c_device = CString::new(device)
             .map_err(|_| Error::Input(format!("device {device:?} contains a NUL byte")))?;
         let status = Status::new();
@@ -642,7 +570,7 @@ impl SavedModel {
     }
 
     /// How many GPU devices the session has.
-    fn gpu_count(&self) -> Result<usize> {
+    pub(crate) fn gpu_count(&self) -> Result<usize> {
         Ok(self
             .devices()?
             .iter()
