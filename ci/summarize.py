@@ -1,8 +1,8 @@
 """Sums every suite's results into the closing line 'N passed, N failed'.
 
 Reads cargo test's text output (its 'test result:' lines) and the JUnit XML reports that pytest
-(--junitxml) and sbt (target/**/test-reports) write. A suite that wrote no result counts as one failure,
-so a run can never pass by testing nothing.
+(--junitxml), sbt (target/**/test-reports) and ci/external.sh (target/ci/external.xml) write. A suite
+that wrote no result counts as one failure, so a run can never pass by testing nothing.
 """
 import glob
 import re
@@ -57,7 +57,8 @@ def failed_tests(root):
     for m in re.finditer(r"^test (\S+) \.\.\. FAILED$", text, re.M):
         panic = re.search(r"---- " + re.escape(m.group(1)) + r" stdout ----\n(?:.*\n)*?.*panicked at [^\n]*\n([^\n]*)", text)
         found.append(f"rust {m.group(1)}: {panic.group(1).strip()[:300] if panic else 'see cargo-test.log'}")
-    for pattern in ("{root}/target/ci/pytest.xml", "{root}/target/ci/pytest-pyspark.xml", JVM_REPORTS):
+    for pattern in ("{root}/target/ci/pytest.xml", "{root}/target/ci/pytest-pyspark.xml", JVM_REPORTS,
+                    "{root}/target/ci/external.xml"):
         for path in sorted(set(glob.glob(pattern.format(root=root), recursive=True))):
             for case in ET.parse(path).getroot().iter("testcase"):
                 for bad in list(case.findall("failure")) + list(case.findall("error")):
@@ -74,6 +75,7 @@ def main(root):
         "python": junit(f"{root}/target/ci/pytest.xml"),
         "pyspark": junit(f"{root}/target/ci/pytest-pyspark.xml"),
         "jvm": junit(JVM_REPORTS.format(root=root)),
+        "external": junit(f"{root}/target/ci/external.xml"),
     }
     for line in failed_tests(root)[:20]:
         print(f"FAILED TEST {line}")

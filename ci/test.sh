@@ -39,10 +39,15 @@ step "pytest" .venv/bin/python -m pytest tests/python -q --junitxml=target/ci/py
 # Formatting is its own sbt run, so that a misformatted file does not keep the suites from running.
 step "scalafmt (./sbt scalafmtCheckAll)" ./sbt scalafmtCheckAll
 step "JVM suites (./sbt core/test tests/test)" ./sbt core/test tests/test
+# Spindle as a user gets it: the release published to target/maven-repo, then an sbt (Scala) and a Maven (plain Java)
+# project outside the build, which know Spindle by its coordinate alone, score the digits model against Python's.
+step "external projects (ci/external.sh)" bash ci/external.sh
 # The PySpark package as a user installs it: the build's jars packed into a wheel, installed into .venv; its suites
 # (stages, spindle.run on local-cluster) and the Python main example run against the installed package.
 step "python package (./sbt core/pythonJars; pip install ./python)" \
   bash -c './sbt core/pythonJars < /dev/null && .venv/bin/pip install -q --disable-pip-version-check ./python'
+# The release files of that package: sdist and wheel built with PyPA build into target/python-dist, then checked.
+step "python release files (ci/python-dist.sh)" bash ci/python-dist.sh
 step "PySpark suites (pytest tests/pyspark)" .venv/bin/python -m pytest tests/pyspark -q -p no:cacheprovider \
   --junitxml=target/ci/pytest-pyspark.xml
 step "Python main example (examples/python/digits.py)" .venv/bin/python examples/python/digits.py

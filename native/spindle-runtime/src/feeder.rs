@@ -116,7 +116,7 @@ struct Job {
 
 /// Serves `jobs` until the feeder drops their sender, then replies on `done`. The slots come on a
 /// crossbeam channel, not one actix message each: a slot's batch takes about 0.5 ms, and a message through
-/// actix costs tens of microseconds more than a channel (README, "Actors").
+/// actix costs tens of microseconds more than a channel (docs/choices.md, "Actors").
 struct Serve {
     jobs: Receiver<Job>,
     done: Reply<()>,

@@ -15,7 +15,7 @@
 //!
 //! The two sides meet in two crossbeam channels (fed windows one way, credits back), not in actor
 //! mailboxes: a batch takes about 0.5 ms of TensorFlow, and a message through actix costs tens of
-//! microseconds against under one for a channel (README, "Actors"). Each window is written once by the
+//! microseconds against under one for a channel (docs/choices.md, "Actors"). Each window is written once by the
 //! JVM and then handed over whole, so nothing is shared under a lock.
 
 use std::fs::{File, OpenOptions};

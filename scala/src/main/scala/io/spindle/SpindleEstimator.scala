@@ -103,35 +103,26 @@ class SpindleEstimator(override val uid: String)
     val checkpoints = if (isDefined(checkpointDir)) Some(checkpointStore(sc)) else None
     // Plan: what every worker runs.
     val secret = Secrets.fresh()
-    val config = trainerConfig(secret, validating = validation.isDefined)
-    val job = (gatherAddress: Option[String]) =>
-      TrainJob(
-        ModelCache.qualify(getModelPath, sc.hadoopConfiguration),
-        threads(spark),
-        inputs,
-        validationInputs,
-        config.toByteArray,
-        Some(target),
-        getOverwriteExport,
-        new SerializableConfiguration(sc.hadoopConfiguration),
-        checkpoints,
-        Progress.register(sc, validationMetrics),
-        get(tensorboardDir),
-        getVariableLengthBytes,
-        getPadValue,
-        gatherAddress
-      )
+    val job = TrainJob(
+      ModelCache.qualify(getModelPath, sc.hadoopConfiguration),
+      threads(spark),
+      inputs,
+      validationInputs,
+      trainerConfig(secret, validating = validation.isDefined).toByteArray,
+      Some(target),
+      getOverwriteExport,
+      new SerializableConfiguration(sc.hadoopConfiguration),
+      checkpoints,
+      Progress.register(sc, validationMetrics),
+      get(tensorboardDir),
+      getVariableLengthBytes,
+      getPadValue,
+      gatherAddress = None
+    )
     // Run.
     log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")
-    val reports = BarrierTraining.run(
-      sc,
-      parts(train, validation),
-      workers,
-      getGpusPerWorker,
-      secret,
-      s"train " +
-        s"$getModelPath on $workers workers"
-    )(job)
+    val description = s"train $getModelPath on $workers workers"
+    val reports = BarrierTraining.run(sc, parts(train, validation), job, getGpusPerWorker, secret, description)
     // Summary.
     val summary = TrainingSummary.of(reports, target)
     logSummary(summary, target)

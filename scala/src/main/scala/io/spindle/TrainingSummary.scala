@@ -87,8 +87,15 @@ final class TrainingSummary private[spindle] (
   def rowsFedPerSecond: Double =
     rowsPerWorker.zip(feedSecondsPerWorker).map { case (r, s) => if (s > 0) r / s else 0.0 }.sum
 
-  /** Java-friendly view of [[variables]]. */
+  // Java-friendly views: plain Java code needs no Scala converters.
   def variablesJava: java.util.Map[String, Array[Float]] = variables.asJava
+  def stepsJava: java.util.List[StepSummary] = steps.asJava
+  def epochsJava: java.util.List[EpochSummary] = epochs.asJava
+  def rowsPerWorkerJava: java.util.List[java.lang.Long] = rowsPerWorker.map(java.lang.Long.valueOf).asJava
+  def feedSecondsPerWorkerJava: java.util.List[java.lang.Double] =
+    feedSecondsPerWorker.map(java.lang.Double.valueOf).asJava
+  def feedWaitSecondsPerWorkerJava: java.util.List[java.lang.Double] =
+    feedWaitSecondsPerWorker.map(java.lang.Double.valueOf).asJava
 }
 
 private[spindle] object TrainingSummary {

@@ -62,6 +62,13 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     )
     assert(summary.steps.size == 4 * 16)
     assert(summary.rowsPerWorker == Seq(800L))
+    // The same summary as a Java caller reads it (JavaApiUsage, compiled by javac).
+    val lastEpochLoss = summary.epochs.last.loss
+    assert(
+      JavaApiUsage.describe(summary) ==
+        s"64 steps, last loss ${summary.steps.last.loss}; epoch 1 ${summary.epochs.head.loss}; epoch 2 " +
+        s"${summary.epochs(1).loss}; epoch 3 ${summary.epochs(2).loss}; epoch 4 $lastEpochLoss; rows 800 on 1 workers"
+    )
     val byEpoch = summary.steps.groupBy(_.epoch).map { case (e, s) => e -> s.map(_.loss).sum / s.size }
     assert(byEpoch(4) < byEpoch(1) * 0.8, s"mean loss per epoch: $byEpoch")
     assert(fitted.getInputCols == Map("features" -> "pixels"), "the serving signature has no labels")

@@ -52,7 +52,7 @@ trait SpindleTestBase extends AnyFunSuite with BeforeAndAfterAll {
     dir
   }
 
-  /** A checked-in fixture SavedModel (see tests/fixtures/README.md). */
+  /** A checked-in fixture SavedModel (tests/fixtures; make_fixtures.py builds them). */
   protected def fixture(name: String): String = repoRoot.resolve("tests/fixtures").resolve(name).toString
 
   /** scikit-learn's `digits.csv.gz`, from the project's virtualenv (ci/setup-python.sh). */

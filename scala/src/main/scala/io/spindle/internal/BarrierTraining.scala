@@ -18,19 +18,26 @@ object BarrierTraining {
   /** Each worker's rows: its partition's training rows and its validation rows, read in that order by its task. */
   type Parts = RDD[(Iterator[InternalRow], Iterator[InternalRow])]
 
-  /** Runs `parts` as one barrier stage of `workers` tasks (each asking for `gpusPerWorker` GPUs when above 0) and
-    * returns every worker's report. `job` builds what the tasks run, given the driver's gather address (workers > 1).
+  /** Runs `job` over `parts` as one barrier stage, a task per partition, each asking for `gpusPerWorker` GPUs when
+    * above 0; returns every worker's report. With several workers, they first gather their ring addresses on the
+    * driver, proving `secret`.
     */
-  def run(sc: SparkContext, parts: Parts, workers: Int, gpusPerWorker: Int, secret: Array[Byte], description: String)(
-      job: Option[String] => TrainJob
+  def run(
+      sc: SparkContext,
+      parts: Parts,
+      job: TrainJob,
+      gpusPerWorker: Int,
+      secret: Array[Byte],
+      description: String
   ): Seq[TrainingReport] = {
+    val workers = parts.getNumPartitions
     val profile = resourceProfile(sc, gpusPerWorker)
     Slots.require(sc, workers, Slots.FirstAttemptGraceMs, profile)
     val gather = if (workers > 1) {
       val host = sc.getConf.get("spark.driver.host", "127.0.0.1")
       Some(new HelloGather(sc.getConf.get("spark.driver.bindAddress", host), host, workers, secret))
     } else None
-    val theJob = job(gather.map(_.address))
+    val theJob = job.copy(gatherAddress = gather.map(_.address))
     val log = LoggerFactory.getLogger(getClass)
     val (previous, previousTag) =
       (sc.getLocalProperty("spark.job.description"), sc.getLocalProperty(RetryWatch.Property))
@@ -45,7 +52,7 @@ object BarrierTraining {
           // but retries a failed barrier map stage whole (up to spark.stage.maxConsecutiveAttempts), so workers
           // lost with an executor come back and resume from the newest checkpoint.
           profile
-            .fold(parts)(parts.withResources)
+            .fold(parts)(p => parts.withResources(p))
             .barrier()
             .mapPartitions(new TrainTask(theJob))
             .repartition(1)

@@ -10,7 +10,6 @@ import org.apache.hadoop.fs.{FileSystem, FileUtil, LocalFileSystem, Path => HPat
 import org.apache.spark.util.SerializableConfiguration
 
 import io.spindle.SpindleCheckpointException
-import io.spindle.jni.NativeRuntime
 import io.spindle.proto.CheckpointInfo
 
 /** The checkpoints of one training job in `dir`, on any Hadoop FileSystem.
@@ -107,7 +106,7 @@ object Checkpoints {
     * waits only when its next checkpoint is due before this one is up. A failed upload fails training (the trainer
     * throws it at its next checkpoint) and is kept here for the task to throw.
     */
-  final class Uploader(trainer: Long, store: Checkpoints, label: String) {
+  final class Uploader(trainer: Trainer, store: Checkpoints, label: String) {
     @volatile private var failure: Option[Throwable] = None
     private val thread = new Thread(() => run(), s"spindle-checkpoint-upload $label")
     thread.setDaemon(true)
@@ -115,14 +114,14 @@ object Checkpoints {
 
     private def run(): Unit =
       try {
-        var next = NativeRuntime.nextCheckpoint(trainer)
-        while (next != null) {
-          val info = CheckpointInfo.parseFrom(next)
+        var next = trainer.nextCheckpoint()
+        while (next.isDefined) {
+          val info = next.get
           val message =
             try { store.upload(info); null }
             catch { case NonFatal(e) => failure = Some(e); e.getMessage }
-          NativeRuntime.checkpointDone(trainer, info.getStep, message)
-          next = if (message == null) NativeRuntime.nextCheckpoint(trainer) else null
+          trainer.checkpointDone(info.getStep, message)
+          next = if (message == null) trainer.nextCheckpoint() else None
         }
       } catch {
         // The trainer was closed under us: the task is failing already, with its own error.

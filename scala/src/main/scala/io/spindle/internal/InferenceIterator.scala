@@ -15,7 +15,6 @@ import org.apache.spark.sql.catalyst.expressions.{
 }
 
 import io.spindle.{SpindleInputException, SpindleModelException}
-import io.spindle.jni.NativeRuntime
 import io.spindle.proto.{BatchOutputs, FeederConfig, FeederLayout}
 
 /** Scores one partition: rows go into a ring of memory-mapped slots, TensorFlow runs each full slot on the feeder's
@@ -40,7 +39,7 @@ final class InferenceIterator(
     with AutoCloseable {
 
   private val rows = input.buffered
-  private var feeder = 0L
+  private var feeder: Feeder = _
   private var layout: FeederLayout = _
   private var writer: BatchWriter = _
   private val free = mutable.Queue.range(0, numSlots)
@@ -93,7 +92,7 @@ final class InferenceIterator(
 
   private def advance(): Unit = {
     if (slot >= 0) {
-      NativeRuntime.releaseSlot(feeder, slot)
+      feeder.releaseSlot(slot)
       free.enqueue(slot)
       slot = -1
       batch = Array.empty
@@ -102,7 +101,7 @@ final class InferenceIterator(
     fillFreeSlots()
     if (inFlight.nonEmpty) {
       val (s, rows, firstRow) = inFlight.dequeue()
-      val outputs = BatchOutputs.parseFrom(NativeRuntime.awaitSlot(feeder, s))
+      val outputs = feeder.awaitSlot(s)
       slot = s
       batch = rows
       perRow = checkOutputs(rows.length, firstRow, outputs)
@@ -113,7 +112,7 @@ final class InferenceIterator(
 
   private def fillFreeSlots(): Unit =
     while (free.nonEmpty && rows.hasNext) {
-      if (feeder == 0) open(rows.head)
+      if (feeder == null) open(rows.head)
       val slot = free.dequeue()
       val base = layout.getBaseAddress + slot * layout.getSlotStride
       val batch = new mutable.ArrayBuffer[InternalRow](batchSize)
@@ -128,7 +127,7 @@ final class InferenceIterator(
         batch += copies.add(row)
         rowNumber += 1
       }
-      NativeRuntime.submit(feeder, slot, batch.size)
+      feeder.submit(slot, batch.size)
       inFlight.enqueue((slot, batch.toArray, firstRow))
     }
 
@@ -149,8 +148,8 @@ final class InferenceIterator(
       .setLabel(task.map(t => s"stage ${t.stageId()} partition $partition task ${t.taskAttemptId()}").getOrElse(""))
       .addAllOutputs(plan.outputs.map(_.output).asJava)
       .addAllInputs(BatchWriter.layouts(plan.inputs, arenaBytes, padValue).asJava)
-    feeder = NativeRuntime.openFeeder(model.nativeHandle, config.build().toByteArray)
-    layout = FeederLayout.parseFrom(NativeRuntime.feederLayout(feeder))
+    feeder = Feeder.open(model, config.build())
+    layout = feeder.layout
     writer = new BatchWriter(plan.inputs, arenaBytes, layout, partition)
   }
 
@@ -178,8 +177,6 @@ final class InferenceIterator(
 
   override def close(): Unit = if (!closed) {
     closed = true
-    val f = feeder
-    feeder = 0
-    if (f != 0) NativeRuntime.closeFeeder(f)
+    if (feeder != null) feeder.close()
   }
 }

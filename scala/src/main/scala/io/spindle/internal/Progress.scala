@@ -8,9 +8,6 @@ import org.apache.spark.scheduler.{SparkListener, SparkListenerExecutorMetricsUp
 import org.apache.spark.util.{DoubleAccumulator, LongAccumulator}
 import org.slf4j.Logger
 
-import io.spindle.jni.NativeRuntime
-import io.spindle.proto.TrainerProgress
-
 /** Live progress of a training job. The chief's task copies its trainer's last step (step, epoch, loss), the step rate
   * over the last second and the last epoch done (its mean loss and validation metrics) into named accumulators every
   * second; executors send accumulators of running tasks with their heartbeats (`spark.executor.heartbeatInterval`), and
@@ -54,10 +51,10 @@ final class Progress(
   /** On the chief's executor: publishes `trainer`'s progress every second, and once more when closed (before the
     * trainer closes, so that the stage's accumulators end with the last step).
     */
-  def report(trainer: Long, label: String): AutoCloseable = {
+  def report(trainer: Trainer, label: String): AutoCloseable = {
     var (rateStep, rateNanos) = (0L, System.nanoTime())
     def publish(): Unit = {
-      val progress = TrainerProgress.parseFrom(NativeRuntime.trainerProgress(trainer))
+      val progress = trainer.progress()
       val (last, done) = (progress.getStep, progress.getEpoch)
       // reset + add: an accumulator has no public setter; a heartbeat in between reads step 0, which is ignored.
       if (done.getEpoch > epochsDone.value) {

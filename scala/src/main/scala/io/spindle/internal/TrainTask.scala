@@ -11,8 +11,7 @@ import org.apache.spark.util.SerializableConfiguration
 import org.slf4j.LoggerFactory
 
 import io.spindle.NativeLoader
-import io.spindle.jni.NativeRuntime
-import io.spindle.proto.{FeederLayout, GatherRequest, TrainerConfig, TrainingReport, WorkerHello}
+import io.spindle.proto.{FeederLayout, GatherRequest, TrainerConfig, WorkerHello}
 
 /** What every barrier task of a training job needs, serialized once with the stage. */
 final case class TrainJob(
@@ -54,8 +53,8 @@ final class TrainTask(job: TrainJob)
     val world = ctx.getTaskInfos().length
     val label = s"stage ${ctx.stageId()} rank $rank of $world"
     // Written by the task's threads, read by the others (the kill switch's, the completion listener): volatile.
-    @volatile var rendezvous = 0L
-    @volatile var trainer = 0L
+    @volatile var rendezvous: Option[Rendezvous] = None
+    @volatile var trainer: Option[Trainer] = None
     @volatile var ending = false
     val scratch = Files.createTempDirectory(java.nio.file.Paths.get(SpindleCoreShim.localDir), "spindle-train")
     val exportDir = if (rank == 0 && job.exportPath.isDefined) Some(scratch.resolve("export")) else None
@@ -66,8 +65,8 @@ final class TrainTask(job: TrainJob)
       label,
       () =>
         Cleanup.all(
-          () => if (rendezvous != 0) NativeRuntime.cancelRendezvous(rendezvous),
-          () => if (trainer != 0) NativeRuntime.closeTrainer(trainer)
+          () => rendezvous.foreach(_.cancel()),
+          () => trainer.foreach(_.close())
         )
     )
     // The session loads, and the workers gather their ring addresses, while this thread reads the partition's first
@@ -85,8 +84,9 @@ final class TrainTask(job: TrainJob)
     val gathering = job.gatherAddress.filter(_ => world > 1).map { address =>
       Background(s"spindle-gather $label") {
         NativeLoader.ensureLoaded()
-        rendezvous = NativeRuntime.bindRendezvous(SpindleCoreShim.executorHost)
-        val hello = WorkerHello.newBuilder().setRingAddress(NativeRuntime.rendezvousAddress(rendezvous))
+        val bound = Rendezvous.bind(SpindleCoreShim.executorHost)
+        rendezvous = Some(bound)
+        val hello = WorkerHello.newBuilder().setRingAddress(bound.address)
         if (rank == 0) hello.setResumeFrom(newest)
         val request = GatherRequest.newBuilder().setStageAttempt(ctx.stageAttemptNumber()).setRank(rank).setHello(hello)
         val secret = base.getSecret.toByteArray
@@ -99,8 +99,8 @@ final class TrainTask(job: TrainJob)
       Cleanup.all(
         () => killSwitch.close(),
         () => gathering.foreach(Background.result(_)),
-        () => if (trainer != 0) NativeRuntime.closeTrainer(trainer),
-        () => if (rendezvous != 0) NativeRuntime.closeRendezvous(rendezvous),
+        () => trainer.foreach(_.close()),
+        () => rendezvous.foreach(_.close()),
         () => Background.result(loading).foreach(_.close()),
         () => events.foreach(_.publish()),
         () => FileUtil.fullyDelete(scratch.toFile)
@@ -142,22 +142,21 @@ final class TrainTask(job: TrainJob)
     val uploads = if (rank == 0) job.checkpoints else None
     uploads.foreach(_ => config.setCheckpointDir(Files.createDirectories(scratch.resolve("checkpoints")).toString))
     config.addAllInputs(BatchWriter.layouts(job.inputs, arenaBytes, job.padValue).asJava)
-    // openTrainer consumes the rendezvous, even when it fails; until it returns, a kill cancels it.
-    trainer = NativeRuntime.openTrainer(model.nativeHandle, config.build().toByteArray, rendezvous)
-    rendezvous = 0
-    if (ctx.isInterrupted()) NativeRuntime.closeTrainer(trainer) // killed while it opened: the switch saw no trainer
-    val uploader = uploads.map(new Checkpoints.Uploader(trainer, _, config.getLabel))
-    val reporter = if (rank == 0) Some(job.progress.report(trainer, config.getLabel)) else None
+    val opened = Trainer.open(model, config.build(), rendezvous)
+    trainer = Some(opened)
+    if (ctx.isInterrupted()) opened.close() // killed while it opened: the switch saw no trainer
+    val uploader = uploads.map(new Checkpoints.Uploader(opened, _, config.getLabel))
+    val reporter = if (rank == 0) Some(job.progress.report(opened, config.getLabel)) else None
     ctx.addTaskCompletionListener[Unit](_ => reporter.foreach(_.close()))
-    val layout = FeederLayout.parseFrom(NativeRuntime.trainerLayout(trainer))
+    val layout = opened.layout
     val (feedNanos, waitNanos) =
-      feed(trainer, buffered, new BatchWriter(job.inputs, arenaBytes, layout, rank), config.getBatchSize)
+      feed(opened, buffered, new BatchWriter(job.inputs, arenaBytes, layout, rank), config.getBatchSize)
     for (inputs <- job.validationInputs) {
-      NativeRuntime.endTrainingData(trainer)
-      feed(trainer, validationRows.buffered, new BatchWriter(inputs, arenaBytes, layout, rank), config.getBatchSize)
+      opened.endTrainingData()
+      feed(opened, validationRows.buffered, new BatchWriter(inputs, arenaBytes, layout, rank), config.getBatchSize)
     }
-    val report = TrainingReport
-      .parseFrom(NativeRuntime.finishTraining(trainer))
+    val report = opened
+      .finish()
       .toBuilder
       .setFeedMicros((feedNanos - waitNanos) / 1000)
       .setFeedWaitMicros(waitNanos / 1000)
@@ -172,7 +171,7 @@ final class TrainTask(job: TrainJob)
     * it waited for a window.
     */
   private def feed(
-      trainer: Long,
+      trainer: Trainer,
       rows: scala.collection.BufferedIterator[InternalRow],
       writer: BatchWriter,
       batchSize: Int
@@ -182,10 +181,10 @@ final class TrainTask(job: TrainJob)
     var rowNumber = 0L
     while (rows.hasNext) {
       val waiting = System.nanoTime()
-      val base = NativeRuntime.acquireBatch(trainer)
+      val base = trainer.acquireBatch()
       waited += System.nanoTime() - waiting
       val n = writer.fill(base, rows, batchSize, rowNumber)
-      NativeRuntime.submitBatch(trainer, n)
+      trainer.submitBatch(n)
       rowNumber += n
     }
     (System.nanoTime() - started, waited)

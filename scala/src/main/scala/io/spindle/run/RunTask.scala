@@ -13,8 +13,7 @@ import org.apache.spark.sql.catalyst.InternalRow
 import org.slf4j.LoggerFactory
 
 import io.spindle.{NativeLoader, SpindleWorkerException}
-import io.spindle.internal.{BatchWriter, Cleanup, InputPlan, KillSwitch}
-import io.spindle.jni.NativeRuntime
+import io.spindle.internal.{BatchWriter, Cleanup, InputPlan, KillSwitch, ScriptFeed}
 import io.spindle.proto.{FeederLayout, ScriptFeedConfig}
 
 /** What every task of a run needs, serialized once with the stage. `steps` is the batches each reader feeds per epoch
@@ -46,19 +45,18 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
     val log = LoggerFactory.getLogger(classOf[RunTask])
     val scratch = Files.createTempDirectory(java.nio.file.Paths.get(SpindleCoreShim.localDir), "spindle-run")
     val port = new PortHold(host)
-    @volatile var feed = 0L
+    @volatile var feed: Option[ScriptFeed] = None
     @volatile var process: Option[WorkerProcess] = None
     val link = new TaskLink(job.driver, job.secret, rank)
     // Only a reader loads the native library. A hang-up only wakes the feed's waits and may come from any thread; the
     // feed is closed (its windows unmapped) on the task thread alone, once no row is being written.
-    def hangUp(): Unit = if (feed != 0) NativeRuntime.scriptFeedHangUp(feed)
-    def closeFeed(): Unit = if (feed != 0) { NativeRuntime.closeScriptFeed(feed); feed = 0 }
+    def hangUp(): Unit = feed.foreach(_.hangUp())
     val killSwitch = new KillSwitch(ctx, label, () => Cleanup.all(() => process.foreach(_.stop()), () => hangUp()))
     ctx.addTaskCompletionListener[Unit] { _ =>
       Cleanup.all(
         () => killSwitch.close(),
         () => process.foreach(_.stop()),
-        () => closeFeed(),
+        () => feed.foreach(_.close()),
         () => port.close(),
         () => link.close(),
         () => FileUtil.fullyDelete(scratch.toFile)
@@ -79,8 +77,9 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
       // A reader's feed, with where each input lies in its windows.
       val layout = if (spec.readers.contains(rank) && job.inputs.nonEmpty) {
         NativeLoader.ensureLoaded()
-        feed = openFeed(scratch)
-        val layout = FeederLayout.parseFrom(NativeRuntime.scriptFeedLayout(feed))
+        val opened = openFeed(scratch)
+        feed = Some(opened)
+        val layout = opened.layout
         Files.write(
           scratch.resolve("feed.json"),
           RunTask.descriptor(job, layout, scratch).getBytes(StandardCharsets.UTF_8)
@@ -96,7 +95,7 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
         catch { case NonFatal(_) => } // the task closed its feed meanwhile
       }
       link.started(s"$role $index", host, tfAddress)
-      layout.foreach(feedRows(feed, rows, _, rank, label))
+      for (l <- layout; f <- feed) feedRows(f, rows, l, rank, label)
       if (spec.serves(rank)) {
         // A server's process runs until the others end; if it dies first, the driver hears of it and cancels the run.
         watchServer(started, link, rank, label)
@@ -124,7 +123,7 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
     }
   }
 
-  private def openFeed(scratch: Path): Long = {
+  private def openFeed(scratch: Path): ScriptFeed = {
     val config = ScriptFeedConfig
       .newBuilder()
       .addAllInputs(BatchWriter.layouts(job.inputs, job.inputs.map(_ => 0L), 0.0).asJava)
@@ -132,14 +131,14 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
       .setNumSlots(job.spec.numSlots)
       .setDir(scratch.toString)
       .setSocket(RunTask.socketPath(scratch).toString)
-    NativeRuntime.openScriptFeed(config.build().toByteArray)
+    ScriptFeed.open(config.build())
   }
 
   /** Writes rows into the feed's windows, at most `steps` of them, until the rows end or the reader is gone (the script
     * hung up or its process exited); then tells the script the input is over.
     */
   private def feedRows(
-      feed: Long,
+      feed: ScriptFeed,
       rows: Iterator[InternalRow],
       layout: FeederLayout,
       rank: Int,
@@ -149,10 +148,10 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
     val buffered = rows.buffered
     var (windows, rowNumber, readerGone) = (0L, 0L, false)
     while (!readerGone && buffered.hasNext && windows != job.steps) {
-      val window = NativeRuntime.scriptFeedAcquire(feed)
+      val window = feed.acquire()
       if (window.isPresent) {
         val n = writer.fill(window.getAsLong, buffered, job.spec.batchSize, rowNumber)
-        NativeRuntime.scriptFeedSubmit(feed, n)
+        feed.submit(n)
         windows += 1
         rowNumber += n
       } else readerGone = true
@@ -161,7 +160,7 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
     if (readerGone) log.info(s"$label: the script stopped reading after $windows batches")
     else if (buffered.hasNext)
       log.info(s"$label: fed the $windows batches every reader has; the partition's other rows are left out")
-    NativeRuntime.scriptFeedEnd(feed)
+    feed.end()
   }
 
   private def watchServer(process: WorkerProcess, link: TaskLink, rank: Int, label: String): Unit = {

@@ -61,7 +61,8 @@ object ParamsReference {
     */
   private def pyStrings(doc: String, indent: String, width: Int = 100): String = {
     val escaped = doc.replace("\\", "\\\\").replace("\"", "\\\"")
-    if (indent.length + escaped.length + 3 <= 120) s"$indent\"$escaped\""
+    val q = "\""
+    if (indent.length + escaped.length + 3 <= 120) s"$indent$q$escaped$q"
     else
       escaped
         .split(" ")
@@ -70,7 +71,7 @@ object ParamsReference {
           else if (acc.last.length + 1 + word.length > width) acc.init :+ (acc.last + " ") :+ word
           else acc.init :+ (acc.last + " " + word)
         }
-        .map(l => s"$indent\"$l\"")
+        .map(l => s"$indent$q$l$q")
         .mkString("\n")
   }
 
