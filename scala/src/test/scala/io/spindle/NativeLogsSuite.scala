@@ -56,7 +56,7 @@ class NativeLogsSuite extends SpindleTestBase {
     done
   }
 
-  test("the chief's epoch lines reach log4j at info, from the trainer module's logger") {
+  test("the chief's epoch lines reach log4j at info, from the step loop module's logger") {
     Configurator.setLevel("io.spindle.native", Level.INFO)
     // The log thread hands a new level to the runtime within a second; a fit quicker than that would miss it.
     NativeLogs.refreshLevel()
@@ -65,7 +65,7 @@ class NativeLogsSuite extends SpindleTestBase {
     assert(eventually(epochLines.size == 2), s"epoch lines: ${epochLines.map(_.getMessage.getFormattedMessage)}")
     val lines = epochLines
     assert(lines.forall(_.getLevel == Level.INFO))
-    assert(lines.forall(_.getLoggerName == "io.spindle.native.spindle_runtime.trainer"), lines.map(_.getLoggerName))
+    assert(lines.forall(_.getLoggerName == "io.spindle.native.spindle_runtime.step_loop"), lines.map(_.getLoggerName))
     assert(lines.map(_.getMessage.getFormattedMessage).zip(Seq("epoch 1 done", "epoch 2 done")).forall {
       case (line, expected) => line.contains(expected)
     })

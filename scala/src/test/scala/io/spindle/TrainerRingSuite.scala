@@ -42,7 +42,7 @@ class TrainerRingSuite extends SpindleTestBase {
     val model = ModelCache.loadPrivate(ModelCache.Key(fixture("digits_mlp_init"), Seq("serve"), 1, 1))
     var trainer = 0L
     try {
-      trainer = NativeRuntime.openTrainer(model.nativeHandle, config(rank, peers, secret, timeoutMs), rendezvous)
+      trainer = NativeRuntime.openTrainer(model.id, config(rank, peers, secret, timeoutMs), rendezvous)
       TrainingReport.parseFrom(NativeRuntime.finishTraining(trainer))
     } finally {
       NativeRuntime.closeTrainer(trainer)

@@ -1,26 +1,18 @@
 package io.spindle.internal
 
-import java.util.concurrent.atomic.AtomicLong
-
 import scala.jdk.CollectionConverters._
 
 import io.spindle.SpindleModelException
 import io.spindle.jni.NativeRuntime
 import io.spindle.proto.{ModelInfo, SignatureInfo}
 
-/** One SavedModel loaded into one TensorFlow session. Owned by [[ModelCache]]; `close` is idempotent. */
-final class LoadedModel private[internal] (handle0: Long, val path: String) extends AutoCloseable {
-  private val handle = new AtomicLong(handle0)
-
-  /** The native handle; fails if the model was closed. */
-  def nativeHandle: Long = {
-    val h = handle.get()
-    if (h == 0) throw new SpindleModelException(s"model $path was closed")
-    h
-  }
+/** One SavedModel loaded into one TensorFlow session. Owned by [[ModelCache]], or by the training task that loaded it
+  * privately.
+  */
+final class LoadedModel private[internal] (id: Long, val path: String) extends NativeObject(id, s"model $path") {
 
   /** Signatures of the model, read once. */
-  lazy val info: ModelInfo = ModelInfo.parseFrom(NativeRuntime.modelInfo(nativeHandle))
+  lazy val info: ModelInfo = ModelInfo.parseFrom(NativeRuntime.modelInfo(this.id))
 
   /** The signature `name`, or an error listing the ones that exist. */
   def signature(name: String): SignatureInfo =
@@ -29,8 +21,5 @@ final class LoadedModel private[internal] (handle0: Long, val path: String) exte
       throw new SpindleModelException(s"SavedModel $path has no signature '$name' (it has: $known)")
     }
 
-  override def close(): Unit = {
-    val h = handle.getAndSet(0)
-    if (h != 0) NativeRuntime.closeModel(h)
-  }
+  protected def release(id: Long): Unit = NativeRuntime.closeModel(id)
 }

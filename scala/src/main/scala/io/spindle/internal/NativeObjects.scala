@@ -16,17 +16,17 @@ import io.spindle.proto.{
   TrainingReport
 }
 
-/** The JVM owners of the runtime's objects (as [[LoadedModel]] owns a model): task code holds these, never a raw id.
+/** The JVM owners of the runtime's objects ([[LoadedModel]] and those below): task code holds these, never a raw id.
   * Each owns one id of the runtime's handle tables. A call after `close` fails with a [[SpindleNativeException]] naming
   * the object; `close` releases the id once, from any thread, however often it is called. The runtime keeps an object
   * alive while a call on it is in flight, so a close from another thread (a kill switch) never frees memory under a
   * running call.
   */
-sealed abstract class NativeObject(id0: Long, val kind: String) extends AutoCloseable {
+abstract class NativeObject(id0: Long, val kind: String) extends AutoCloseable {
   private val handle = new AtomicLong(id0)
 
   /** The id for a native call; fails once closed. */
-  protected[internal] final def id: Long = {
+  private[spindle] final def id: Long = {
     val h = handle.get()
     if (h == 0) throw new SpindleNativeException(s"$kind was closed")
     h
@@ -93,7 +93,7 @@ object Trainer {
     * returns, `rendezvous.cancel()` from another thread still stops a ring that is forming.
     */
   def open(model: LoadedModel, config: TrainerConfig, rendezvous: Option[Rendezvous]): Trainer =
-    try new Trainer(NativeRuntime.openTrainer(model.nativeHandle, config.toByteArray, rendezvous.fold(0L)(_.id)))
+    try new Trainer(NativeRuntime.openTrainer(model.id, config.toByteArray, rendezvous.fold(0L)(_.id)))
     finally rendezvous.foreach(_.forget())
 }
 
@@ -112,7 +112,7 @@ final class Feeder private (id: Long) extends NativeObject(id, "feeder") {
 
 object Feeder {
   def open(model: LoadedModel, config: FeederConfig): Feeder =
-    new Feeder(NativeRuntime.openFeeder(model.nativeHandle, config.toByteArray))
+    new Feeder(NativeRuntime.openFeeder(model.id, config.toByteArray))
 }
 
 /** A `spindle.run` reader's feed: batch windows a Python script maps and reads over a Unix socket. */
