@@ -44,7 +44,7 @@ class DtypesSuite extends SpindleTestBase {
 
   /** Python TensorFlow's outputs of `signature` for `inputs` (input -> one value per row), as JSON per output. */
   private def python(signature: String, inputs: (String, Seq[Any])*): JsonNode = {
-    val file = Files.createTempFile("signature-inputs", ".json")
+    val file = tempDir("signature-inputs").resolve("inputs.json")
     Files.writeString(file, inputs.map { case (k, v) => s""""$k": ${json(v)}""" }.mkString("{", ",", "}"))
     val printed = python("run_signature.py", fixture("widths_model"), signature, file.toString)
     new ObjectMapper().readTree(printed.last)

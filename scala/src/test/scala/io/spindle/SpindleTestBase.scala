@@ -4,6 +4,7 @@ import java.nio.file.{Files, Path, Paths}
 
 import scala.reflect.ClassTag
 
+import org.apache.hadoop.fs.FileUtil
 import org.apache.spark.sql.SparkSession
 import org.scalatest.BeforeAndAfterAll
 import org.scalatest.funsuite.AnyFunSuite
@@ -42,7 +43,10 @@ trait SpindleTestBase extends AnyFunSuite with BeforeAndAfterAll {
 
   override protected def afterAll(): Unit = {
     try if (spark != null) spark.stop()
-    finally super.afterAll()
+    finally {
+      madeDirs.forEach(d => FileUtil.fullyDelete(d.toFile))
+      super.afterAll()
+    }
   }
 
   /** The repository's root, found from the working directory sbt forks tests in. */
@@ -73,9 +77,13 @@ trait SpindleTestBase extends AnyFunSuite with BeforeAndAfterAll {
     printed
   }
 
+  // Every temporary directory the suite made, removed with everything in it once the suite ends (deleteOnExit removes
+  // only empty ones, and the runs of CI share /tmp).
+  private val madeDirs = new java.util.concurrent.ConcurrentLinkedQueue[Path]()
+
   protected def tempDir(prefix: String): Path = {
     val dir = Files.createTempDirectory(prefix)
-    dir.toFile.deleteOnExit()
+    madeDirs.add(dir)
     dir
   }
 

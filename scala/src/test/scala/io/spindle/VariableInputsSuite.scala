@@ -28,7 +28,7 @@ class VariableInputsSuite extends SpindleTestBase {
 
   /** Python TensorFlow's outputs of `signature` for `inputs` (input, or feature with `examples`, -> rows). */
   private def python(signature: String, examples: Option[String], inputs: (String, Any)*): JsonNode = {
-    val file = Files.createTempFile("signature-inputs", ".json")
+    val file = tempDir("signature-inputs").resolve("inputs.json")
     Files.writeString(file, inputs.map { case (k, v) => s"${json(k)}: ${json(v)}" }.mkString("{", ",", "}"))
     val printed = python("run_signature.py", Seq(fixture("strings_model"), signature, file.toString) ++ examples: _*)
     new ObjectMapper().readTree(printed.last)
