@@ -7,7 +7,7 @@
 # * the wheel installs into a fresh venv, with its declared dependencies (numpy) and no optional one, where
 #   `import spindle` gives that version and spindle.jars() finds the packed jars.
 # The sdist is built first and the wheel from the unpacked sdist (build's default), so a file the sdist lacks fails
-# the wheel too. What the sdist holds (license, README, jars) is listed, not judged.
+# the wheel too. Both must carry the LICENSE (python/LICENSE links the repository's).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -78,8 +78,8 @@ if wheel:
         for module in ("spindle/__init__.py", "spindle/ml.py", "spindle/keras/__init__.py"):
             if module not in names:
                 errors.append(f"the wheel lacks {module}")
-        licenses = [n for n in names if re.search(r"(^|/)(LICEN[CS]E|COPYING|NOTICE)[^/]*$", n)]
-        print(f"  license files: {licenses or 'none'}")
+        if not any(n.endswith(".dist-info/licenses/LICENSE") for n in names):
+            errors.append("the wheel carries no LICENSE (pyproject.toml's license-files)")
 if sdist:
     with tarfile.open(sdist) as t:
         members = t.getnames()
@@ -93,9 +93,9 @@ if sdist:
               f"{len(rel)} files")
         for r in rel:
             print(f"  {r}")
-        licenses = [r for r in rel if re.search(r"(^|/)(LICEN[CS]E|COPYING|NOTICE)[^/]*$", r)]
-        print(f"  license files: {licenses or 'none'}; README.md: {'yes' if 'README.md' in rel else 'no'}; "
-              f"jars: {len([r for r in rel if r.endswith('.jar')])}")
+        for needed in ("LICENSE", "README.md"):
+            if needed not in rel:
+                errors.append(f"the sdist lacks {needed}")
 for e in errors:
     print(f"error: {e}")
 sys.exit(1 if errors else 0)

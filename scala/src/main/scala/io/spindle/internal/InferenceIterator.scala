@@ -47,7 +47,6 @@ final class InferenceIterator(
   private val inFlight = mutable.Queue.empty[(Int, Array[InternalRow], Long)]
   private val copiesOf = Array.fill(numSlots)(new RowArena(plan.schema.length - plan.outputs.length))
   private var rowNumber = 0L
-  private var closed = false
   private val partition = Option(TaskContext.get()).map(_.partitionId()).getOrElse(0)
 
   // The batch being returned: its slot stays held (its outputs live in TensorFlow's memory) until its last
@@ -175,8 +174,6 @@ final class InferenceIterator(
       }
       .toArray
 
-  override def close(): Unit = if (!closed) {
-    closed = true
-    if (feeder != null) feeder.close()
-  }
+  // The feeder's own close is idempotent: the completion listener may call this after the last row did.
+  override def close(): Unit = if (feeder != null) feeder.close()
 }

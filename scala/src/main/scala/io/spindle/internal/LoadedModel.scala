@@ -9,10 +9,10 @@ import io.spindle.proto.{ModelInfo, SignatureInfo}
 /** One SavedModel loaded into one TensorFlow session. Owned by [[ModelCache]], or by the training task that loaded it
   * privately.
   */
-final class LoadedModel private[internal] (id: Long, val path: String) extends NativeObject(id, s"model $path") {
+final class LoadedModel private[internal] (id0: Long, val path: String) extends NativeObject(id0, s"model $path") {
 
   /** Signatures of the model, read once. */
-  lazy val info: ModelInfo = ModelInfo.parseFrom(NativeRuntime.modelInfo(this.id))
+  lazy val info: ModelInfo = ModelInfo.parseFrom(NativeRuntime.modelInfo(id))
 
   /** The signature `name`, or an error listing the ones that exist. */
   def signature(name: String): SignatureInfo =

@@ -40,12 +40,14 @@ object ParamsReference {
   private lazy val model = new SpindleModel()
   private lazy val estimator = new SpindleEstimator()
 
-  private def groups: Seq[Group] = {
+  private lazy val groups: Seq[Group] = {
     val shared = model.params.toSeq
     val training = estimator.params.toSeq.filterNot(p => model.hasParam(p.name))
     for (p <- shared ++ training; stage <- Seq[Params](model, estimator) if stage.hasParam(p.name)) {
-      val cap = p.name.head.toUpper +: p.name.tail
-      for (accessor <- Seq(s"get$cap", s"set$cap") if !stage.getClass.getMethods.exists(_.getName == accessor))
+      for (
+        accessor <- Seq(s"get${cap(p.name)}", s"set${cap(p.name)}")
+        if !stage.getClass.getMethods.exists(_.getName == accessor)
+      )
         throw new IllegalStateException(s"${stage.getClass.getSimpleName} has no $accessor for its param ${p.name}")
     }
     Seq(
