@@ -89,6 +89,7 @@ fn ring(world: usize, bytes: usize, repeats: usize) -> f64 {
                 connect_timeout: Duration::from_secs(30),
                 io_timeout: Duration::from_secs(60),
                 heartbeat_timeout: Duration::from_secs(10),
+                algorithm: None,
             };
             let barrier = barrier.clone();
             std::thread::spawn(move || {

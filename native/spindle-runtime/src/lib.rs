@@ -20,7 +20,10 @@
 //! - `spill` (internal): the spill file whose windows the JVM fills, and the queue to the trainer thread.
 //! - `exchange` (internal): the gradient exchange of several workers (fuse, all-reduce, average, apply).
 //! - [`rendezvous`]: how the workers form their ring: bound ports and the HMAC handshake.
-//! - [`ring`]: the workers' authenticated TCP ring and its pipelined all-reduce.
+//! - [`ring`]: the workers' authenticated TCP ring, its pipelined all-reduce, and the choice of algorithm.
+//! - [`algorithms`]: recursive doubling, halving-doubling and two-level all-reduce as pure schedules.
+//! - [`cost`]: the cost model that predicts each algorithm's time and picks one.
+//! - `mesh` (internal): the partners' connections those algorithms use, and the runner of their steps.
 //! - `liveness` (internal): heartbeats between ring neighbours, so that a silent peer fails the ring.
 //! - `schedule` (internal): the all-reduce's chunk schedule, pure arithmetic.
 //! - [`checkpoint`]: the chief's checkpoints, their hand-off to the JVM's uploader, and restore.
@@ -31,9 +34,11 @@
 //! - [`script_feed`]: spill windows the JVM fills and a Python script reads as NumPy arrays.
 
 pub mod actors;
+pub mod algorithms;
 mod batch;
 mod batch_inputs;
 pub mod checkpoint;
+pub mod cost;
 pub mod error;
 pub mod events;
 mod exchange;
@@ -41,6 +46,7 @@ pub mod feeder;
 mod layout;
 mod liveness;
 pub mod loader;
+mod mesh;
 pub mod model;
 pub mod placement;
 mod progress;

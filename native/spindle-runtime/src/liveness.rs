@@ -109,7 +109,7 @@ struct Watch {
     right: TcpStream,
     timeout: Duration,
     stop: Receiver<()>,
-    shut: [TcpStream; 2],
+    shut: Vec<TcpStream>,
     /// `rank N (host:port)`: the watched peer, as the failure names it.
     name: String,
     rank: usize,
@@ -199,12 +199,13 @@ pub(crate) struct Liveness {
 
 impl Liveness {
     /// Starts beating on `left` and watching `right` (`right_name` names that peer in the failure) on
-    /// `actors`; `timeout` without a heartbeat shuts both connections. Beats come every second, or four
-    /// times per `timeout` when it is shorter (tests).
+    /// `actors`; `timeout` without a heartbeat shuts both connections and `also` (the mesh's). Beats come
+    /// every second, or four times per `timeout` when it is shorter (tests).
     pub(crate) fn start(
         actors: &Actors,
         left: &TcpStream,
         right: &TcpStream,
+        also: Vec<TcpStream>,
         rank: usize,
         right_name: &str,
         timeout: Duration,
@@ -223,7 +224,10 @@ impl Liveness {
             right: watched,
             timeout,
             stop: stopped,
-            shut: [clone(left)?, clone(right)?],
+            shut: [clone(left)?, clone(right)?]
+                .into_iter()
+                .chain(also)
+                .collect(),
             name: right_name.to_string(),
             rank,
             reply,

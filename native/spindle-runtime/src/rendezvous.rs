@@ -1,14 +1,18 @@
 //! How the workers form their ring: each binds a [`Rendezvous`] on an ephemeral port and publishes its
 //! address (the JVM exchanges them with `BarrierTaskContext.allGather`); [`crate::Ring::connect`] then dials
-//! the right neighbour (rank + 1) while accepting the left one (rank - 1).
+//! the right neighbour (rank + 1) while accepting the left one (rank - 1). The same way, each worker dials
+//! the mesh partners above its rank that the other all-reduce algorithms need (`crate::algorithms`) and
+//! accepts those below it: one connection per pair, used both ways.
 //!
 //! Every connection proves both ends hold the per-job secret with a mutual HMAC-SHA256 challenge: the
-//! accepting side sends a random challenge; the dialling side answers with `MAGIC`, its rank, the world
+//! accepting side sends a random challenge; the dialling side answers with a magic, its rank, the world
 //! size, a challenge of its own and the HMAC of ("connect", the challenge, its rank, the world); the
 //! accepting side checks it and answers with a status byte and the HMAC of ("accept", the dialler's
-//! challenge, its own rank, the world). A connection that fails it is logged and dropped, and the wait
+//! challenge, its own rank, the world). Mesh connections use their own magic and tags ("mesh connect",
+//! "mesh accept"), so that neither kind of connection passes for the other. A connection that fails it is logged and dropped, and the wait
 //! for the real peer goes on. Every wait is bounded, and its error names the rank and address missing.
 
+use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +24,29 @@ use sha2::Sha256;
 
 use crate::error::{Error, Result};
 
-const MAGIC: &[u8; 8] = b"SPNDLRG1";
+/// A ring connection (data one way, heartbeats the other) or a mesh one (data both ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ring,
+    Mesh,
+}
+
+impl Kind {
+    fn magic(self) -> &'static [u8; 8] {
+        match self {
+            Kind::Ring => b"SPNDLRG1",
+            Kind::Mesh => b"SPNDLMS1",
+        }
+    }
+
+    fn tags(self) -> (&'static [u8], &'static [u8]) {
+        match self {
+            Kind::Ring => (b"connect", b"accept"),
+            Kind::Mesh => (b"mesh connect", b"mesh accept"),
+        }
+    }
+}
+
 /// How long one handshake may take, so a silent connection cannot hold the accept loop.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
@@ -86,6 +112,8 @@ pub struct RingConfig {
     /// A neighbour silent this long (no heartbeat: its process stopped, the network cut) fails the ring;
     /// heartbeats flow while a step computes, so a long step never trips it.
     pub heartbeat_timeout: Duration,
+    /// The all-reduce algorithm, or `None` for the one the cost model predicts fastest for each size.
+    pub algorithm: Option<crate::algorithms::Algorithm>,
 }
 
 /// A worker's two authenticated connections, as the ring is formed.
@@ -98,11 +126,18 @@ pub(crate) struct Links {
     pub(crate) left_name: String,
     /// `rank r (host:port)` of the right neighbour, for errors.
     pub(crate) right_name: String,
+    /// One connection per mesh partner, both ways, by the partner's rank.
+    pub(crate) mesh: Vec<(usize, TcpStream)>,
 }
 
-/// Dials the right neighbour while accepting the left one (with two workers each is both), authenticating
-/// both connections. Fails after `connect_timeout`, naming the missing peer.
-pub(crate) fn form(rendezvous: Rendezvous, config: &RingConfig) -> Result<Links> {
+/// Dials the right neighbour and the mesh `partners` above this rank while accepting the left neighbour and
+/// the partners below it (with two workers the neighbours are one), authenticating every connection. Fails
+/// after `connect_timeout`, naming the missing peer.
+pub(crate) fn form(
+    rendezvous: Rendezvous,
+    config: &RingConfig,
+    partners: &BTreeSet<usize>,
+) -> Result<Links> {
     let world = config.peers.len();
     let rank = config.rank;
     if world < 2 || rank >= world {
@@ -114,26 +149,46 @@ pub(crate) fn form(rendezvous: Rendezvous, config: &RingConfig) -> Result<Links>
     let deadline = Instant::now() + config.connect_timeout;
     let dial_failed = AtomicBool::new(false);
     let cancelled = &*rendezvous.cancelled;
-    let (right, left) = std::thread::scope(|s| {
+    let mut dials = vec![(to, Kind::Ring)];
+    dials.extend(partners.range(rank + 1..).map(|&p| (p, Kind::Mesh)));
+    let mut expected = vec![(from, Kind::Ring)];
+    expected.extend(partners.range(..rank).map(|&p| (p, Kind::Mesh)));
+    let (dialed, accepted) = std::thread::scope(|s| {
         let dialing = s.spawn(|| {
-            let right = dial(config, to, deadline, cancelled);
-            dial_failed.store(right.is_err(), Ordering::Relaxed);
-            right
+            let dialed: Result<Vec<_>> = dials
+                .iter()
+                .map(|&(p, kind)| Ok((p, kind, dial(config, p, kind, deadline, cancelled)?)))
+                .collect();
+            dial_failed.store(dialed.is_err(), Ordering::Relaxed);
+            dialed
         });
         let give_up = || dial_failed.load(Ordering::Relaxed) || cancelled.load(Ordering::Relaxed);
-        let left = accept(&rendezvous.listener, config, from, deadline, &give_up);
-        let right = dialing
+        let accepted = accept(&rendezvous.listener, config, expected, deadline, &give_up);
+        let dialed = dialing
             .join()
             .unwrap_or_else(|_| Err(Error::Native("ring: the dialing thread panicked".into())));
-        (right, left)
+        (dialed, accepted)
     });
     // The dial's error first: when it failed, the accept only stopped early because of it.
-    let right = right?;
+    let mut streams = dialed?;
+    streams.extend(accepted?);
+    let mut right = None;
+    let mut left = None;
+    let mut mesh = Vec::new();
+    for (p, kind, stream) in streams {
+        match kind {
+            Kind::Ring if right.is_none() && p == to => right = Some(stream),
+            Kind::Ring => left = Some(stream),
+            Kind::Mesh => mesh.push((p, stream)),
+        }
+    }
+    mesh.sort_by_key(|m| m.0);
     Ok(Links {
-        left: left?,
-        right,
+        left: left.expect("the left neighbour was accepted"),
+        right: right.expect("the right neighbour was dialed"),
         left_name: peer_name(config, from),
         right_name: peer_name(config, to),
+        mesh,
     })
 }
 
@@ -164,7 +219,13 @@ fn set_timeouts(s: &TcpStream, t: Duration) -> std::io::Result<()> {
 }
 
 /// Dials `to` until the deadline and authenticates as the connecting side.
-fn dial(c: &RingConfig, to: usize, deadline: Instant, cancelled: &AtomicBool) -> Result<TcpStream> {
+fn dial(
+    c: &RingConfig,
+    to: usize,
+    kind: Kind,
+    deadline: Instant,
+    cancelled: &AtomicBool,
+) -> Result<TcpStream> {
     let world = c.peers.len();
     let name = peer_name(c, to);
     let mut last = String::from("no attempt");
@@ -201,9 +262,10 @@ fn dial(c: &RingConfig, to: usize, deadline: Instant, cancelled: &AtomicBool) ->
         .read_exact(&mut challenge)
         .map_err(|e| fail(format!("no challenge came ({e})")))?;
     let ours: [u8; 32] = rand::random();
-    let proof = mac(&c.secret, b"connect", &challenge, c.rank, world).finalize();
+    let (connect, accept) = kind.tags();
+    let proof = mac(&c.secret, connect, &challenge, c.rank, world).finalize();
     let mut hello = Vec::with_capacity(80);
-    hello.extend_from_slice(MAGIC);
+    hello.extend_from_slice(kind.magic());
     hello.extend_from_slice(&(c.rank as u32).to_le_bytes());
     hello.extend_from_slice(&(world as u32).to_le_bytes());
     hello.extend_from_slice(&ours);
@@ -215,19 +277,20 @@ fn dial(c: &RingConfig, to: usize, deadline: Instant, cancelled: &AtomicBool) ->
             "it rejected this worker (authentication failed: a different job secret, rank or world size)".into(),
         ));
     }
-    mac(&c.secret, b"accept", &ours, to, world)
+    mac(&c.secret, accept, &ours, to, world)
         .verify_slice(&reply[1..])
         .map_err(|_| fail("authentication failed: the peer does not hold the job secret".into()))?;
     set_timeouts(&stream, c.io_timeout).map_err(|e| fail(e.to_string()))?;
     Ok(stream)
 }
 
-/// Authenticates an accepted connection as the left neighbour `from`; the error says why it was refused.
+/// Authenticates an accepted connection as one of the peers still `expected`, which it returns with the
+/// connection; the error says why it was refused.
 fn greet(
     mut stream: TcpStream,
     c: &RingConfig,
-    from: usize,
-) -> std::result::Result<TcpStream, String> {
+    expected: &[(usize, Kind)],
+) -> std::result::Result<(usize, Kind, TcpStream), String> {
     let world = c.peers.len();
     set_timeouts(&stream, HANDSHAKE).map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -241,56 +304,71 @@ fn greet(
         u32::from_le_bytes([hello[at], hello[at + 1], hello[at + 2], hello[at + 3]]) as usize
     };
     let (rank, claimed_world) = (word(8), word(12));
-    let why = if &hello[..8] != MAGIC {
-        Some("not a Spindle ring peer".to_string())
-    } else if mac(&c.secret, b"connect", &challenge, rank, claimed_world)
-        .verify_slice(&hello[48..80])
-        .is_err()
-    {
-        Some("authentication failed (wrong job secret)".to_string())
-    } else if rank != from || claimed_world != world {
-        Some(format!(
-            "it is rank {rank} of {claimed_world}, expected rank {from} of {world}"
-        ))
-    } else {
-        None
+    let kind = [Kind::Ring, Kind::Mesh]
+        .into_iter()
+        .find(|k| &hello[..8] == k.magic());
+    let why = match kind {
+        None => Some("not a Spindle ring peer".to_string()),
+        Some(k)
+            if mac(&c.secret, k.tags().0, &challenge, rank, claimed_world)
+                .verify_slice(&hello[48..80])
+                .is_err() =>
+        {
+            Some("authentication failed (wrong job secret)".to_string())
+        }
+        Some(k) if !expected.contains(&(rank, k)) || claimed_world != world => {
+            let waited: Vec<String> = expected.iter().map(|(r, _)| r.to_string()).collect();
+            Some(format!(
+                "it is rank {rank} of {claimed_world}, expected one of ranks {} of {world}",
+                waited.join(", ")
+            ))
+        }
+        Some(_) => None,
     };
-    if let Some(why) = why {
+    let Some(kind) = kind.filter(|_| why.is_none()) else {
         let _ = stream.write_all(&[0u8; 33]);
-        return Err(why);
-    }
+        return Err(why.unwrap_or_default());
+    };
     let mut reply = Vec::with_capacity(33);
     reply.push(1);
     reply.extend_from_slice(
-        &mac(&c.secret, b"accept", &hello[16..48], c.rank, world)
+        &mac(&c.secret, kind.tags().1, &hello[16..48], c.rank, world)
             .finalize()
             .into_bytes(),
     );
     stream.write_all(&reply).map_err(|e| e.to_string())?;
     set_timeouts(&stream, c.io_timeout).map_err(|e| e.to_string())?;
-    Ok(stream)
+    Ok((rank, kind, stream))
 }
 
-/// Accepts until the left neighbour `from` authenticates, the deadline passes, or `give_up` says so (the
-/// dial to the right failed, so the ring cannot form anyway, or the task was cancelled).
+/// Accepts until every `expected` peer authenticates, the deadline passes, or `give_up` says so (a dial
+/// failed, so the ring cannot form anyway, or the task was cancelled).
 fn accept(
     listener: &TcpListener,
     c: &RingConfig,
-    from: usize,
+    mut expected: Vec<(usize, Kind)>,
     deadline: Instant,
     give_up: &dyn Fn() -> bool,
-) -> Result<TcpStream> {
-    let name = peer_name(c, from);
+) -> Result<Vec<(usize, Kind, TcpStream)>> {
+    let names = |expected: &[(usize, Kind)]| {
+        let names: Vec<String> = expected.iter().map(|&(r, _)| peer_name(c, r)).collect();
+        names.join(", ")
+    };
     listener
         .set_nonblocking(true)
-        .map_err(|e| Error::Cluster(format!("ring: listening for {name}: {e}")))?;
-    loop {
+        .map_err(|e| Error::Cluster(format!("ring: listening for {}: {e}", names(&expected))))?;
+    let mut accepted = Vec::with_capacity(expected.len());
+    while !expected.is_empty() {
         if give_up() {
-            return Err(Error::Cluster(format!("ring: stopped waiting for {name}")));
+            return Err(Error::Cluster(format!(
+                "ring: stopped waiting for {}",
+                names(&expected)
+            )));
         }
         if remaining(deadline).is_none() {
             return Err(Error::Cluster(format!(
-                "ring: {name} did not connect within {:?}",
+                "ring: {} did not connect within {:?}",
+                names(&expected),
                 c.connect_timeout
             )));
         }
@@ -299,9 +377,12 @@ fn accept(
                 let greeted = stream
                     .set_nonblocking(false)
                     .map_err(|e| e.to_string())
-                    .and_then(|()| greet(stream, c, from));
+                    .and_then(|()| greet(stream, c, &expected));
                 match greeted {
-                    Ok(s) => return Ok(s),
+                    Ok((rank, kind, s)) => {
+                        expected.retain(|e| *e != (rank, kind));
+                        accepted.push((rank, kind, s));
+                    }
                     Err(why) => log::warn!(
                         "ring: rank {} refused a connection from {addr}: {why}",
                         c.rank
@@ -311,7 +392,13 @@ fn accept(
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
                 std::thread::sleep(Duration::from_millis(10))
             }
-            Err(e) => return Err(Error::Cluster(format!("ring: accepting {name}: {e}"))),
+            Err(e) => {
+                return Err(Error::Cluster(format!(
+                    "ring: accepting {}: {e}",
+                    names(&expected)
+                )))
+            }
         }
     }
+    Ok(accepted)
 }

@@ -1,25 +1,38 @@
 //! The workers' ring: authenticated TCP connections to the two neighbours (formed by
 //! [`crate::rendezvous`]), and a chunked, pipelined ring all-reduce over them (its chunk arithmetic in
-//! `crate::schedule`).
+//! `crate::schedule`). Next to it, the mesh connections of the other algorithms (`crate::mesh`), and the
+//! choice among them for each buffer size, from a cost model (`crate::cost`) fed by timings of the ring
+//! itself, taken once when it forms.
 //!
 //! Wire format: raw little-endian `f32`s (peers share the architecture: one build of this library).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::{Actor, Addr, Handler, SyncContext};
 use crossbeam_channel::{bounded, unbounded, Receiver};
 
 use crate::actors::{messages, Actors, Reply};
+use crate::algorithms::{self, Algorithm, Step};
+use crate::cost::{Choice, Cluster, Link};
 use crate::error::{Error, Result};
 use crate::liveness::{clone, Liveness};
+use crate::mesh::{Failure, Mesh, StepError, HEADER};
 use crate::rendezvous::{self, Links};
 use crate::rendezvous::{Rendezvous, RingConfig};
 use crate::schedule::Schedule;
 
 /// Bytes per pipelined chunk: large enough to amortise a syscall, small enough to overlap the phases.
 const CHUNK_BYTES: usize = 256 * 1024;
+
+/// The link between two ranks of one host, which the ring's timings do not show (they take the slowest
+/// hop): loopback on the machines Spindle has run on moves a few GB/s, a message in tens of microseconds.
+const LOOPBACK: Link = Link {
+    alpha: 20e-6,
+    beta: 1.0 / 2e9,
+};
 
 /// Connections to the left and right neighbours. Dropping it shuts both, which wakes peers blocked on us.
 pub struct Ring {
@@ -35,6 +48,18 @@ pub struct Ring {
     sender: Addr<ChunkSender>,
     /// Heartbeats to the left neighbour and the watch on the right one; dropped after the connections shut.
     liveness: Liveness,
+    /// Connections to the partners of the other algorithms.
+    mesh: Mesh,
+    /// Every rank's address, for errors.
+    peers: Vec<String>,
+    /// Each rank's host.
+    hosts: Vec<usize>,
+    /// What the choice may pick: one forced algorithm, or all that fit the hosts.
+    candidates: Vec<Algorithm>,
+    /// The cost model's picture of this job, from the ring's timings; `None` when nothing is left to choose.
+    cluster: Option<Cluster>,
+    /// The choice and steps of the last buffer length, as training all-reduces one length every step.
+    plan: Option<(usize, Choice, Vec<Step>)>,
 }
 
 /// Shuts a ring's connections from another thread (a task being closed while its trainer is blocked).
@@ -127,17 +152,31 @@ impl Ring {
     /// Forms the ring: dials the right neighbour while accepting the left one (with two workers each is both),
     /// authenticating both connections. Fails after `connect_timeout`, naming the missing peer.
     /// Its heartbeats, watcher and chunk sender are actors on `actors`, which must outlive the ring.
+    /// With a choice of algorithms, it then times a few ring all-reduces to feed the cost model.
     pub fn connect(rendezvous: Rendezvous, config: &RingConfig, actors: &Actors) -> Result<Ring> {
+        let hosts = algorithms::hosts_of(&config.peers);
+        let shared = algorithms::groups(&hosts).iter().any(|g| g.len() > 1);
+        let candidates: Vec<Algorithm> = match config.algorithm {
+            Some(a) => vec![a],
+            None => Algorithm::ALL
+                .into_iter()
+                .filter(|a| *a != Algorithm::TwoLevel || shared)
+                .collect(),
+        };
+        let partners = algorithms::partners(&candidates, config.rank, &hosts);
         let Links {
             left,
             right,
             left_name,
             right_name,
-        } = rendezvous::form(rendezvous, config)?;
+            mesh,
+        } = rendezvous::form(rendezvous, config, &partners)?;
+        let mesh = Mesh::new(mesh, config.io_timeout)?;
         let liveness = Liveness::start(
             actors,
             &left,
             &right,
+            mesh.clones()?,
             config.rank,
             &right_name,
             config.heartbeat_timeout,
@@ -149,7 +188,7 @@ impl Ring {
                     links: Arc::clone(&links),
                 }
             })?;
-        Ok(Ring {
+        let mut ring = Ring {
             rank: config.rank,
             world: config.peers.len(),
             left,
@@ -160,7 +199,93 @@ impl Ring {
             scratch: vec![0; CHUNK_BYTES],
             sender,
             liveness,
-        })
+            mesh,
+            peers: config.peers.clone(),
+            hosts,
+            candidates,
+            cluster: None,
+            plan: None,
+        };
+        // Two-level picks its leaders' algorithm by the model too.
+        if ring.candidates.len() > 1 || ring.candidates == [Algorithm::TwoLevel] {
+            ring.cluster = Some(ring.calibrate()?);
+        }
+        Ok(ring)
+    }
+
+    /// Times ring all-reduces of one value per rank (latency: `2 (p - 1) + 1` hops with the header) and of
+    /// 256 KiB (bandwidth), and an addition locally, then averages the figures over the ranks with one more
+    /// all-reduce, so that every rank holds the same model and makes the same choices.
+    fn calibrate(&mut self) -> Result<Cluster> {
+        let p = self.world;
+        let fastest = |ring: &mut Ring, len: usize, times: usize| -> Result<f64> {
+            let mut data = vec![1.0f32; len];
+            let mut best = f64::MAX;
+            for _ in 0..times {
+                let t0 = Instant::now();
+                ring.ring_all_reduce(&mut data)?;
+                best = best.min(t0.elapsed().as_secs_f64());
+            }
+            Ok(best)
+        };
+        let hops = (2 * (p - 1) + 1) as f64;
+        let alpha = fastest(self, p, 5)? / hops;
+        let len = 64 * 1024;
+        let bytes = (len * 4) as f64;
+        let moved = 2.0 * (p - 1) as f64 / p as f64 * bytes;
+        let beta = ((fastest(self, len, 3)? - hops * alpha) / moved).max(1e-12);
+        let (mut a, b) = (vec![1.0f32; len], vec![2.0f32; len]);
+        let mut gamma = f64::MAX;
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            for (x, y) in a.iter_mut().zip(&b) {
+                *x += y;
+            }
+            std::hint::black_box(&a);
+            gamma = gamma.min(t0.elapsed().as_secs_f64() / bytes);
+        }
+        // Each rank's figures, summed bit-identically on every rank by the ring.
+        let mut figures = [alpha as f32, beta as f32, gamma as f32];
+        self.ring_all_reduce(&mut figures)?;
+        let mean = |v: f32| v as f64 / p as f64;
+        let groups = algorithms::groups(&self.hosts);
+        let cluster = Cluster {
+            network: Link {
+                alpha: mean(figures[0]),
+                beta: mean(figures[1]),
+            },
+            local: LOOPBACK,
+            gamma: mean(figures[2]),
+            per_host: groups.iter().map(Vec::len).collect(),
+        };
+        if self.rank == 0 {
+            log::info!(
+                "all-reduce: {p} ranks on {} hosts; measured {:.0} us per message, {:.1} MB/s, {:.2} GB/s added",
+                groups.len(),
+                cluster.network.alpha * 1e6,
+                1e-6 / cluster.network.beta,
+                1e-9 / cluster.gamma
+            );
+        }
+        Ok(cluster)
+    }
+
+    /// The model of this job the choice uses, once the ring has timed itself.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// What an all-reduce of `len` values runs, and the time the model predicts (0 without a model).
+    pub fn choice(&self, len: usize) -> Choice {
+        let bytes = (len * 4) as f64;
+        match &self.cluster {
+            Some(c) => c.choose(&self.candidates, bytes),
+            None => Choice {
+                algorithm: self.candidates[0],
+                inner: Algorithm::HalvingDoubling,
+                seconds: 0.0,
+            },
+        }
     }
 
     /// This worker's rank.
@@ -175,12 +300,15 @@ impl Ring {
 
     /// A handle that shuts this ring's connections from another thread.
     pub fn closer(&self) -> Result<RingCloser> {
-        Ok(RingCloser(vec![clone(&self.left)?, clone(&self.right)?]))
+        let mut all = vec![clone(&self.left)?, clone(&self.right)?];
+        all.extend(self.mesh.clones()?);
+        Ok(RingCloser(all))
     }
 
     fn shut(&self) {
         let _ = self.left.shutdown(Shutdown::Both);
         let _ = self.right.shutdown(Shutdown::Both);
+        self.mesh.shut();
     }
 
     fn io_error(&self, sending: bool, e: std::io::Error) -> Error {
@@ -190,17 +318,94 @@ impl Ring {
             ("receiving from", &self.left_name)
         };
         // A silent peer shut the ring: its watcher knows which and why.
-        let why = self.liveness.failure().unwrap_or_else(|| match e.kind() {
+        let why = self.why(&e);
+        Error::Cluster(format!("ring: rank {} {verb} {name}: {why}", self.rank))
+    }
+
+    /// Sums `data` element-wise over every rank, in place, by the algorithm chosen for its length. Every
+    /// rank ends with the same bits.
+    pub fn all_reduce(&mut self, data: &mut [f32]) -> Result<()> {
+        let len = data.len();
+        if self.plan.as_ref().is_none_or(|p| p.0 != len) {
+            let choice = self.choice(len);
+            let steps =
+                algorithms::steps(choice.algorithm, choice.inner, self.rank, &self.hosts, len);
+            if self.rank == 0 && self.cluster.is_some() {
+                log::info!(
+                    "all-reduce of {len} values: {} (predicted {:.2} ms)",
+                    choice.algorithm.name(),
+                    choice.seconds * 1e3
+                );
+            }
+            self.plan = Some((len, choice, steps));
+        }
+        let (_, choice, steps) = self.plan.as_ref().expect("planned");
+        if choice.algorithm == Algorithm::Ring {
+            return self.ring_all_reduce(data);
+        }
+        let (steps, algorithm) = (steps.clone(), choice.algorithm);
+        self.calls += 1;
+        let header = header(self.calls, len);
+        let failure = match self.mesh.run(&steps, data, &header) {
+            Ok(()) => return Ok(()),
+            Err(f) => f,
+        };
+        self.shut();
+        let (rank, name) = (self.rank, algorithm.name());
+        Err(Error::Cluster(match failure {
+            Failure::Io(StepError {
+                peer,
+                sending,
+                error,
+            }) => {
+                let verb = if sending {
+                    "sending to"
+                } else {
+                    "receiving from"
+                };
+                format!(
+                    "all-reduce ({name}): rank {rank} {verb} {}: {}",
+                    self.peer_name(peer),
+                    self.why(&error)
+                )
+            }
+            Failure::OutOfStep { peer, theirs } => {
+                self.out_of_step(&self.peer_name(peer), &theirs, len)
+            }
+        }))
+    }
+
+    /// The error of ranks out of step: `peer` sent `theirs` where this rank is at its own header.
+    fn out_of_step(&self, peer: &str, theirs: &[u8; HEADER], len: usize) -> String {
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+        format!(
+            "ring: {peer} is at all-reduce #{} of {} values, rank {} at #{} of {len}",
+            word(&theirs[..8]),
+            word(&theirs[8..]),
+            self.rank,
+            self.calls
+        )
+    }
+
+    fn peer_name(&self, rank: usize) -> String {
+        format!(
+            "rank {rank} ({})",
+            self.peers.get(rank).map_or("?", |p| p.as_str())
+        )
+    }
+
+    /// Why a transfer failed: a silent peer the ring's watcher found, else what the socket said.
+    fn why(&self, e: &std::io::Error) -> String {
+        self.liveness.failure().unwrap_or_else(|| match e.kind() {
             ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => {
                 "the connection closed (its task failed or was stopped)".to_string()
             }
             ErrorKind::WouldBlock | ErrorKind::TimedOut => "timed out".to_string(),
             _ => e.to_string(),
-        });
-        Error::Cluster(format!("ring: rank {} {verb} {name}: {why}", self.rank))
+        })
     }
 
-    /// Sums `data` element-wise over every rank, in place.
+    /// The pipelined ring all-reduce of `data`.
     ///
     /// Reduce-scatter then all-gather over `world` segments, `2 (world - 1)` phases, as `schedule::Schedule`
     /// lays out; in each phase a rank sends one segment right and receives one from the left, both in
@@ -215,13 +420,11 @@ impl Ring {
     /// sender reads it in phase a + 1. Data of phase q reaches this rank only after going once around the
     /// ring, which needs this rank to have sent the same chunk of phase q - world + 1 first; so the rewrite
     /// of phase a + world waits for the send of phase a + 1.
-    pub fn all_reduce(&mut self, data: &mut [f32]) -> Result<()> {
+    fn ring_all_reduce(&mut self, data: &mut [f32]) -> Result<()> {
         self.calls += 1;
         let (n, rank, len) = (self.world, self.rank, data.len());
-        let mut header = [0u8; 16];
-        header[..8].copy_from_slice(&self.calls.to_le_bytes());
-        header[8..].copy_from_slice(&(len as u64).to_le_bytes());
-        let mut theirs = [0u8; 16];
+        let header = header(self.calls, len);
+        let mut theirs = [0u8; HEADER];
         // 16 bytes fit any socket buffer, so writing before reading cannot deadlock.
         let exchanged = (&self.right)
             .write_all(&header)
@@ -237,13 +440,10 @@ impl Ring {
         }
         if theirs != header {
             self.shut();
-            let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
-            return Err(Error::Cluster(format!(
-                "ring: {} is at all-reduce #{} of {} values, rank {rank} at #{} of {len}",
-                self.left_name,
-                word(&theirs[..8]),
-                word(&theirs[8..]),
-                self.calls
+            return Err(Error::Cluster(self.out_of_step(
+                &self.left_name,
+                &theirs,
+                len,
             )));
         }
         if len == 0 {
@@ -315,10 +515,20 @@ impl Ring {
     }
 }
 
+/// The header before an all-reduce's data: its number and its length in values.
+fn header(call: u64, len: usize) -> [u8; HEADER] {
+    let mut header = [0u8; HEADER];
+    header[..8].copy_from_slice(&call.to_le_bytes());
+    header[8..].copy_from_slice(&(len as u64).to_le_bytes());
+    header
+}
+
 impl Drop for Ring {
-    /// Ends the ring: a FIN after the data sent; goodbyes with the neighbours (see `crate::liveness`);
-    /// then both connections shut. On a ring a failure already shut, at once.
+    /// Ends the ring: the mesh at once (it carries no heartbeats, and a peer still reading from it learns
+    /// we are gone); a FIN after the data sent; goodbyes with the neighbours (see `crate::liveness`); then
+    /// both connections shut. On a ring a failure already shut, at once.
     fn drop(&mut self) {
+        self.mesh.shut();
         let _ = self.right.shutdown(Shutdown::Write);
         self.liveness.finish();
         self.shut();

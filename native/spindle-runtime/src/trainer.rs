@@ -21,6 +21,7 @@ use spindle_proto::spindle::{
 };
 
 use crate::actors::Actors;
+use crate::algorithms::Algorithm;
 use crate::batch_inputs::{self, lay_out};
 use crate::checkpoint::{self, Checkpointer, Checkpoints};
 use crate::error::{Error, Result};
@@ -33,6 +34,20 @@ use crate::ring::{Ring, RingCloser};
 use crate::spill::Spill;
 use crate::step_loop::{self, Runner, Worker};
 use crate::validation::EarlyStopping;
+
+/// The `allReduceAlgorithm` setting: `None` for "auto" (or unset), else the algorithm it forces.
+fn algorithm(name: &str) -> Result<Option<Algorithm>> {
+    match name {
+        "" | "auto" => Ok(None),
+        _ => Algorithm::parse(name).map(Some).ok_or_else(|| {
+            let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+            Error::Input(format!(
+                "allReduceAlgorithm '{name}' is none of auto, {}",
+                names.join(", ")
+            ))
+        }),
+    }
+}
 
 /// How long a silent ring neighbour may go unanswered when the config does not say.
 const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -121,6 +136,7 @@ impl Trainer {
                         ms if ms > 0 => Duration::from_millis(ms as u64),
                         _ => DEFAULT_HEARTBEAT_TIMEOUT,
                     },
+                    algorithm: algorithm(&config.all_reduce_algorithm)?,
                 },
                 &actors,
             )?;

@@ -19,6 +19,7 @@ fn config(rank: usize, peers: &[String], heartbeat_timeout: Duration) -> RingCon
         // Far above the heartbeat timeout: only the heartbeats can explain a quick failure.
         io_timeout: Duration::from_secs(120),
         heartbeat_timeout,
+        algorithm: None,
     }
 }
 

@@ -112,6 +112,7 @@ fn partition_child() {
         connect_timeout: Duration::from_secs(20),
         io_timeout: Duration::from_secs(120),
         heartbeat_timeout: HEARTBEAT_TIMEOUT,
+        algorithm: None,
     };
     let actors = Actors::start("ring test").expect("actors");
     let mut ring = Ring::connect(rendezvous, &config, &actors).expect("ring");

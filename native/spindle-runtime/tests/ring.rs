@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use spindle_runtime::algorithms::Algorithm;
 use spindle_runtime::{Actors, Rendezvous, Ring, RingConfig};
 
 fn bind(world: usize) -> (Vec<Rendezvous>, Vec<String>) {
@@ -20,6 +21,8 @@ fn config(rank: usize, peers: &[String], secret: &[u8], timeout: Duration) -> Ri
         connect_timeout: timeout,
         io_timeout: Duration::from_secs(20),
         heartbeat_timeout: Duration::from_secs(10),
+        // These tests are about the ring itself; tests/algorithms.rs covers the others.
+        algorithm: Some(Algorithm::Ring),
     }
 }
 

@@ -1,0 +1,153 @@
+//! Every all-reduce algorithm over real TCP sockets on loopback, each rank on its own thread. Emulated hosts
+//! are loopback addresses 127.0.0.h: a rank's host is the address it publishes.
+
+use std::time::Duration;
+
+use spindle_runtime::algorithms::Algorithm;
+use spindle_runtime::{Actors, Rendezvous, Ring, RingConfig};
+
+/// Forms a ring of `hosts.len()` ranks, rank r bound on 127.0.0.(hosts[r] + 1), all running `algorithm`
+/// (`None`: the cost model's choice), and returns what `work` returns on each rank.
+fn on_ring<T: Send + 'static>(
+    hosts: &[usize],
+    algorithm: Option<Algorithm>,
+    work: impl Fn(usize, &mut Ring) -> T + Send + Sync + Copy + 'static,
+) -> Vec<T> {
+    let rendezvous: Vec<_> = hosts
+        .iter()
+        .map(|h| Rendezvous::bind(&format!("127.0.0.{}", h + 1)).expect("bind"))
+        .collect();
+    let peers: Vec<String> = rendezvous.iter().map(|r| r.address().to_string()).collect();
+    let threads: Vec<_> = rendezvous
+        .into_iter()
+        .enumerate()
+        .map(|(rank, r)| {
+            let config = RingConfig {
+                rank,
+                peers: peers.clone(),
+                secret: b"secret".to_vec(),
+                connect_timeout: Duration::from_secs(20),
+                io_timeout: Duration::from_secs(20),
+                heartbeat_timeout: Duration::from_secs(10),
+                algorithm,
+            };
+            std::thread::spawn(move || {
+                let actors = Actors::start("algorithms test").expect("actors");
+                let mut ring = Ring::connect(r, &config, &actors).expect("the ring forms");
+                work(rank, &mut ring)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("rank thread"))
+        .collect()
+}
+
+/// Values of mixed magnitudes, whose sums round differently in different orders.
+fn values(rank: usize, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((rank * 7919 + i * 104_729) % 1000) as f32 * 0.37 / (1 + (rank + i) % 5) as f32)
+        .collect()
+}
+
+/// Sizes: empty, fewer values than ranks, odd, across the ring's 256 KiB chunk, over a megabyte.
+const SIZES: [usize; 6] = [0, 1, 7, 1000, 65_539, 300_001];
+
+fn reduce_all(hosts: &[usize], algorithm: Option<Algorithm>) -> Vec<Vec<Vec<f32>>> {
+    on_ring(hosts, algorithm, |rank, ring| {
+        SIZES
+            .iter()
+            .map(|&len| {
+                let mut data = values(rank, len);
+                ring.all_reduce(&mut data).expect("all-reduce");
+                data
+            })
+            .collect()
+    })
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn every_algorithm_agrees_bit_for_bit_on_every_rank_and_with_the_ring_to_rounding() {
+    let layouts: Vec<Vec<usize>> = vec![
+        (0..2).collect(),
+        (0..3).collect(),
+        (0..5).collect(),
+        (0..6).map(|r| r / 2).collect(),
+        (0..7).map(|r| r / 3).collect(),
+        (0..8).collect(),
+    ];
+    for hosts in layouts {
+        let ring = reduce_all(&hosts, Some(Algorithm::Ring));
+        let mut forced: Vec<Option<Algorithm>> =
+            Algorithm::ALL[1..].iter().copied().map(Some).collect();
+        forced.push(None);
+        for algorithm in forced {
+            let out = reduce_all(&hosts, algorithm);
+            for (s, len) in SIZES.iter().enumerate() {
+                for r in 1..hosts.len() {
+                    assert_eq!(
+                        bits(&out[r][s]),
+                        bits(&out[0][s]),
+                        "{algorithm:?} hosts {hosts:?} len {len}: rank {r} differs from rank 0"
+                    );
+                }
+                for (i, (got, want)) in out[0][s].iter().zip(&ring[0][s]).enumerate() {
+                    let tolerance = 1e-5 * want.abs().max(1.0);
+                    assert!(
+                        (got - want).abs() <= tolerance,
+                        "{algorithm:?} hosts {hosts:?} len {len} [{i}]: {got} against the ring's {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_rank_makes_the_same_choice_from_one_calibration() {
+    let hosts: Vec<usize> = (0..6).map(|r| r / 2).collect();
+    let choices = on_ring(&hosts, None, |_, ring| {
+        let model = ring.cluster().expect("auto calibrates").clone();
+        let picks: Vec<Algorithm> = [1, 1000, 1 << 20, 1 << 24]
+            .iter()
+            .map(|&len| ring.choice(len).algorithm)
+            .collect();
+        (format!("{model:?}"), picks)
+    });
+    for c in &choices[1..] {
+        assert_eq!(c, &choices[0]);
+    }
+}
+
+#[test]
+fn a_mesh_peer_that_leaves_fails_the_others_naming_it() {
+    let hosts: Vec<usize> = (0..4).collect();
+    let errors = on_ring(&hosts, Some(Algorithm::RecursiveDoubling), |rank, ring| {
+        if rank == 3 {
+            return None; // leaves: its ring and mesh connections close
+        }
+        let mut data = values(rank, 100_000);
+        Some(
+            ring.all_reduce(&mut data)
+                .expect_err("a rank is gone")
+                .to_string(),
+        )
+    });
+    // Rank 2 swaps with rank 3 first; the others fail on rank 2's or 3's closed connections in turn.
+    let named = errors[2].as_deref().expect("rank 2 ran");
+    assert!(
+        named.contains("recursive-doubling") && named.contains("rank 3 (127.0.0.4:"),
+        "{named}"
+    );
+    for e in errors.iter().take(3) {
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("all-reduce")),
+            "{e:?}"
+        );
+    }
+}
