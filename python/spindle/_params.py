@@ -226,6 +226,16 @@ class _SpindleParams(Params):
 class _SpindleTrainingParams(_SpindleParams):
     """Scala's ``io.spindle.SpindleTrainingParams``: the Params of SpindleEstimator."""
 
+    allReduceAlgorithm = Param(
+        Params._dummy(),
+        "allReduceAlgorithm",
+        "how the workers sum their gradients: 'auto' (the algorithm a cost model, fed by timings the workers "
+        "take when they connect, predicts fastest for the buffer's size), 'ring', 'halving-doubling', "
+        "'recursive-doubling', or 'two-level' (one worker per host crosses the network; hosts are the "
+        "executors' addresses)",
+        TypeConverters.toString,
+    )
+
     checkpointDir = Param(
         Params._dummy(),
         "checkpointDir",
@@ -384,6 +394,12 @@ class _SpindleTrainingParams(_SpindleParams):
         "trained on; 0: none, unless setValidationData gives a DataFrame",
         TypeConverters.toFloat,
     )
+
+    def getAllReduceAlgorithm(self) -> str:
+        return self.getOrDefault(self.allReduceAlgorithm)
+
+    def setAllReduceAlgorithm(self: _T, value: str) -> _T:
+        return self._set(allReduceAlgorithm=value)
 
     def getCheckpointDir(self) -> str:
         return self.getOrDefault(self.checkpointDir)

@@ -72,8 +72,13 @@ impl RendezvousCanceller {
 impl Rendezvous {
     /// Binds `host` on an ephemeral port.
     pub fn bind(host: &str) -> Result<Rendezvous> {
-        let listener = TcpListener::bind((host, 0))
-            .map_err(|e| Error::Cluster(format!("ring: binding a port on {host}: {e}")))?;
+        Rendezvous::bind_port(host, 0)
+    }
+
+    /// Binds `host` on `port` (0: an ephemeral one), for launchers that fix the addresses beforehand.
+    pub fn bind_port(host: &str, port: u16) -> Result<Rendezvous> {
+        let listener = TcpListener::bind((host, port))
+            .map_err(|e| Error::Cluster(format!("ring: binding port {port} on {host}: {e}")))?;
         let port = listener
             .local_addr()
             .map_err(|e| Error::Cluster(format!("ring: reading the bound port: {e}")))?

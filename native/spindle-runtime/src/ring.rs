@@ -6,6 +6,7 @@
 //!
 //! Wire format: raw little-endian `f32`s (peers share the architecture: one build of this library).
 
+use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
@@ -58,8 +59,8 @@ pub struct Ring {
     candidates: Vec<Algorithm>,
     /// The cost model's picture of this job, from the ring's timings; `None` when nothing is left to choose.
     cluster: Option<Cluster>,
-    /// The choice and steps of the last buffer length, as training all-reduces one length every step.
-    plan: Option<(usize, Choice, Vec<Step>)>,
+    /// The choice and steps of each buffer length met: training all-reduces a few lengths over and over.
+    plans: HashMap<usize, Arc<(Choice, Vec<Step>)>>,
 }
 
 /// Shuts a ring's connections from another thread (a task being closed while its trainer is blocked).
@@ -155,14 +156,7 @@ impl Ring {
     /// With a choice of algorithms, it then times a few ring all-reduces to feed the cost model.
     pub fn connect(rendezvous: Rendezvous, config: &RingConfig, actors: &Actors) -> Result<Ring> {
         let hosts = algorithms::hosts_of(&config.peers);
-        let shared = algorithms::groups(&hosts).iter().any(|g| g.len() > 1);
-        let candidates: Vec<Algorithm> = match config.algorithm {
-            Some(a) => vec![a],
-            None => Algorithm::ALL
-                .into_iter()
-                .filter(|a| *a != Algorithm::TwoLevel || shared)
-                .collect(),
-        };
+        let candidates = candidates(config.algorithm, &hosts);
         let partners = algorithms::partners(&candidates, config.rank, &hosts);
         let Links {
             left,
@@ -204,7 +198,7 @@ impl Ring {
             hosts,
             candidates,
             cluster: None,
-            plan: None,
+            plans: HashMap::new(),
         };
         // Two-level picks its leaders' algorithm by the model too.
         if ring.candidates.len() > 1 || ring.candidates == [Algorithm::TwoLevel] {
@@ -270,6 +264,24 @@ impl Ring {
         Ok(cluster)
     }
 
+    /// Forces `algorithm` from now on (`None`: the model's choice again), on a ring formed with the
+    /// model's choice (it has every connection and the timings). Every rank must do the same.
+    pub fn set_algorithm(&mut self, algorithm: Option<Algorithm>) -> Result<()> {
+        let all = candidates(None, &self.hosts);
+        let connected = algorithms::partners(&all, self.rank, &self.hosts);
+        let needed = candidates(algorithm, &self.hosts);
+        if self.cluster.is_none()
+            || !algorithms::partners(&needed, self.rank, &self.hosts).is_subset(&connected)
+        {
+            return Err(Error::Native(format!(
+                "all-reduce: {algorithm:?} needs a ring formed with the automatic choice"
+            )));
+        }
+        self.candidates = needed;
+        self.plans.clear();
+        Ok(())
+    }
+
     /// The model of this job the choice uses, once the ring has timed itself.
     pub fn cluster(&self) -> Option<&Cluster> {
         self.cluster.as_ref()
@@ -326,27 +338,32 @@ impl Ring {
     /// rank ends with the same bits.
     pub fn all_reduce(&mut self, data: &mut [f32]) -> Result<()> {
         let len = data.len();
-        if self.plan.as_ref().is_none_or(|p| p.0 != len) {
-            let choice = self.choice(len);
-            let steps =
-                algorithms::steps(choice.algorithm, choice.inner, self.rank, &self.hosts, len);
-            if self.rank == 0 && self.cluster.is_some() {
-                log::info!(
-                    "all-reduce of {len} values: {} (predicted {:.2} ms)",
-                    choice.algorithm.name(),
-                    choice.seconds * 1e3
-                );
+        let plan = match self.plans.get(&len) {
+            Some(plan) => Arc::clone(plan),
+            None => {
+                let choice = self.choice(len);
+                let steps =
+                    algorithms::steps(choice.algorithm, choice.inner, self.rank, &self.hosts, len);
+                if self.rank == 0 && self.cluster.is_some() {
+                    log::info!(
+                        "all-reduce of {len} values: {} (predicted {:.2} ms)",
+                        choice.algorithm.name(),
+                        choice.seconds * 1e3
+                    );
+                }
+                let plan = Arc::new((choice, steps));
+                self.plans.insert(len, Arc::clone(&plan));
+                plan
             }
-            self.plan = Some((len, choice, steps));
-        }
-        let (_, choice, steps) = self.plan.as_ref().expect("planned");
+        };
+        let (choice, steps) = &*plan;
         if choice.algorithm == Algorithm::Ring {
             return self.ring_all_reduce(data);
         }
-        let (steps, algorithm) = (steps.clone(), choice.algorithm);
+        let algorithm = choice.algorithm;
         self.calls += 1;
         let header = header(self.calls, len);
-        let failure = match self.mesh.run(&steps, data, &header) {
+        let failure = match self.mesh.run(steps, data, &header) {
             Ok(()) => return Ok(()),
             Err(f) => f,
         };
@@ -512,6 +529,19 @@ impl Ring {
             }
             None => Ok(()),
         }
+    }
+}
+
+/// What the choice may pick: the forced algorithm, or every one that fits the hosts (two-level only where
+/// a host holds several ranks).
+fn candidates(forced: Option<Algorithm>, hosts: &[usize]) -> Vec<Algorithm> {
+    let shared = algorithms::groups(hosts).iter().any(|g| g.len() > 1);
+    match forced {
+        Some(a) => vec![a],
+        None => Algorithm::ALL
+            .into_iter()
+            .filter(|a| *a != Algorithm::TwoLevel || shared)
+            .collect(),
     }
 }
 

@@ -70,6 +70,16 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
     ParamValidators.gt(0)
   )
 
+  final val allReduceAlgorithm = new Param[String](
+    this,
+    "allReduceAlgorithm",
+    "how the workers sum their gradients: 'auto' (the algorithm a cost model, fed by timings the workers take " +
+      "when they connect, predicts fastest for the buffer's size), 'ring', 'halving-doubling', " +
+      "'recursive-doubling', or 'two-level' (one worker per host crosses the network; hosts are the executors' " +
+      "addresses)",
+    ParamValidators.inArray(Array("auto", "ring", "halving-doubling", "recursive-doubling", "two-level"))
+  )
+
   final val checkpointDir = new Param[String](
     this,
     "checkpointDir",
@@ -154,6 +164,7 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
     gpusPerWorker -> 0,
     peerTimeout -> 600,
     heartbeatTimeout -> 30,
+    allReduceAlgorithm -> "auto",
     checkpointEverySteps -> 100,
     checkpointEverySeconds -> 0,
     keepCheckpoints -> 3,
@@ -174,6 +185,7 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
   def getGpusPerWorker: Int = $(gpusPerWorker)
   def getPeerTimeout: Int = $(peerTimeout)
   def getHeartbeatTimeout: Int = $(heartbeatTimeout)
+  def getAllReduceAlgorithm: String = $(allReduceAlgorithm)
   def getCheckpointDir: String = $(checkpointDir)
   def getCheckpointEverySteps: Int = $(checkpointEverySteps)
   def getCheckpointEverySeconds: Int = $(checkpointEverySeconds)
@@ -196,6 +208,7 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
   def setGpusPerWorker(value: Int): Stage = set(gpusPerWorker, value)
   def setPeerTimeout(seconds: Int): Stage = set(peerTimeout, seconds)
   def setHeartbeatTimeout(seconds: Int): Stage = set(heartbeatTimeout, seconds)
+  def setAllReduceAlgorithm(value: String): Stage = set(allReduceAlgorithm, value)
   def setCheckpointDir(value: String): Stage = set(checkpointDir, value)
   def setCheckpointEverySteps(value: Int): Stage = set(checkpointEverySteps, value)
   def setCheckpointEverySeconds(value: Int): Stage = set(checkpointEverySeconds, value)

@@ -112,7 +112,8 @@ class TrainingClusterSuite extends ClusterSuite {
   }
 
   test(
-    "two workers with batch B equal one worker with batch 2B: loss of every step and weights after 8 steps agree to 1e-5"
+    "two workers with batch B equal one worker with batch 2B, by every all-reduce algorithm: loss of every step and " +
+      "weights after 8 steps agree to 1e-5"
   ) {
     val b = 16
     // Worker 0 gets the first half of each 2B-row batch of the one-worker run, worker 1 the second half.
@@ -122,14 +123,26 @@ class TrainingClusterSuite extends ClusterSuite {
       chunks.zipWithIndex.filter(_._2 % 2 == 1).flatMap(_._1)
     def frame(rs: Seq[Row], partitions: Int) =
       spark.createDataFrame(spark.sparkContext.parallelize(rs, partitions), digits.schema)
-    val two = estimator.setNumWorkers(2).setBatchSize(b).setShuffle(false).fit(frame(shards, 2)).summary
     val one = estimator.setNumWorkers(1).setBatchSize(2 * b).setShuffle(false).fit(frame(rows, 1)).summary
-    assert(two.steps.size == 8 && one.steps.size == 8)
-    assert(two.steps.map(_.examples) == one.steps.map(_.examples))
-    two.steps.zip(one.steps).foreach { case (x, y) =>
-      assert(math.abs(x.loss - y.loss) <= 1e-5 * math.abs(y.loss), s"step ${x.step}: loss ${x.loss} vs ${y.loss}")
+    // Both executors run on 127.0.0.1: one host, so two-level is a reduce to its leader and a broadcast.
+    for (algorithm <- Seq("auto", "ring", "halving-doubling", "recursive-doubling", "two-level")) {
+      val two = estimator
+        .setNumWorkers(2)
+        .setBatchSize(b)
+        .setShuffle(false)
+        .setAllReduceAlgorithm(algorithm)
+        .fit(frame(shards, 2))
+        .summary
+      assert(two.steps.size == 8 && one.steps.size == 8)
+      assert(two.steps.map(_.examples) == one.steps.map(_.examples))
+      two.steps.zip(one.steps).foreach { case (x, y) =>
+        assert(
+          math.abs(x.loss - y.loss) <= 1e-5 * math.abs(y.loss),
+          s"$algorithm, step ${x.step}: loss ${x.loss} vs ${y.loss}"
+        )
+      }
+      assertClose(two, one, 1e-5)
     }
-    assertClose(two, one, 1e-5)
   }
 
   test("uneven and empty partitions finish, each row once per epoch") {
