@@ -327,6 +327,15 @@ class _SpindleTrainingParams(_SpindleParams):
         TypeConverters.toInt,
     )
 
+    minWorkers = Param(
+        Params._dummy(),
+        "minWorkers",
+        "elastic training: when workers are lost for good (an executor or host gone) and at least this many "
+        "task slots remain, the survivors go on from the newest checkpoint, each with its batch size and its "
+        "rows plus a share of the lost ones; 0: numWorkers, so a lost worker fails fit",
+        TypeConverters.toInt,
+    )
+
     numWorkers = Param(
         Params._dummy(),
         "numWorkers",
@@ -472,6 +481,12 @@ class _SpindleTrainingParams(_SpindleParams):
 
     def setKeepCheckpoints(self: _T, value: int) -> _T:
         return self._set(keepCheckpoints=value)
+
+    def getMinWorkers(self) -> int:
+        return self.getOrDefault(self.minWorkers)
+
+    def setMinWorkers(self: _T, value: int) -> _T:
+        return self._set(minWorkers=value)
 
     def getNumWorkers(self) -> int:
         return self.getOrDefault(self.numWorkers)

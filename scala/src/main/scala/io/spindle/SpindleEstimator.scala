@@ -15,6 +15,7 @@ import org.apache.spark.util.SerializableConfiguration
 import io.spindle.internal.{
   BarrierTraining,
   Checkpoints,
+  Elastic,
   Export,
   InputPlan,
   ModelCache,
@@ -86,6 +87,12 @@ class SpindleEstimator(override val uid: String)
     val spark = df.sparkSession
     val sc = spark.sparkContext
     val workers = getNumWorkers
+    // Elastic training goes on with two or more workers: one runs another signature, planned for at the start.
+    val minWorkers = if (getMinWorkers == 0) workers else getMinWorkers
+    if (minWorkers > workers || (minWorkers < 2 && minWorkers != workers))
+      throw new IllegalArgumentException(
+        s"minWorkers=$getMinWorkers must be 0 (no elastic training) or between 2 and numWorkers=$workers"
+      )
     // Validate: everything a user can get wrong fails here, before any job.
     val model = driverModel(spark)
     transformSchema(df.schema)
@@ -122,9 +129,12 @@ class SpindleEstimator(override val uid: String)
     // Run.
     log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")
     val description = s"train $getModelPath on $workers workers"
-    val reports = BarrierTraining.run(sc, parts(train, validation), job, getGpusPerWorker, secret, description)
+    val newest = () => checkpoints.flatMap(_.newest()).map(_.toString)
+    val (reports, changes) = Elastic.run(workers, minWorkers, newest) { n =>
+      BarrierTraining.run(sc, parts(train, validation, n), job, getGpusPerWorker, secret, description)
+    }
     // Summary.
-    val summary = TrainingSummary.of(reports, target)
+    val summary = TrainingSummary.of(reports, target, changes)
     logSummary(summary, target)
     val fitted = copyValues(new SpindleModel(uid))
       .setModelPath(target)
@@ -163,12 +173,17 @@ class SpindleEstimator(override val uid: String)
   /** One element per worker: its partition's training rows and its validation rows, read in that order by its task (a
     * zip of iterators, so no row is wrapped or copied).
     */
-  private def parts(train: DataFrame, validation: Option[DataFrame]): BarrierTraining.Parts = {
-    val trainRows = SpindleSqlShim.internalRows(train, getNumWorkers)
+  /** Each worker's rows: one partition per worker of `numWorkers`, regrouped for fewer after a loss ([[Elastic]]). */
+  private def parts(train: DataFrame, validation: Option[DataFrame], workers: Int): BarrierTraining.Parts = {
+    def rows(df: DataFrame) = {
+      val first = SpindleSqlShim.internalRows(df, getNumWorkers)
+      if (workers == getNumWorkers) first else Elastic.regroup(first, workers)
+    }
+    val trainRows = rows(train)
     validation match {
       case Some(v) =>
-        trainRows.zipPartitions(SpindleSqlShim.internalRows(v, getNumWorkers), preservesPartitioning = false) {
-          (t, v) => Iterator.single((t, v))
+        trainRows.zipPartitions(rows(v), preservesPartitioning = false) { (t, v) =>
+          Iterator.single((t, v))
         }
       case None => trainRows.mapPartitions(t => Iterator.single((t, Iterator[InternalRow]())))
     }

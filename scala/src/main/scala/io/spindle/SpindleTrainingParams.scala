@@ -12,6 +12,15 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
     ParamValidators.gt(0)
   )
 
+  final val minWorkers = new IntParam(
+    this,
+    "minWorkers",
+    "elastic training: when workers are lost for good (an executor or host gone) and at least this many task slots " +
+      "remain, the survivors go on from the newest checkpoint, each with its batch size and its rows plus a share of " +
+      "the lost ones; 0: numWorkers, so a lost worker fails fit",
+    ParamValidators.gtEq(0)
+  )
+
   final val epochs = new IntParam(this, "epochs", "passes over the data", ParamValidators.gt(0))
 
   final val shuffle = new BooleanParam(this, "shuffle", "shuffle the batch order of every epoch after the first")
@@ -155,6 +164,7 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
   setDefault(
     numSlots -> 8,
     numWorkers -> 1,
+    minWorkers -> 0,
     epochs -> 1,
     shuffle -> true,
     seed -> getClass.getName.hashCode.toLong,
@@ -175,6 +185,7 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
   )
 
   def getNumWorkers: Int = $(numWorkers)
+  def getMinWorkers: Int = $(minWorkers)
   def getEpochs: Int = $(epochs)
   def getShuffle: Boolean = $(shuffle)
   def getSeed: Long = $(seed)
@@ -198,6 +209,7 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
   def getEarlyStoppingMode: String = $(earlyStoppingMode)
 
   def setNumWorkers(value: Int): Stage = set(numWorkers, value)
+  def setMinWorkers(value: Int): Stage = set(minWorkers, value)
   def setEpochs(value: Int): Stage = set(epochs, value)
   def setShuffle(value: Boolean): Stage = set(shuffle, value)
   def setSeed(value: Long): Stage = set(seed, value)

@@ -25,6 +25,17 @@ final case class StepSummary(
     checkpointMs: Double
 )
 
+/** A change of the number of workers during `fit` (elastic training, `minWorkers`).
+  *
+  * @param resumedFrom
+  *   the checkpoint the survivors restored; empty when none had been written (they started over)
+  * @param cause
+  *   why the workers before could not go on
+  * @param atMillis
+  *   Unix time in milliseconds of the change
+  */
+final case class WorkerChange(from: Int, to: Int, resumedFrom: String, cause: String, atMillis: Long)
+
 /** One epoch, over every worker.
   *
   * @param loss
@@ -55,6 +66,8 @@ final case class EpochSummary(epoch: Int, loss: Double, validation: Map[String, 
   *   with early stopping, the epoch whose weights were exported; 0 without
   * @param stoppedEarly
   *   whether early stopping ended training before its last epoch
+  * @param workerChanges
+  *   each change of the number of workers, in order (elastic training); the steps and rows are the last workers'
   */
 final class TrainingSummary private[spindle] (
     val steps: Seq[StepSummary],
@@ -66,7 +79,8 @@ final class TrainingSummary private[spindle] (
     val firstStepDoneMillis: Long,
     val epochs: Seq[EpochSummary],
     val bestEpoch: Int,
-    val stoppedEarly: Boolean
+    val stoppedEarly: Boolean,
+    val workerChanges: Seq[WorkerChange]
 ) extends Serializable {
 
   /** The validation metric `name` (`val_loss`, `val_accuracy`, ...) after every epoch, in order. */
@@ -91,6 +105,7 @@ final class TrainingSummary private[spindle] (
   def variablesJava: java.util.Map[String, Array[Float]] = variables.asJava
   def stepsJava: java.util.List[StepSummary] = steps.asJava
   def epochsJava: java.util.List[EpochSummary] = epochs.asJava
+  def workerChangesJava: java.util.List[WorkerChange] = workerChanges.asJava
   def rowsPerWorkerJava: java.util.List[java.lang.Long] = rowsPerWorker.map(java.lang.Long.valueOf).asJava
   def feedSecondsPerWorkerJava: java.util.List[java.lang.Double] =
     feedSecondsPerWorker.map(java.lang.Double.valueOf).asJava
@@ -101,7 +116,7 @@ final class TrainingSummary private[spindle] (
 private[spindle] object TrainingSummary {
 
   /** Merges the workers' reports (one per rank); the chief's carries the variables. */
-  def of(reports: Seq[TrainingReport], exportPath: String): TrainingSummary = {
+  def of(reports: Seq[TrainingReport], exportPath: String, changes: Seq[WorkerChange]): TrainingSummary = {
     val byRank = reports.sortBy(_.getRank)
     val perWorker = byRank.map(_.getStepsList.asScala.toIndexedSeq)
     val steps = perWorker.head.indices.map { i =>
@@ -135,7 +150,8 @@ private[spindle] object TrainingSummary {
         EpochSummary(e.getEpoch, e.getLoss, e.getValidationMap.asScala.map { case (k, v) => k -> v.doubleValue }.toMap)
       },
       byRank.head.getBestEpoch,
-      byRank.head.getStoppedEarly
+      byRank.head.getStoppedEarly,
+      changes
     )
   }
 }

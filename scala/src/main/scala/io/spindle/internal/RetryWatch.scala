@@ -15,8 +15,6 @@ import org.apache.spark.scheduler.{
   SparkListenerTaskStart
 }
 
-import io.spindle.SpindleClusterException
-
 /** While `fit` runs the job whose stages carry the local property `tag`: when Spark retries the training stage (after a
   * worker failed), makes sure the retry starts, or cancels it and says why, so that `fit` fails in bounded time instead
   * of waiting for task slots that never come.
@@ -36,7 +34,7 @@ final class RetryWatch(sc: SparkContext, workers: Int, tag: String, profile: Opt
     extends AutoCloseable {
   import RetryWatch._
 
-  private val failure = new AtomicReference[SpindleClusterException]()
+  private val failure = new AtomicReference[Elastic.WorkersLost]()
   @volatile private var closed = false
   // (stage, attempt) -> partition -> where its task ran and how it ended.
   private val tasks = new ConcurrentHashMap[(Int, Int), ConcurrentHashMap[Int, Task]]()
@@ -105,18 +103,18 @@ final class RetryWatch(sc: SparkContext, workers: Int, tag: String, profile: Opt
           s", $held of them held by the lost ${if (held == 1) "task" else "tasks"}, which " +
             "the driver cannot reach to end"
         else ""
-      val e = new SpindleClusterException(
-        s"retrying the training stage$what: numWorkers=$workers needs $workers task slots at once, and the cluster " +
+      val e = new Elastic.WorkersLost(
+        s"retrying the training stage$what: $workers workers need $workers task slots at once, and the cluster " +
           s"has $slots$heldNote: ${workers - usable} missing for ${(System.currentTimeMillis() - since) / 1000} s. " +
-          "Spindle does not go on with fewer workers: restore the lost executors or host, or lower numWorkers and " +
-          "resume from the checkpoint"
+          "Restore the lost executors or host, or set minWorkers to go on with fewer workers from the checkpoint",
+        usable
       )
       if (failure.compareAndSet(null, e)) sc.cancelStage(stage, e.getMessage)
     }
   }
 
   /** Why a retry was cancelled, if one was. */
-  def cancelled: Option[SpindleClusterException] = Option(failure.get())
+  def cancelled: Option[Elastic.WorkersLost] = Option(failure.get())
 
   override def close(): Unit = {
     closed = true

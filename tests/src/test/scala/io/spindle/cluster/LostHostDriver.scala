@@ -2,7 +2,7 @@ package io.spindle.cluster
 
 import org.apache.spark.sql.SparkSession
 
-import io.spindle.{SpindleEstimator, SpindleException}
+import io.spindle.{SpindleClusterException, SpindleEstimator, SpindleException}
 import io.spindle.examples.Digits
 
 /** The driver of [[LostHostSuite]], started by `spark-submit` inside host A's namespace against the emulated cluster's
@@ -35,8 +35,9 @@ object LostHostDriver {
           .fit(digits)
         "FIT ENDED"
       } catch {
-        case e: SpindleException => s"FIT FAILED ${e.getClass.getSimpleName}: ${e.getMessage}"
-        case e: Throwable        => s"FIT FAILED with no Spindle exception: $e"
+        case e: SpindleClusterException => s"FIT FAILED SpindleClusterException: ${e.getMessage}"
+        case e: SpindleException        => s"FIT FAILED ${e.getClass.getSimpleName}: ${e.getMessage}"
+        case e: Throwable               => s"FIT FAILED with no Spindle exception: $e"
       }
     println(line.replace('\n', ' '))
     System.out.flush()
