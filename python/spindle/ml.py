@@ -51,7 +51,7 @@ from pyspark.sql import DataFrame
 
 from ._params import _SpindleParams, _SpindleTrainingParams, to_string_map
 
-__all__ = ["SpindleModel", "SpindleEstimator", "TrainingSummary", "StepSummary", "EpochSummary"]
+__all__ = ["SpindleModel", "SpindleEstimator", "TrainingSummary", "StepSummary", "EpochSummary", "WorkerChange"]
 
 _MODEL_CLASS = "io.spindle.SpindleModel"
 _ESTIMATOR_CLASS = "io.spindle.SpindleEstimator"
@@ -193,6 +193,19 @@ class EpochSummary:
     validation: dict[str, float]
 
 
+@dataclass(frozen=True)
+class WorkerChange:
+    """A change of the number of workers during ``fit`` (elastic training, ``minWorkers``; Scala's
+    ``io.spindle.WorkerChange``): from how many to how many, the checkpoint resumed from (empty: none yet), why, and
+    when (Unix milliseconds)."""
+
+    from_: int
+    to: int
+    resumedFrom: str
+    cause: str
+    atMillis: int
+
+
 class TrainingSummary(JavaWrapper):
     """What :meth:`SpindleEstimator.fit` saw (Scala's ``io.spindle.TrainingSummary``): every step, the rows each worker
     fed, and the trained variables when the model has a ``variables`` signature. Read from the JVM once, when first
@@ -240,6 +253,16 @@ class TrainingSummary(JavaWrapper):
     def validationHistory(self, name: str) -> list[float]:
         """The validation metric ``name`` (``val_loss``, ``val_accuracy``, ...) after every epoch, in order."""
         return [e.validation[name] for e in self.epochs if name in e.validation]
+
+    @property
+    def workerChanges(self) -> list[WorkerChange]:
+        """Each change of the number of workers, in order (elastic training); the steps are the last workers'."""
+        return [
+            WorkerChange(
+                int(getattr(c, "from")()), int(c.to()), str(c.resumedFrom()), str(c.cause()), int(c.atMillis())
+            )
+            for c in _seq(self._java_obj.workerChanges())
+        ]
 
     @property
     def bestEpoch(self) -> int:

@@ -120,7 +120,7 @@ cleaned=false
 cleanup() {
   $cleaned && return
   cleaned=true
-  trap '' INT TERM HUP
+  trap '' INT TERM HUP PIPE
   if [[ -n $cmd_pid ]]; then
     disown "$cmd_pid" 2>/dev/null # no "Killed" job notice; bash still reaps it
     kill -KILL "$cmd_pid" 2>/dev/null
@@ -142,6 +142,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
+# A caller that dies closes our stderr pipe: the next message would kill bash by SIGPIPE, skipping cleanup.
+trap 'exit 141' PIPE
 
 fail() {
   say "FAILED: $1"

@@ -63,6 +63,7 @@ def test_validation_fraction_and_its_defaults_cross_py4j(spark, digits, tmp_path
     summary = plain.setEpochs(2).setValidationFraction(0.25).fit(training(digits)).summary
     assert [set(e.validation) for e in summary.epochs] == [{"val_loss", "val_accuracy", "val_top3"}] * 2
     assert summary.bestEpoch == 0 and not summary.stoppedEarly
+    assert summary.workerChanges == []  # no worker lost
     total = training(digits).count()
     assert 0.65 * total < sum(summary.rowsPerWorker) < 0.85 * total
 

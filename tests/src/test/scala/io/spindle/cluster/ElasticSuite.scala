@@ -4,9 +4,9 @@ import scala.concurrent.duration._
 
 import io.spindle.SpindleTestBase
 
-/** Elastic training on four emulated hosts ([[EmulatedHosts]]), one worker each, `minWorkers` 3 ([[ElasticDriver]]).
-  * Once training has written a checkpoint, host 4's link is cut. The three survivors must go on from the newest
-  * checkpoint within 120 s of the cut, finish every epoch, and learn.
+/** Elastic training on four emulated hosts ([[EmulatedHosts]]), one worker each, `minWorkers` 3 ([[HostsDriver]]). Once
+  * training has written a checkpoint, host 4's link is cut. The three survivors must go on from the newest checkpoint
+  * within 120 s of the cut, finish every epoch, and learn.
   */
 class ElasticSuite extends SpindleTestBase {
   override protected def startsSpark: Boolean = false
@@ -14,8 +14,9 @@ class ElasticSuite extends SpindleTestBase {
   test("a host cut mid-fit with minWorkers 3 of 4: the survivors resume from the checkpoint within 120 s and finish") {
     val ckpt = tempDir("spindle-ckpt")
     val exportDir = tempDir("spindle-export").resolve("model").toString
-    val args = Seq(digitsCsv.toString, fixture("digits_mlp_init"), exportDir, ckpt.toUri.toString, "300")
-    val hosts = new EmulatedHosts(repoRoot, tempDir("spindle-hosts"), 4, ElasticDriver.getClass, args, 600)
+    val args =
+      Seq(digitsCsv.toString, fixture("digits_mlp_init"), exportDir, ckpt.toUri.toString, "4", "3", "300", "false")
+    val hosts = new EmulatedHosts(repoRoot, tempDir("spindle-hosts"), 4, HostsDriver.getClass, args, 600)
     try {
       val deadline = System.nanoTime() + 400.seconds.toNanos
       while (EmulatedHosts.checkpoints(ckpt).isEmpty && !hosts.ended && System.nanoTime() < deadline) Thread.sleep(100)

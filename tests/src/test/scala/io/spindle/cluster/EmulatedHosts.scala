@@ -37,6 +37,9 @@ final class EmulatedHosts(
   }
   private val output = new ConcurrentLinkedQueue[String]()
 
+  /** The namespaces' tag: host i is `spx-<tag>-<i>`. */
+  private val tag = "t" + (System.nanoTime() % 100000).toString
+
   private val harness = {
     val conf = Seq(
       "spark.master" -> "$SPINDLE_MASTER",
@@ -68,6 +71,7 @@ final class EmulatedHosts(
       "JAVA_HOME" -> sys.props("java.home"),
       "TF_CPP_MIN_LOG_LEVEL" -> "2",
       "HOSTS_N" -> n.toString,
+      "HOSTS_ID" -> tag,
       "HOSTS_SPARK_HOME" -> home.toString,
       "HOSTS_TIMEOUT" -> timeoutS.toString
     )
@@ -97,6 +101,19 @@ final class EmulatedHosts(
     while (!Files.exists(done) && !run.isCompleted) Thread.sleep(50)
     Assertions.assert(Files.exists(done), s"the harness cut host $host's link:\n$tail")
     Files.readString(done).trim.toLong
+  }
+
+  /** Sends `signal` (`KILL`, `STOP`) to the executor JVMs of host `host`; returns the epoch milliseconds it was sent.
+    */
+  def signalExecutor(host: Int, signal: String): Long = {
+    val pids = Seq("ip", "netns", "pids", s"spx-$tag-$host").!!.split("\\s+").filter(_.nonEmpty)
+    val executors = pids.filter { pid =>
+      Try(Files.readString(Paths.get(s"/proc/$pid/cmdline"))).toOption
+        .exists(_.contains("CoarseGrainedExecutorBackend"))
+    }
+    Assertions.assert(executors.nonEmpty, s"an executor JVM on host $host:\n$tail")
+    Assertions.assert(Seq("kill", s"-$signal").++(executors).! == 0, s"kill -$signal ${executors.mkString(" ")}")
+    System.currentTimeMillis()
   }
 
   /** The harness's exit code, once the driver has ended (within `wait`). */

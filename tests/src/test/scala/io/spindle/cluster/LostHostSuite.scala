@@ -5,10 +5,10 @@ import scala.concurrent.duration._
 import io.spindle.SpindleTestBase
 
 /** A host lost mid-training, on a standalone cluster of two emulated hosts ([[EmulatedHosts]]). Host 1 runs the master,
-  * the driver ([[LostHostDriver]], through the distribution's `spark-submit`) and a worker; host 2 runs the other
-  * worker. Once training has written a checkpoint, host 2's link is cut: no FIN, no reset, the peer just goes silent.
-  * `fit` must end within 120 s of the cut with a `SpindleClusterException` that names the lost rank, its host and the
-  * missing task slots, rather than leave the retried stage waiting for slots that no longer exist.
+  * the driver ([[HostsDriver]], through the distribution's `spark-submit`) and a worker; host 2 runs the other worker.
+  * Once training has written a checkpoint, host 2's link is cut: no FIN, no reset, the peer just goes silent. `fit`
+  * must end within 120 s of the cut with a `SpindleClusterException` that names the lost rank, its host and the missing
+  * task slots, rather than leave the retried stage waiting for slots that no longer exist.
   *
   * Where the machine does not let a test make network namespaces (not root), the suite says why and is canceled, which
   * the CI summary counts as skipped.
@@ -18,16 +18,10 @@ class LostHostSuite extends SpindleTestBase {
 
   test("a host cut off mid-fit: fit fails within 120 s naming the lost rank, its host and the missing slots") {
     val ckpt = tempDir("spindle-ckpt")
-    val args = Seq(digitsCsv.toString, fixture("digits_mlp_init"), tempDir("spindle-export").resolve("model").toString)
-    val hosts =
-      new EmulatedHosts(
-        repoRoot,
-        tempDir("spindle-hosts"),
-        2,
-        LostHostDriver.getClass,
-        args :+ ckpt.toUri.toString,
-        420
-      )
+    val exportDir = tempDir("spindle-export").resolve("model").toString
+    val args =
+      Seq(digitsCsv.toString, fixture("digits_mlp_init"), exportDir, ckpt.toUri.toString, "2", "0", "5000", "false")
+    val hosts = new EmulatedHosts(repoRoot, tempDir("spindle-hosts"), 2, HostsDriver.getClass, args, 420)
     try {
       // Training on both hosts: wait for its first checkpoint, or for the harness to say it cannot run here.
       val deadline = System.nanoTime() + 300.seconds.toNanos
