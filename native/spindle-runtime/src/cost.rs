@@ -16,10 +16,12 @@ use crate::algorithms::{pof2, Algorithm};
 
 /// How much faster than the ring another algorithm must be predicted before it is chosen. The model does not see
 /// that the ring pipelines its chunks and overlaps its additions with the transfers, while the others exchange
-/// whole ranges step by step, each step waiting for its slowest pair: on the emulated cluster
-/// (benches/allreduce-grid.sh, 100 Mbit/s links) halving-doubling took 1.08x the ring's time for 16 MiB at 4
-/// ranks and 1.7x at 16, where the model predicts them equal.
-pub const RING_MARGIN: f64 = 0.10;
+/// whole ranges both ways at once, step by step, each step waiting for its slowest pair: on the emulated cluster
+/// (benches/allreduce-grid.sh) halving-doubling took 1.2x to 1.9x the ring's time for 16 MiB at 4 to 32 ranks,
+/// where the model predicts them equal, and 1.8x for 1 MiB at 64 ranks, where it predicts halving-doubling 13%
+/// faster. Where latency rules, the model's wins held: 0.64x the ring for 64 KiB at 32 ranks (predicted 46%
+/// faster), 0.35x at 64 (67%).
+pub const RING_MARGIN: f64 = 0.15;
 
 /// The cost of moving bytes over one kind of link.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +43,9 @@ pub struct Cluster {
     pub gamma: f64,
     /// Ranks per host, one entry per host.
     pub per_host: Vec<usize>,
+    /// The most ring connections that leave one host: 1 when each host's ranks are consecutive, as Spark's
+    /// barrier tasks usually are, so the ring crosses each host's link once each way however many ranks it holds.
+    pub ring_crossings: usize,
 }
 
 /// A choice, with the time the model predicts for it.
@@ -60,6 +65,7 @@ impl Cluster {
             local: network,
             gamma,
             per_host: vec![1; p],
+            ring_crossings: 1,
         }
     }
 
@@ -78,10 +84,13 @@ impl Cluster {
                     + flat(inner, self.per_host.len(), n, self.network, self.gamma)
                     + m * (local.alpha + n * local.beta)
             }
-            // Ranks of one host share its link: a flat algorithm moves `per host` times the bytes
-            // through it at once.
+            // Ranks of one host share its link: halving-doubling and recursive doubling move `per host` times
+            // the bytes through it at once, the ring as many times as it leaves the host.
             _ => {
-                let sharing = self.per_host.iter().copied().max().unwrap_or(1) as f64;
+                let sharing = match algorithm {
+                    Algorithm::Ring => self.ring_crossings,
+                    _ => self.per_host.iter().copied().max().unwrap_or(1),
+                } as f64;
                 let shared = Link {
                     alpha: self.network.alpha,
                     beta: self.network.beta * sharing,
@@ -195,6 +204,17 @@ mod tests {
             per_host: vec![1; 6],
             ..c.clone()
         };
+        // Two ranks on each of 3 hosts: the other algorithms share each link by 2, a ring of consecutive ranks
+        // does not (it leaves each host once).
+        let shared = Cluster {
+            per_host: vec![2; 3],
+            ..c6.clone()
+        };
+        assert_eq!(shared.predict(Ring, Ring, 1.0), c6.predict(Ring, Ring, 1.0));
+        assert_eq!(
+            shared.predict(HalvingDoubling, Ring, 1.0),
+            4.0 + 2.0 * 15.0 + 75.0 + 2.0 * (1.0 + 20.0) + 100.0
+        );
         assert_eq!(
             c6.predict(HalvingDoubling, Ring, 1.0),
             4.0 + 15.0 + 75.0 + 122.0
@@ -225,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn two_level_wins_when_hosts_hold_several_ranks() {
+    fn two_level_wins_when_hosts_hold_several_ranks_the_ring_leaves_often() {
         let network = Link {
             alpha: 100e-6,
             beta: 1.0 / 12.5e6,
@@ -239,11 +259,19 @@ mod tests {
             local,
             gamma: 1.0 / 4e9,
             per_host: vec![4; 8],
+            // Ranks dealt to hosts in turn: every ring connection leaves its host.
+            ring_crossings: 4,
         };
         let pick = c.choose(&Algorithm::ALL, 1e6);
         assert_eq!(pick.algorithm, TwoLevel);
         // Leaders: 8 hosts, a power of two, so the leaders' all-reduce is halving-doubling.
         assert_eq!(pick.inner, HalvingDoubling);
         assert!(pick.seconds < c.predict(Ring, Ring, 1e6) / 2.0);
+        // Consecutive ranks per host: the ring leaves each host once, and two-level gains too little on it.
+        let consecutive = Cluster {
+            ring_crossings: 1,
+            ..c
+        };
+        assert_eq!(consecutive.choose(&Algorithm::ALL, 1e6).algorithm, Ring);
     }
 }

@@ -254,6 +254,7 @@ impl Ring {
             local: LOOPBACK,
             gamma: mean(figures[2]),
             per_host: groups.iter().map(Vec::len).collect(),
+            ring_crossings: ring_crossings(&self.hosts),
         };
         if self.rank == 0 {
             log::info!(
@@ -533,6 +534,18 @@ impl Ring {
             None => Ok(()),
         }
     }
+}
+
+/// The most ring connections that leave one host (rank r sends to r + 1).
+fn ring_crossings(hosts: &[usize]) -> usize {
+    let p = hosts.len();
+    let mut leaving = vec![0; hosts.iter().max().map_or(0, |h| h + 1)];
+    for r in 0..p {
+        if hosts[r] != hosts[(r + 1) % p] {
+            leaving[hosts[r]] += 1;
+        }
+    }
+    leaving.into_iter().max().unwrap_or(0).max(1)
 }
 
 /// What the choice may pick: the forced algorithm, or every one that fits the hosts (two-level only where
