@@ -110,8 +110,9 @@ class FaultToleranceSuite extends ClusterSuite {
     val killed = System.nanoTime()
     val e = Await.result(training, 3.minutes)
     val seconds = (System.nanoTime() - killed) / 1e9
-    assert(e.getMessage.contains("retrying the training stage") && e.getMessage.contains("needs 2 task slots"))
-    assert(e.getMessage.contains("has 1"), e.getMessage)
+    val message = e.getMessage
+    assert(message.contains("retrying the training stage") && message.contains("2 workers need 2 task slots"), message)
+    assert(message.contains("has 1"), message)
     assert(seconds < 60, s"fit failed $seconds s after the executor was lost")
     // The last test of the suite: its cluster ends one executor short.
   }
