@@ -30,12 +30,7 @@ class EightHostsSuite extends SpindleTestBase {
       Seq("8", minWorkers.toString, epochs.toString, exact.toString)
     val hosts = new EmulatedHosts(repoRoot, tempDir("spindle-hosts"), 8, HostsDriver.getClass, args, 900)
     try {
-      val deadline = System.nanoTime() + 600.seconds.toNanos
-      while (EmulatedHosts.checkpoints(ckpt).isEmpty && !hosts.ended && System.nanoTime() < deadline) Thread.sleep(100)
-      hosts.skipped.foreach(cancel(_))
-      assert(EmulatedHosts.checkpoints(ckpt).nonEmpty && !hosts.ended, s"training wrote a checkpoint:\n${hosts.tail}")
-      val executors = hosts.line("EXECUTORS").getOrElse("")
-      assert((1 to 8).forall(h => executors.contains(hosts.address(h))), s"an executor on each host:\n${hosts.tail}")
+      hosts.awaitTraining(ckpt, 600.seconds).foreach(cancel(_))
       fault(hosts, ckpt)
     } finally hosts.close()
   }

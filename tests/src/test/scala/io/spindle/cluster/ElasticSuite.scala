@@ -18,12 +18,7 @@ class ElasticSuite extends SpindleTestBase {
       Seq(digitsCsv.toString, fixture("digits_mlp_init"), exportDir, ckpt.toUri.toString, "4", "3", "300", "false")
     val hosts = new EmulatedHosts(repoRoot, tempDir("spindle-hosts"), 4, HostsDriver.getClass, args, 600)
     try {
-      val deadline = System.nanoTime() + 400.seconds.toNanos
-      while (EmulatedHosts.checkpoints(ckpt).isEmpty && !hosts.ended && System.nanoTime() < deadline) Thread.sleep(100)
-      hosts.skipped.foreach(cancel(_))
-      assert(EmulatedHosts.checkpoints(ckpt).nonEmpty && !hosts.ended, s"training wrote a checkpoint:\n${hosts.tail}")
-      val executors = hosts.line("EXECUTORS").getOrElse("")
-      assert((1 to 4).forall(h => executors.contains(hosts.address(h))), s"an executor on each host:\n${hosts.tail}")
+      hosts.awaitTraining(ckpt, 400.seconds).foreach(cancel(_))
 
       val cutAt = hosts.cut(4)
       hosts.exitCode(420.seconds).getOrElse(fail(s"fit had not ended 420 s after the cut:\n${hosts.tail}"))

@@ -91,6 +91,21 @@ final class EmulatedHosts(
       Some(s"network namespaces cannot be made here: ${lines.find(_.startsWith("SKIPPED")).getOrElse("")}")
     else None
 
+  /** Waits (at most `within`) for training's first checkpoint in `ckpt`. Returns why the harness could not run here
+    * (the suite cancels), else asserts that the checkpoint came while the driver runs and that every host has an
+    * executor.
+    */
+  def awaitTraining(ckpt: Path, within: FiniteDuration): Option[String] = {
+    val deadline = System.nanoTime() + within.toNanos
+    while (checkpoints(ckpt).isEmpty && !ended && System.nanoTime() < deadline) Thread.sleep(100)
+    skipped.orElse {
+      Assertions.assert(checkpoints(ckpt).nonEmpty && !ended, s"training wrote a checkpoint:\n$tail")
+      val executors = line("EXECUTORS").getOrElse("")
+      Assertions.assert((1 to n).forall(h => executors.contains(address(h))), s"an executor on each host:\n$tail")
+      None
+    }
+  }
+
   /** The first line the driver printed that starts with `prefix`. */
   def line(prefix: String): Option[String] = lines.find(_.startsWith(prefix))
 

@@ -24,15 +24,7 @@ class LostHostSuite extends SpindleTestBase {
     val hosts = new EmulatedHosts(repoRoot, tempDir("spindle-hosts"), 2, HostsDriver.getClass, args, 420)
     try {
       // Training on both hosts: wait for its first checkpoint, or for the harness to say it cannot run here.
-      val deadline = System.nanoTime() + 300.seconds.toNanos
-      while (EmulatedHosts.checkpoints(ckpt).isEmpty && !hosts.ended && System.nanoTime() < deadline) Thread.sleep(100)
-      hosts.skipped.foreach(cancel(_))
-      assert(EmulatedHosts.checkpoints(ckpt).nonEmpty && !hosts.ended, s"training wrote a checkpoint:\n${hosts.tail}")
-      val executors = hosts.line("EXECUTORS").getOrElse("")
-      assert(
-        executors.contains(hosts.address(1)) && executors.contains(hosts.address(2)),
-        s"an executor on each host:\n${hosts.tail}"
-      )
+      hosts.awaitTraining(ckpt, 300.seconds).foreach(cancel(_))
 
       val cutAt = hosts.cut(2)
       // Twice the bound, to tell a slow end from a hang in the report.
