@@ -26,6 +26,10 @@ ThisBuild / javacOptions ++= Seq("--release", "17")
 val spark4 = "4.2.0"
 val spark35 = "3.5.9"
 val spark35Scala213 = "3.5.6"
+// The Hadoop each line's Spark is built with (its hadoop-client-api jar): YarnSuite's MiniDFSCluster and
+// MiniYARNCluster come from hadoop-client-minicluster of that same version.
+val hadoop4 = "3.5.0"
+val hadoop35 = "3.3.4"
 val sparkLine = sys.env.getOrElse("SPINDLE_SPARK", "4")
 val scalaVersions = sparkLine match {
   case "4"   => Seq("2.13.18")
@@ -217,6 +221,9 @@ lazy val libtensorflow = (project in file("scala/libtensorflow"))
     Compile / packageSrc / publishArtifact := false
   )
 
+// Jars only YarnSuite's cluster JVM (MiniHadoop) uses: kept out of the executors' SPARK_HOME.
+val miniHadoopOnly = Seq("hadoop-client-minicluster", "junit-", "bcprov-", "bcpkix-", "bcutil-")
+
 // Suites that need a Spark with separate executor JVMs and the assembly jar, plus the Python suite's home.
 lazy val tests = (project in file("tests"))
   .dependsOn(core % "compile->compile;test->test", examples)
@@ -224,7 +231,15 @@ lazy val tests = (project in file("tests"))
     name := "spindle-tests",
     lineSettings,
     publish / skip := true,
-    libraryDependencies ++= spark.value ++ Seq("org.scalatest" %% "scalatest" % "3.2.19" % Test),
+    libraryDependencies ++= spark.value ++ Seq(
+      "org.scalatest" %% "scalatest" % "3.2.19" % Test,
+      "org.apache.hadoop" % "hadoop-client-minicluster" % (if (sparkLine == "4") hadoop4 else hadoop35) % Test,
+      // What the minicluster jar leaves out and its ResourceManager needs: JUnit 5 (Hadoop's test utilities find
+      // the work directory with it) and Bouncy Castle, at Hadoop 3.5.0's versions.
+      "org.junit.jupiter" % "junit-jupiter-api" % "5.13.3" % Test,
+      "org.bouncycastle" % "bcprov-jdk18on" % "1.82" % Test,
+      "org.bouncycastle" % "bcpkix-jdk18on" % "1.82" % Test
+    ),
     testSettings,
     sparkHome := {
       val home = target.value / "spark-home"
@@ -233,6 +248,7 @@ lazy val tests = (project in file("tests"))
       IO.createDirectory(jars)
       (Test / dependencyClasspath).value.map(_.data).filter(f => f.isFile && f.getName.endsWith(".jar"))
         .filterNot(_.getName.startsWith("tensorflow-core-native"))
+        .filterNot(f => miniHadoopOnly.exists(f.getName.startsWith))
         .foreach(f => java.nio.file.Files.createSymbolicLink((jars / f.getName).toPath, f.toPath))
       home
     },

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Addr, Context, Handler};
-use spindle_proto::spindle::CheckpointInfo;
+use spindle_proto::spindle::{CheckpointInfo, EpochMetrics, StepMetrics};
 use spindle_proto::Message as _;
 
 use crate::actors::{ask, messages, Actors, Reply};
@@ -239,12 +239,14 @@ impl Checkpointer {
     }
 
     /// Saves a checkpoint after global step `step` (the `epoch_step`-th of `epoch`) when one is due.
+    /// Saves a checkpoint after `step` when one is due; `steps` and `epochs` are the history up to it
+    /// (`step` included), saved with it.
     pub fn after_step(
         &mut self,
         model: &Model,
-        step: i64,
-        epoch: i32,
-        epoch_step: i64,
+        (step, epoch, epoch_step): (i64, i32, i64),
+        steps: &[StepMetrics],
+        epochs: &[EpochMetrics],
     ) -> Result<()> {
         let by_steps = self.every_steps > 0 && step % self.every_steps == 0;
         let by_time = self.every.is_some_and(|every| self.last.elapsed() >= every);
@@ -273,6 +275,8 @@ impl Checkpointer {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),
             source: String::new(),
+            steps: steps.to_vec(),
+            epochs: epochs.to_vec(),
         };
         std::fs::write(dir.join(INFO_FILE), info.encode_to_vec()).map_err(|e| io(INFO_FILE, e))?;
         self.last = Instant::now();

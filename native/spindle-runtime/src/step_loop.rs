@@ -466,12 +466,8 @@ impl Worker {
         self.done += 1;
         self.epoch_step += 1;
         let step = self.done;
-        let checkpointing = Instant::now();
-        if let Some(c) = &mut self.checkpointer {
-            c.after_step(&self.runner.model, step, epoch, self.epoch_step)?;
-        }
-        let checkpoint = checkpointing.elapsed();
-        let metrics = StepMetrics {
+        // In the history before the checkpoint, which saves the history up to its step.
+        self.report.steps.push(StepMetrics {
             step,
             epoch,
             loss,
@@ -479,16 +475,29 @@ impl Worker {
             input_wait_micros: waited.as_micros() as i64,
             compute_micros: (elapsed - reduce).as_micros() as i64,
             allreduce_micros: reduce.as_micros() as i64,
-            step_micros: (elapsed + waited + checkpoint).as_micros() as i64,
-            checkpoint_micros: checkpoint.as_micros() as i64,
-        };
-        self.progress.stepped(metrics);
-        if self.report.steps.is_empty() {
+            step_micros: (elapsed + waited).as_micros() as i64,
+            checkpoint_micros: 0,
+        });
+        let checkpointing = Instant::now();
+        if let Some(c) = &mut self.checkpointer {
+            let at = (step, epoch, self.epoch_step);
+            c.after_step(
+                &self.runner.model,
+                at,
+                &self.report.steps,
+                &self.report.epochs,
+            )?;
+        }
+        let checkpoint = checkpointing.elapsed().as_micros() as i64;
+        let metrics = self.report.steps.last_mut().expect("pushed above");
+        metrics.checkpoint_micros = checkpoint;
+        metrics.step_micros += checkpoint;
+        self.progress.stepped(*metrics);
+        if self.report.first_step_done_millis == 0 {
             self.report.first_step_done_millis = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
         }
-        self.report.steps.push(metrics);
         log::debug!("step {step} epoch {epoch}: loss {loss:.6}, {examples} examples");
         Ok(true)
     }

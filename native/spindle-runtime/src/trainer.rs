@@ -161,8 +161,17 @@ impl Trainer {
             runner: Runner::new(model, inputs),
             mode,
             config: config.clone(),
+            // Resumed: the history up to the checkpoint, so that the report covers the whole training.
             report: TrainingReport {
                 rank: rank as i32,
+                steps: config
+                    .resume
+                    .as_ref()
+                    .map_or(Vec::new(), |r| r.steps.clone()),
+                epochs: config
+                    .resume
+                    .as_ref()
+                    .map_or(Vec::new(), |r| r.epochs.clone()),
                 ..Default::default()
             },
             checkpointer,

@@ -13,6 +13,7 @@ import org.apache.spark.sql.types.StructType
 import org.apache.spark.util.SerializableConfiguration
 
 import io.spindle.internal.{
+  Attempts,
   BarrierTraining,
   Checkpoints,
   Elastic,
@@ -130,11 +131,17 @@ class SpindleEstimator(override val uid: String)
     log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")
     val description = s"train $getModelPath on $workers workers"
     val newest = () => checkpoints.flatMap(_.newest()).map(_.toString)
-    val (reports, changes) = Elastic.run(workers, minWorkers, newest) { n =>
-      BarrierTraining.run(sc, parts(train, validation, n), job, getGpusPerWorker, secret, description)
-    }
+    val attempts = new Attempts(sc, job.progress.step.id, newest)
+    val (reports, changes) =
+      try
+        Elastic.run(workers, minWorkers, newest) { n =>
+          val stage = BarrierTraining.Stage(getGpusPerWorker, getExecutorWaitTimeout * 1000L, attempts, description)
+          BarrierTraining.run(sc, parts(train, validation, n), job, stage, secret)
+        }
+      finally attempts.close()
     // Summary.
-    val summary = TrainingSummary.of(reports, target, changes)
+    val lastStep = reports.headOption.flatMap(_.getStepsList.asScala.lastOption).fold(0L)(_.getStep)
+    val summary = TrainingSummary.of(reports, target, changes, attempts.all(lastStep))
     logSummary(summary, target)
     val fitted = copyValues(new SpindleModel(uid))
       .setModelPath(target)

@@ -55,6 +55,23 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
     ParamValidators.gt(0)
   )
 
+  final val executorWaitTimeout = new IntParam(
+    this,
+    "executorWaitTimeout",
+    "seconds fit waits for executors the cluster manager was asked for but has not started yet (YARN, Kubernetes, " +
+      "local-cluster), when the registered ones have fewer task slots than workers; it logs 'waiting for N more " +
+      "executors (have M of K slots)'. With none pending, missing slots fail fit at once",
+    ParamValidators.gtEq(0)
+  )
+
+  final val encryptChannels = new BooleanParam(
+    this,
+    "encryptChannels",
+    "encrypt every frame on Spindle's own connections (the workers' ring and mesh, the driver's rendezvous) with " +
+      "AES-256-GCM under keys derived per connection from the fit's secret; also on whenever Spark encrypts its " +
+      "own (spark.network.crypto.enabled or spark.ssl.enabled)"
+  )
+
   final val gpusPerWorker = new IntParam(
     this,
     "gpusPerWorker",
@@ -171,6 +188,8 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
     overwriteExport -> false,
     terminateOnNaN -> true,
     rendezvousTimeout -> 120,
+    executorWaitTimeout -> io.spindle.internal.Slots.DefaultWaitSeconds,
+    encryptChannels -> false,
     gpusPerWorker -> 0,
     peerTimeout -> 600,
     heartbeatTimeout -> 30,
@@ -193,6 +212,8 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
   def getOverwriteExport: Boolean = $(overwriteExport)
   def getTerminateOnNaN: Boolean = $(terminateOnNaN)
   def getRendezvousTimeout: Int = $(rendezvousTimeout)
+  def getExecutorWaitTimeout: Int = $(executorWaitTimeout)
+  def getEncryptChannels: Boolean = $(encryptChannels)
   def getGpusPerWorker: Int = $(gpusPerWorker)
   def getPeerTimeout: Int = $(peerTimeout)
   def getHeartbeatTimeout: Int = $(heartbeatTimeout)
@@ -217,6 +238,8 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
   def setOverwriteExport(value: Boolean): Stage = set(overwriteExport, value)
   def setTerminateOnNaN(value: Boolean): Stage = set(terminateOnNaN, value)
   def setRendezvousTimeout(seconds: Int): Stage = set(rendezvousTimeout, seconds)
+  def setExecutorWaitTimeout(seconds: Int): Stage = set(executorWaitTimeout, seconds)
+  def setEncryptChannels(value: Boolean): Stage = set(encryptChannels, value)
   def setGpusPerWorker(value: Int): Stage = set(gpusPerWorker, value)
   def setPeerTimeout(seconds: Int): Stage = set(peerTimeout, seconds)
   def setHeartbeatTimeout(seconds: Int): Stage = set(heartbeatTimeout, seconds)

@@ -36,6 +36,31 @@ final case class StepSummary(
   */
 final case class WorkerChange(from: Int, to: Int, resumedFrom: String, cause: String, atMillis: Long)
 
+/** One attempt of the training stage: Spark runs a failed barrier stage again whole (a lost executor, a failed task),
+  * and elastic training (`minWorkers`) starts one with fewer workers.
+  *
+  * @param number
+  *   counted from 1, in order
+  * @param startMillis
+  *   Unix time in milliseconds when Spark submitted it; `endMillis` when it ended
+  * @param resumedFrom
+  *   the checkpoint its workers restored (the newest when it started); empty for none
+  * @param stepsDone
+  *   steps it ran past `resumedFrom`: exact for the last attempt; for one that failed, as of the chief's last executor
+  *   heartbeat before the failure (`spark.executor.heartbeatInterval`)
+  * @param ended
+  *   `completed`, or why it failed, as Spark reports it
+  */
+final case class TrainingAttempt(
+    number: Int,
+    workers: Int,
+    startMillis: Long,
+    endMillis: Long,
+    resumedFrom: String,
+    stepsDone: Long,
+    ended: String
+)
+
 /** One epoch, over every worker.
   *
   * @param loss
@@ -67,7 +92,11 @@ final case class EpochSummary(epoch: Int, loss: Double, validation: Map[String, 
   * @param stoppedEarly
   *   whether early stopping ended training before its last epoch
   * @param workerChanges
-  *   each change of the number of workers, in order (elastic training); the steps and rows are the last workers'
+  *   each change of the number of workers, in order (elastic training)
+  * @param attempts
+  *   every attempt of the training stage, in order. The steps and epochs cover the whole training across them: a
+  *   resumed attempt starts from the history saved with its checkpoint (steps a failed attempt ran past it were undone,
+  *   and are not there); the rows and feed times are the last attempt's workers'
   */
 final class TrainingSummary private[spindle] (
     val steps: Seq[StepSummary],
@@ -80,7 +109,8 @@ final class TrainingSummary private[spindle] (
     val epochs: Seq[EpochSummary],
     val bestEpoch: Int,
     val stoppedEarly: Boolean,
-    val workerChanges: Seq[WorkerChange]
+    val workerChanges: Seq[WorkerChange],
+    val attempts: Seq[TrainingAttempt]
 ) extends Serializable {
 
   /** The validation metric `name` (`val_loss`, `val_accuracy`, ...) after every epoch, in order. */
@@ -106,6 +136,7 @@ final class TrainingSummary private[spindle] (
   def stepsJava: java.util.List[StepSummary] = steps.asJava
   def epochsJava: java.util.List[EpochSummary] = epochs.asJava
   def workerChangesJava: java.util.List[WorkerChange] = workerChanges.asJava
+  def attemptsJava: java.util.List[TrainingAttempt] = attempts.asJava
   def rowsPerWorkerJava: java.util.List[java.lang.Long] = rowsPerWorker.map(java.lang.Long.valueOf).asJava
   def feedSecondsPerWorkerJava: java.util.List[java.lang.Double] =
     feedSecondsPerWorker.map(java.lang.Double.valueOf).asJava
@@ -116,7 +147,12 @@ final class TrainingSummary private[spindle] (
 private[spindle] object TrainingSummary {
 
   /** Merges the workers' reports (one per rank); the chief's carries the variables. */
-  def of(reports: Seq[TrainingReport], exportPath: String, changes: Seq[WorkerChange]): TrainingSummary = {
+  def of(
+      reports: Seq[TrainingReport],
+      exportPath: String,
+      changes: Seq[WorkerChange],
+      attempts: Seq[TrainingAttempt]
+  ): TrainingSummary = {
     val byRank = reports.sortBy(_.getRank)
     val perWorker = byRank.map(_.getStepsList.asScala.toIndexedSeq)
     val steps = perWorker.head.indices.map { i =>
@@ -151,7 +187,8 @@ private[spindle] object TrainingSummary {
       },
       byRank.head.getBestEpoch,
       byRank.head.getStoppedEarly,
-      changes
+      changes,
+      attempts
     )
   }
 }

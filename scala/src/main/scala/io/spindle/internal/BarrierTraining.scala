@@ -18,6 +18,11 @@ object BarrierTraining {
   /** Each worker's rows: its partition's training rows and its validation rows, read in that order by its task. */
   type Parts = RDD[(Iterator[InternalRow], Iterator[InternalRow])]
 
+  /** How the training stage runs: the GPUs each worker asks for (0: none of its own), how long to wait for executors
+    * still pending, what records its attempts, and the jobs' description in Spark's UI.
+    */
+  final case class Stage(gpusPerWorker: Int, executorWaitMs: Long, attempts: Attempts, description: String)
+
   /** Runs `job` over `parts` as one barrier stage, a task per partition, each asking for `gpusPerWorker` GPUs when
     * above 0; returns every worker's report. With several workers, they first gather their ring addresses on the
     * driver, proving `secret`.
@@ -26,13 +31,12 @@ object BarrierTraining {
       sc: SparkContext,
       parts: Parts,
       job: TrainJob,
-      gpusPerWorker: Int,
-      secret: Array[Byte],
-      description: String
+      stage: Stage,
+      secret: Array[Byte]
   ): Seq[TrainingReport] = {
     val workers = parts.getNumPartitions
-    val profile = resourceProfile(sc, gpusPerWorker)
-    Slots.require(sc, workers, Slots.FirstAttemptGraceMs, profile)
+    val profile = resourceProfile(sc, stage.gpusPerWorker)
+    Slots.require(sc, workers, Slots.FirstAttemptGraceMs, stage.executorWaitMs, profile)
     val gather = if (workers > 1) {
       val host = sc.getConf.get("spark.driver.host", "127.0.0.1")
       Some(new HelloGather(sc.getConf.get("spark.driver.bindAddress", host), host, workers, secret))
@@ -42,9 +46,10 @@ object BarrierTraining {
     val (previous, previousTag) =
       (sc.getLocalProperty("spark.job.description"), sc.getLocalProperty(RetryWatch.Property))
     val tag = s"spindle-${System.nanoTime()}"
-    sc.setJobDescription(s"Spindle: $description")
+    sc.setJobDescription(s"Spindle: ${stage.description}")
     sc.setLocalProperty(RetryWatch.Property, tag)
-    val retries = new RetryWatch(sc, workers, tag, profile)
+    stage.attempts.watch(tag)
+    val retries = new RetryWatch(sc, workers, tag, stage.executorWaitMs, profile)
     val reports =
       try
         SpindleCoreShim.withTaskFailures(sc, hasRootCause)(theJob.progress.logged(sc, log) {

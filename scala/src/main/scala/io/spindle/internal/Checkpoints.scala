@@ -102,6 +102,9 @@ object Checkpoints {
     case _       => None
   }
 
+  /** The step of checkpoint `path` (its last component, `ckpt-<step>`); 0 for none. */
+  def stepOf(path: String): Long = step(path.split('/').last).getOrElse(0L)
+
   /** The chief's uploader: a thread taking each checkpoint the trainer saves to `store`. Training goes on meanwhile and
     * waits only when its next checkpoint is due before this one is up. A failed upload fails training (the trainer
     * throws it at its next checkpoint) and is kept here for the task to throw.

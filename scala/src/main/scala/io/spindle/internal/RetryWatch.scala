@@ -30,8 +30,13 @@ import org.apache.spark.scheduler.{
   * cluster has fewer slots than workers for [[RetryWatch.ShortMs]]. The error names each rank lost with the attempt
   * before (its task ended with its executor, or never ended) and its host, and how many slots are missing.
   */
-final class RetryWatch(sc: SparkContext, workers: Int, tag: String, profile: Option[ResourceProfile] = None)
-    extends AutoCloseable {
+final class RetryWatch(
+    sc: SparkContext,
+    workers: Int,
+    tag: String,
+    executorWaitMs: Long,
+    profile: Option[ResourceProfile] = None
+) extends AutoCloseable {
   import RetryWatch._
 
   private val failure = new AtomicReference[Elastic.WorkersLost]()
@@ -82,9 +87,11 @@ final class RetryWatch(sc: SparkContext, workers: Int, tag: String, profile: Opt
     var (slots, since) = (SpindleCoreShim.maxConcurrentTasks(sc, profile), submitted)
     def current = !closed && latest.get(stage) == number
     def waited = System.currentTimeMillis() - since
+    // A replacement YARN or Kubernetes was asked for and has not started yet: wait for it as the first attempt does.
+    def coming = SpindleCoreShim.pendingExecutors(sc) > 0 && System.currentTimeMillis() - submitted < executorWaitMs
     while (
-      current && tasksOf(stage, number).size < workers &&
-      !(slots < workers && waited > ShortMs) && waited < StartMs && System.currentTimeMillis() - submitted < MaxMs
+      current && tasksOf(stage, number).size < workers && (coming ||
+        !(slots < workers && waited > ShortMs) && waited < StartMs && System.currentTimeMillis() - submitted < MaxMs)
     ) {
       Thread.sleep(PollMs)
       val now = SpindleCoreShim.maxConcurrentTasks(sc, profile)

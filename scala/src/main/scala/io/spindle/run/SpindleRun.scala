@@ -27,7 +27,7 @@ object SpindleRun {
     val spec = RunSpec.parse(specJson)
     val sc = spark.sparkContext
     val tasks = spec.roles.size
-    Slots.require(sc, tasks, Slots.FirstAttemptGraceMs)
+    Slots.require(sc, tasks, Slots.FirstAttemptGraceMs, Slots.DefaultWaitSeconds * 1000L)
     val (rdd, inputs, steps) = Option(data) match {
       case Some(df) if spec.inputs.nonEmpty => prepare(df, spec)
       case _ => (sc.parallelize(Seq.empty[Int], tasks).mapPartitions(_ => Iterator[InternalRow]()), Nil, -1L)

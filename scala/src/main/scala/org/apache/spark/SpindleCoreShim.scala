@@ -42,6 +42,21 @@ object SpindleCoreShim {
   def maxConcurrentTasks(sc: SparkContext, profile: Option[resource.ResourceProfile] = None): Int =
     sc.maxNumConcurrentTasks(profile.getOrElse(sc.resourceProfileManager.defaultResourceProfile))
 
+  /** Executors asked of the cluster manager but not registered yet: the target YARN and Kubernetes start with
+    * (`spark.executor.instances`, which a lost executor's replacement keeps), or local-cluster's N, less those
+    * registered. 0 elsewhere (local, standalone), where Spark has no such target.
+    */
+  def pendingExecutors(sc: SparkContext): Int = {
+    val localCluster = """local-cluster\[\s*(\d+)\s*,.*""".r
+    val target = sc.master match {
+      case m if m.startsWith("yarn") || m.startsWith("k8s") =>
+        Some(scheduler.cluster.SchedulerBackendUtils.getInitialTargetExecutorNumber(sc.conf))
+      case localCluster(n) => Some(n.toInt)
+      case _               => None
+    }
+    target.fold(0)(t => math.max(t - sc.getExecutorIds().size, 0))
+  }
+
   /** Registers `profile` (idempotent), so that its slots can be counted; Spark throws when the cluster cannot have it.
     */
   def registerProfile(sc: SparkContext, profile: resource.ResourceProfile): Unit =
@@ -49,6 +64,9 @@ object SpindleCoreShim {
 
   /** Whether dynamic allocation is on, as Spark's scheduler sees it (it ignores the setting on a `local` master). */
   def dynamicAllocation(sc: SparkContext): Boolean = Utils.isDynamicAllocationEnabled(sc.getConf)
+
+  /** Waits (up to 10 s) until the listeners have seen every event posted so far: Spark delivers them asynchronously. */
+  def drainListeners(sc: SparkContext): Unit = sc.listenerBus.waitUntilEmpty(10000L)
 
   /** Runs `job`; when it fails, returns Spark's error with the exceptions its failed tasks threw, as the driver
     * received them. A failed barrier stage aborts with a message only, without the task's exception as the cause, so
