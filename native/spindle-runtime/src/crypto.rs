@@ -14,10 +14,13 @@
 //!
 //! A frame on the wire: the ciphertext's length (`u32`, little-endian), the ciphertext, then its 16-byte
 //! tag. The length is authenticated too (as associated data), so it cannot be changed unseen either.
+//!
+//! The cipher is `ring`'s AES-256-GCM (BoringSSL's assembly: AES-NI/VAES with carry-less multiplication,
+//! interleaved), about six times RustCrypto's `aes-gcm` 0.10 on the machines measured. Its "less safe" key
+//! takes the nonce from the caller: the counters here are what keeps it unique.
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hkdf::Hkdf;
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 use sha2::Sha256;
 
 /// Bytes of a frame's length prefix.
@@ -99,7 +102,9 @@ impl Keys {
             let mut key = [0u8; 32];
             hkdf.expand(&info, &mut key)
                 .expect("32 bytes is a valid HKDF-SHA256 output length");
-            Aes256Gcm::new(&key.into())
+            LessSafeKey::new(
+                UnboundKey::new(&AES_256_GCM, &key).expect("a 32-byte AES-256-GCM key"),
+            )
         };
         let (send, receive) = if we_are_dialler {
             (TO_ACCEPTOR, TO_DIALLER)
@@ -120,15 +125,15 @@ impl Keys {
     }
 }
 
-fn nonce(counter: u64) -> Nonce<aes_gcm::aead::consts::U12> {
+fn nonce(counter: u64) -> Nonce {
     let mut n = [0u8; 12];
     n[4..].copy_from_slice(&counter.to_le_bytes());
-    n.into()
+    Nonce::assume_unique_for_key(n)
 }
 
 /// Seals the frames of one direction, numbering them.
 pub(crate) struct Sealer {
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     sent: u64,
 }
 
@@ -149,9 +154,9 @@ impl Sealer {
         prefix.copy_from_slice(&len.to_le_bytes());
         let sealed = self
             .cipher
-            .encrypt_in_place_detached(&nonce(self.sent), prefix, body)
+            .seal_in_place_separate_tag(nonce(self.sent), Aad::from(&*prefix), body)
             .expect("AES-GCM seals any frame under 64 GiB");
-        tag.copy_from_slice(&sealed);
+        tag.copy_from_slice(sealed.as_ref());
         self.sent += 1;
         Ok(())
     }
@@ -177,7 +182,7 @@ pub(crate) fn announced(prefix: &[u8; LEN]) -> usize {
 
 /// Opens the frames of one direction, in the order they were sealed.
 pub(crate) struct Opener {
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     received: u64,
     peer: String,
 }
@@ -211,11 +216,12 @@ impl Opener {
             return Err(FrameError::Exhausted);
         }
         self.cipher
-            .decrypt_in_place_detached(
-                &nonce(self.received),
-                prefix,
+            .open_in_place_separate_tag(
+                nonce(self.received),
+                Aad::from(prefix),
+                Tag::from(*tag),
                 ciphertext,
-                Tag::from_slice(tag),
+                0..,
             )
             .map_err(|_| FrameError::Tampered {
                 peer: self.peer.clone(),
