@@ -6,6 +6,8 @@
 # Plain and encrypted alternate ROUNDS times (REPEATS timed all-reduces per launch); best and median are taken
 # over every timed run of a mode, so that drift of the machine weighs on both alike.
 # Usage: bash benches/encryption.sh [ranks=4,2] [sizes in MiB=16,64] [repeats=5] [rounds=2] [algorithms=ring]
+# With ENCRYPTION_RATE (e.g. 2gbit) the ranks run one per emulated host (tests/netns/hosts.sh, root) whose links a
+# tbf limits to that rate: the network, not the 2 cores' copies, then bounds the plain all-reduce, as on a cluster.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -16,6 +18,15 @@ rounds=${4:-2}
 algorithms=${5:-ring}
 die() { echo "encryption.sh: $*" >&2; exit 1; }
 
+if [[ -n ${ENCRYPTION_RATE:-} && -z ${HOSTS_NS:-} ]]; then
+  n=0
+  for p in ${ranks_list//,/ }; do ((p > n)) && n=$p; done
+  ctl=$(mktemp -d)
+  HOSTS_N=$n HOSTS_RATE=$ENCRYPTION_RATE bash tests/netns/hosts.sh run "$ctl" -- bash "$0" "$@"
+  rc=$?
+  rm -rf "$ctl"
+  exit $rc
+fi
 bin=${SPINDLE_RANK_BIN:-$root/target/release/examples/allreduce_rank}
 if [[ -z ${SPINDLE_RANK_BIN:-} ]]; then
   cargo build -q --release -p spindle-runtime --example allreduce_rank || die "could not build allreduce_rank"
@@ -24,17 +35,24 @@ sizes=""
 for m in ${sizes_mib//,/ }; do sizes+="${sizes:+,}$((m << 20))"; done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-echo "[encryption] $(nproc) cores; ranks $ranks_list; sizes $sizes_mib MiB; algorithms $algorithms; $rounds rounds of $repeats"
+where="loopback 127.0.0.1"
+ns=() addrs=()
+if [[ -n ${HOSTS_NS:-} ]]; then
+  read -ra ns <<< "$HOSTS_NS"
+  read -ra addrs <<< "$HOSTS_ADDRS"
+  where="one rank per emulated host, links at ${HOSTS_RATE:-unlimited}"
+fi
+echo "[encryption] $(nproc) cores; $where; ranks $ranks_list; sizes $sizes_mib MiB; algorithms $algorithms; $rounds rounds of $repeats"
 
 # One launch: P ranks on 127.0.0.1, fresh ports and secret; rank 0's BENCH lines go to stdout.
 launch() {
   local p=$1 flag=$2 base peers="" r pids=() failed=0
   base=$((20000 + RANDOM % 30000))
-  for ((r = 0; r < p; r++)); do peers+="${peers:+,}127.0.0.1:$((base + r))"; done
+  for ((r = 0; r < p; r++)); do peers+="${peers:+,}${addrs[r]:-127.0.0.1}:$((base + r))"; done
   export SPINDLE_BENCH_SECRET
   SPINDLE_BENCH_SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
   for ((r = 0; r < p; r++)); do
-    timeout 600 "$bin" --rank $r --peers "$peers" --algorithms "$algorithms" --sizes "$sizes" \
+    ${ns[r]:+ip netns exec "${ns[r]}"} timeout 600 "$bin" --rank $r --peers "$peers" --algorithms "$algorithms" --sizes "$sizes" \
       --repeats "$repeats" --times $flag > "$work/rank$r.out" 2> "$work/rank$r.err" &
     pids+=($!)
   done

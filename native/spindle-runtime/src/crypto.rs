@@ -145,20 +145,33 @@ impl Sealer {
             frame.len() >= OVERHEAD,
             "a frame has room for its length and tag"
         );
+        let (prefix, rest) = frame.split_at_mut(LEN);
+        let (body, tag) = rest.split_at_mut(rest.len() - TAG);
+        let (p, t) = self.seal_apart(body)?;
+        prefix.copy_from_slice(&p);
+        tag.copy_from_slice(&t);
+        Ok(())
+    }
+
+    /// Encrypts `body` in place where it lies; returns the frame's length prefix and tag, which travel
+    /// before and after it.
+    pub(crate) fn seal_apart(
+        &mut self,
+        body: &mut [u8],
+    ) -> Result<([u8; LEN], [u8; TAG]), FrameError> {
         if self.sent == u64::MAX {
             return Err(FrameError::Exhausted);
         }
-        let (prefix, rest) = frame.split_at_mut(LEN);
-        let (body, tag) = rest.split_at_mut(rest.len() - TAG);
         let len = u32::try_from(body.len()).expect("frames carry at most 4 GiB");
-        prefix.copy_from_slice(&len.to_le_bytes());
+        let prefix = len.to_le_bytes();
         let sealed = self
             .cipher
-            .seal_in_place_separate_tag(nonce(self.sent), Aad::from(&*prefix), body)
+            .seal_in_place_separate_tag(nonce(self.sent), Aad::from(&prefix), body)
             .expect("AES-GCM seals any frame under 64 GiB");
+        let mut tag = [0u8; TAG];
         tag.copy_from_slice(sealed.as_ref());
         self.sent += 1;
-        Ok(())
+        Ok((prefix, tag))
     }
 
     /// Sets `out` to the frame of `plaintext` (one copy, then sealed in place).

@@ -3,7 +3,7 @@
 //! cut into frames. Each also has a plain mode that puts on the wire exactly what an unencrypted ring
 //! always did, with no copy and no extra byte.
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
@@ -32,6 +32,27 @@ pub(crate) fn read_sealed(
     let mut tag = [0u8; TAG];
     stream.read_exact(&mut tag)?;
     opener.open(&prefix, into, &tag).map_err(io)
+}
+
+/// Writes a frame whose parts lie apart (its body sealed where it lies), in as few calls as the socket
+/// allows.
+pub(crate) fn write_apart(
+    mut stream: impl Write,
+    prefix: &[u8; LEN],
+    body: &[u8],
+    tag: &[u8; TAG],
+) -> std::io::Result<()> {
+    let mut parts = [IoSlice::new(prefix), IoSlice::new(body), IoSlice::new(tag)];
+    let mut parts = &mut parts[..];
+    while !parts.is_empty() {
+        match stream.write_vectored(parts) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut parts, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The sending side of the heartbeats: one byte at a time, never blocking.

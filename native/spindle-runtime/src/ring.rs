@@ -148,15 +148,25 @@ impl ChunkSender {
                     }
                     received += 1;
                 }
+                let at = as_bytes(m.buffer.0, &chunk) as *mut u8;
                 // SAFETY: in bounds; not written by the receiver now (see `Ring::all_reduce`).
-                let bytes = unsafe {
-                    std::slice::from_raw_parts(as_bytes(m.buffer.0, &chunk), chunk.len() * 4)
-                };
+                let bytes = || unsafe { std::slice::from_raw_parts(at, chunk.len() * 4) };
                 let [right, left] = &*self.links;
                 let written = match &self.sealer {
-                    None => (&*right).write_all(bytes),
+                    None => (&*right).write_all(bytes()),
+                    // What a rank sends while reducing it never reads again (the all-gather overwrites
+                    // it: see `Ring::ring_all_reduce`), so it is sealed where it lies, with no copy.
+                    Some(sealer) if schedule.reduces(p) => {
+                        // SAFETY: as above; and the receiver rewrites this chunk only once it has come
+                        // round the ring, after this send.
+                        let body = unsafe { std::slice::from_raw_parts_mut(at, chunk.len() * 4) };
+                        lock(sealer).seal_apart(body).map_err(frames::io).and_then(
+                            |(prefix, tag)| frames::write_apart(right, &prefix, body, &tag),
+                        )
+                    }
+                    // The all-gather's values are the result: sealed in a copy.
                     Some(sealer) => lock(sealer)
-                        .seal_into(bytes, &mut self.frame)
+                        .seal_into(bytes(), &mut self.frame)
                         .map_err(frames::io)
                         .and_then(|()| (&*right).write_all(&self.frame)),
                 };
@@ -372,7 +382,8 @@ impl Ring {
     }
 
     /// Sums `data` element-wise over every rank, in place, by the algorithm chosen for its length. Every
-    /// rank ends with the same bits.
+    /// rank ends with the same bits. After an error `data` holds no meaningful values (partial sums, or on
+    /// an encrypted ring ciphertext too).
     pub fn all_reduce(&mut self, data: &mut [f32]) -> Result<()> {
         let len = data.len();
         let plan = match self.plans.get(&len) {
@@ -474,6 +485,10 @@ impl Ring {
     /// sender reads it in phase a + 1. Data of phase q reaches this rank only after going once around the
     /// ring, which needs this rank to have sent the same chunk of phase q - world + 1 first; so the rewrite
     /// of phase a + world waits for the send of phase a + 1.
+    ///
+    /// Encrypted, the sender seals each chunk it sends while reducing where it lies in the buffer (the
+    /// all-gather overwrites every such chunk with the result, and by the argument above only after the
+    /// send), and copies the all-gather's chunks, which are the result, into a frame of its own.
     fn ring_all_reduce(&mut self, data: &mut [f32]) -> Result<()> {
         self.calls += 1;
         let (n, rank, len) = (self.world, self.rank, data.len());
