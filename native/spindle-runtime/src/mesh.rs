@@ -166,22 +166,32 @@ impl Mesh {
                     theirs,
                 });
             }
-            let target = &mut data[range.clone()];
-            let arrived = inbox.data().flat_map(|piece| piece.chunks_exact(4));
-            match combine {
-                Combine::Add => {
-                    for (t, b) in target.iter_mut().zip(arrived) {
-                        *t += f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    }
-                }
-                Combine::Copy => {
-                    for (t, b) in target.iter_mut().zip(arrived) {
-                        *t = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    }
-                }
+            // One piece per frame (the whole data when plain), each combined in one tight loop.
+            let mut target = &mut data[range.clone()];
+            for piece in inbox.data() {
+                let (here, rest) = target.split_at_mut(piece.len() / 4);
+                combine_into(here, piece, *combine);
+                target = rest;
             }
         }
         Ok(())
+    }
+}
+
+/// Adds `arrived` (little-endian f32s) to `target`, or copies it there.
+fn combine_into(target: &mut [f32], arrived: &[u8], combine: Combine) {
+    let arrived = arrived.chunks_exact(4);
+    match combine {
+        Combine::Add => {
+            for (t, b) in target.iter_mut().zip(arrived) {
+                *t += f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        Combine::Copy => {
+            for (t, b) in target.iter_mut().zip(arrived) {
+                *t = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
     }
 }
 
@@ -251,8 +261,9 @@ fn transfer<'a>(
         if ready < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != ErrorKind::Interrupted {
-                let peer = recv.as_ref().or(None).map(|r| r.0);
-                let peer = peer.or(send.as_ref().map(|s| s.0)).unwrap_or(0);
+                let peer = (recv.as_ref().map(|r| r.0))
+                    .or(send.as_ref().map(|s| s.0))
+                    .unwrap_or(0);
                 return Err(StepError {
                     peer,
                     sending: false,
