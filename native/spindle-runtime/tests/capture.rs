@@ -19,8 +19,10 @@ const SECRET: &[u8] = b"capture-test-secret-7f3a9c51d2";
 /// holds (about one chance in 2^60 over the bytes captured).
 const PATTERN: [u32; 2] = [0x5EC2_E7A5, 0x5EC2_E7B6];
 /// Bounds on the capture: packets and time.
-const MAX_PACKETS: usize = 200_000;
+const MAX_PACKETS: usize = 1_000_000;
 const MAX_TIME: Duration = Duration::from_secs(60);
+/// How long the capture drains its queue once the all-reduces ended: their packets were queued before.
+const DRAIN: Duration = Duration::from_secs(2);
 
 /// A raw packet socket on `lo`, or why none can be opened.
 struct Capture(libc::c_int);
@@ -92,11 +94,18 @@ impl Capture {
         let mut packet = vec![0u8; 70_000];
         let started = Instant::now();
         let mut seen = 0;
+        let mut stopped: Option<Instant> = None;
         while seen < MAX_PACKETS && started.elapsed() < MAX_TIME {
+            if stop.load(Ordering::Relaxed) {
+                // Other loopback traffic may never let the queue run dry: drain for a bounded time.
+                if stopped.get_or_insert_with(Instant::now).elapsed() > DRAIN {
+                    break;
+                }
+            }
             // SAFETY: reads at most the buffer's length into it.
             let n = unsafe { libc::recv(self.0, packet.as_mut_ptr().cast(), packet.len(), 0) };
             if n <= 0 {
-                if stop.load(Ordering::Relaxed) {
+                if stopped.is_some() {
                     break; // nothing more within the read timeout, after the all-reduces ended
                 }
                 continue;
