@@ -72,22 +72,28 @@ impl BeatSender {
     }
 
     /// Sends `byte` without blocking: a full send buffer means the neighbour reads nothing (it is
-    /// stopped, which its own watcher sees), so the byte is skipped (an encrypted beat's unsent rest goes
-    /// first next time). False once the connection is closed.
+    /// stopped, which its own watcher sees), so the byte is skipped, or, encrypted, what the socket did
+    /// not take of its frame goes first next time. False once the connection is closed.
     pub(crate) fn send(&mut self, s: &TcpStream, byte: u8) -> bool {
         let Some(sealer) = &mut self.sealer else {
             return send_now(s, &[byte]).is_some();
         };
-        if self.pending.is_empty() && sealer.seal_into(&[byte], &mut self.pending).is_err() {
-            return false;
-        }
-        match send_now(s, &self.pending) {
-            Some(n) => {
-                self.pending.drain(..n);
-                true
+        // The rest of an earlier beat first; this byte only once it is out (so a goodbye follows it).
+        for fresh in [false, true] {
+            if fresh && sealer.seal_into(&[byte], &mut self.pending).is_err() {
+                return false;
             }
-            None => false,
+            if !self.pending.is_empty() {
+                let Some(n) = send_now(s, &self.pending) else {
+                    return false;
+                };
+                self.pending.drain(..n);
+                if !self.pending.is_empty() {
+                    return true; // the buffer is full: what is left goes next time
+                }
+            }
         }
+        true
     }
 }
 
