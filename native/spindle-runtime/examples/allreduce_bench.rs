@@ -90,6 +90,7 @@ fn ring(world: usize, bytes: usize, repeats: usize) -> f64 {
                 io_timeout: Duration::from_secs(60),
                 heartbeat_timeout: Duration::from_secs(10),
                 algorithm: None,
+                encrypt: false,
             };
             let barrier = barrier.clone();
             std::thread::spawn(move || {

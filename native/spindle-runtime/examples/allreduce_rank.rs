@@ -2,13 +2,16 @@
 //! `tests/netns/allreduce-check.sh`) starts one per rank, each in the network namespace of its emulated host.
 //!
 //! Usage: allreduce_rank --rank R --peers HOST:PORT,HOST:PORT,... [--algorithms auto,ring,...]
-//!                       [--sizes BYTES,...] [--repeats K] [--check]
+//!                       [--sizes BYTES,...] [--repeats K] [--check] [--encrypt] [--times]
 //! The job's secret comes from the environment (`SPINDLE_BENCH_SECRET`), never from a socket.
 //!
 //! The ranks form one ring with the automatic choice (every mesh connection, the timings of the cost model),
 //! then, per size and algorithm: one untimed all-reduce, then K timed ones, each after a barrier; a run's
 //! time is its slowest rank's. Rank 0 prints, per case:
-//!   BENCH allreduce bytes B ranks P algorithm A chosen C best_ms X median_ms Y predicted_ms Z
+//!   BENCH allreduce bytes B ranks P algorithm A chosen C best_ms X median_ms Y predicted_ms Z encrypted E
+//! With --encrypt every connection is encrypted (`RingConfig::encrypt`; `benches/encryption.sh`). With
+//! --times rank 0 also prints every timed run (the slowest rank's), for a launcher that pools launches:
+//!   TIMES allreduce bytes B ranks P algorithm A encrypted E ms T1 T2 ...
 //! With --check, instead: each algorithm sums values of mixed magnitudes; rank 0 prints
 //!   CHECK algorithm A bytes B ranks P identical-on-every-rank true|false max-rel-vs-ring E
 //! and the process fails unless every rank holds the same bits and the ring's result to 1e-5.
@@ -25,6 +28,8 @@ struct Args {
     sizes: Vec<usize>,
     repeats: usize,
     check: bool,
+    encrypt: bool,
+    times: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -35,11 +40,15 @@ fn parse() -> Result<Args, String> {
         sizes: vec![1 << 20],
         repeats: 5,
         check: false,
+        encrypt: false,
+        times: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--check" {
-            args.check = true;
+        if matches!(flag.as_str(), "--check" | "--encrypt" | "--times") {
+            args.check |= flag == "--check";
+            args.encrypt |= flag == "--encrypt";
+            args.times |= flag == "--times";
             continue;
         }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -109,15 +118,25 @@ fn bench(ring: &mut Ring, args: &Args) -> Result<(), String> {
             let mut slowest: Vec<f32> = (0..args.repeats)
                 .map(|i| all.iter().map(|t| t[i]).fold(0.0, f32::max))
                 .collect();
+            if ring.rank() == 0 && args.times {
+                let ms: Vec<String> = slowest.iter().map(|t| format!("{t:.3}")).collect();
+                println!(
+                    "TIMES allreduce bytes {bytes} ranks {p} algorithm {} encrypted {} ms {}",
+                    name(algorithm),
+                    args.encrypt,
+                    ms.join(" ")
+                );
+            }
             slowest.sort_by(f32::total_cmp);
             if ring.rank() == 0 {
                 println!(
-                    "BENCH allreduce bytes {bytes} ranks {p} algorithm {} chosen {} best_ms {:.3} median_ms {:.3} predicted_ms {:.3}",
+                    "BENCH allreduce bytes {bytes} ranks {p} algorithm {} chosen {} best_ms {:.3} median_ms {:.3} predicted_ms {:.3} encrypted {}",
                     name(algorithm),
                     choice.algorithm.name(),
                     slowest[0],
                     slowest[slowest.len() / 2],
-                    choice.seconds * 1e3
+                    choice.seconds * 1e3,
+                    args.encrypt
                 );
             }
         }
@@ -191,6 +210,7 @@ fn main() {
             io_timeout: Duration::from_secs(300),
             heartbeat_timeout: Duration::from_secs(60),
             algorithm: None,
+            encrypt: args.encrypt,
         };
         let mut ring = Ring::connect(rendezvous, &config, &actors).map_err(|e| e.to_string())?;
         if args.rank == 0 {

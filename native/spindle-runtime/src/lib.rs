@@ -26,6 +26,8 @@
 //! - `mesh` (internal): the partners' connections those algorithms use, and the runner of their steps.
 //! - `liveness` (internal): heartbeats between ring neighbours, so that a silent peer fails the ring.
 //! - `schedule` (internal): the all-reduce's chunk schedule, pure arithmetic.
+//! - `crypto` (internal): when a job encrypts, the keys of each connection and the sealed frame, pure.
+//! - `frames` (internal): how sealed frames travel on the ring's, the heartbeats' and the mesh's streams.
 //! - [`checkpoint`]: the chief's checkpoints, their hand-off to the JVM's uploader, and restore.
 //! - [`events`]: TensorBoard event files of the chief's step metrics.
 //! - `validation` (internal): the evaluation after each epoch, summed over the workers, and early stopping.
@@ -39,10 +41,12 @@ mod batch;
 mod batch_inputs;
 pub mod checkpoint;
 pub mod cost;
+mod crypto;
 pub mod error;
 pub mod events;
 mod exchange;
 pub mod feeder;
+mod frames;
 mod layout;
 mod liveness;
 pub mod loader;

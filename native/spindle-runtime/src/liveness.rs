@@ -19,18 +19,23 @@
 //! FIN, and its watcher drains the right neighbour's heartbeats until that neighbour says goodbye too (at
 //! most `DRAIN`). Closing a socket that still holds unread heartbeats would send a reset, which can
 //! destroy all-reduce data the neighbour has not read yet.
+//!
+//! On an encrypted ring each heartbeat and goodbye is a sealed frame of its own (`crate::frames`), so
+//! that nothing travels in clear after the handshake and a forged goodbye cannot end a watch: a beat
+//! that fails authentication fails the ring, naming the neighbour.
 
 use std::cell::OnceCell;
 use std::io::{ErrorKind, Read};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, SyncContext};
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 
 use crate::actors::{ask, messages, Actors, Reply};
+use crate::crypto::{Opener, Sealer};
 use crate::error::{Error, Result};
+use crate::frames::{BeatReader, BeatSender};
 
 /// The heartbeat byte.
 const BEAT: u8 = 0xB7;
@@ -47,26 +52,12 @@ pub(crate) fn clone(s: &TcpStream) -> Result<TcpStream> {
         .map_err(|e| Error::Native(format!("ring: cloning a socket: {e}")))
 }
 
-/// Sends `byte` without ever blocking the actor system: a full send buffer means the neighbour reads
-/// nothing (it is stopped, which its own watcher sees), so the byte is skipped. False once the
-/// connection is closed.
-fn send_now(s: &TcpStream, byte: u8) -> bool {
-    // SAFETY: a valid open descriptor and a one-byte buffer that outlives the call.
-    let sent = unsafe {
-        libc::send(
-            s.as_raw_fd(),
-            (&byte as *const u8).cast(),
-            1,
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    sent == 1 || std::io::Error::last_os_error().kind() == ErrorKind::WouldBlock
-}
-
 /// Beats on the connection from the left neighbour every `interval`, on the actor system's timer.
 struct Heartbeat {
     left: TcpStream,
     interval: Duration,
+    /// Sends each beat without blocking (sealed, on an encrypted ring).
+    beats: BeatSender,
 }
 
 impl Actor for Heartbeat {
@@ -74,7 +65,7 @@ impl Actor for Heartbeat {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.interval, |hb, ctx| {
-            if !send_now(&hb.left, BEAT) {
+            if !hb.beats.send(&hb.left, BEAT) {
                 ctx.stop(); // the connection closed: the all-reduce reports it
             }
         });
@@ -88,7 +79,7 @@ impl Handler<Goodbye> for Heartbeat {
     type Result = ();
     fn handle(&mut self, Goodbye(reply): Goodbye, ctx: &mut Context<Self>) {
         // On a ring a failure already shut, both fail, and the neighbour sees a close without a goodbye.
-        send_now(&self.left, BYE);
+        self.beats.send(&self.left, BYE);
         let _ = self.left.shutdown(Shutdown::Write);
         ctx.stop();
         let _ = reply.send(());
@@ -113,6 +104,8 @@ struct Watch {
     /// `rank N (host:port)`: the watched peer, as the failure names it.
     name: String,
     rank: usize,
+    /// Finds the beats among the bytes read (opens them, on an encrypted ring).
+    beats: BeatReader,
     reply: Reply<Option<String>>,
 }
 
@@ -126,6 +119,8 @@ enum Watched {
     Closed,
     /// It sent nothing for this long.
     Silent(Duration),
+    /// What it sent failed authentication (or was not sealed on an encrypted ring).
+    Forged(String),
 }
 
 impl Watch {
@@ -139,10 +134,13 @@ impl Watch {
         let mut buffer = [0u8; 64];
         loop {
             match self.right.read(&mut buffer) {
-                Ok(n) if buffer[..n].contains(&BYE) => return Watched::Ended,
                 Ok(0) | Err(_) if self.stopping() => return Watched::Ended,
                 Ok(0) => return Watched::Closed,
-                Ok(_) => last = Instant::now(),
+                Ok(n) => match self.beats.saw(&buffer[..n], BYE) {
+                    Ok(true) => return Watched::Ended,
+                    Ok(false) => last = Instant::now(),
+                    Err(e) => return Watched::Forged(e.to_string()),
+                },
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return Watched::Closed,
@@ -178,6 +176,10 @@ impl Handler<Watch> for Watcher {
                 log::error!("ring: rank {}: {why}", w.rank);
                 Some(why)
             }
+            Watched::Forged(why) => {
+                log::error!("ring: rank {}: {why}", w.rank);
+                Some(why)
+            }
         };
         // The reason goes first, so that the transfer failing on the shut connections finds it.
         let _ = w.reply.send(why);
@@ -200,7 +202,9 @@ pub(crate) struct Liveness {
 impl Liveness {
     /// Starts beating on `left` and watching `right` (`right_name` names that peer in the failure) on
     /// `actors`; `timeout` without a heartbeat shuts both connections and `also` (the mesh's). Beats come
-    /// every second, or four times per `timeout` when it is shorter (tests).
+    /// every second, or four times per `timeout` when it is shorter (tests). On an encrypted ring `keys`
+    /// are the sealer of the beats sent on `left` and the opener of those read on `right`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         actors: &Actors,
         left: &TcpStream,
@@ -209,6 +213,7 @@ impl Liveness {
         rank: usize,
         right_name: &str,
         timeout: Duration,
+        keys: (Option<Sealer>, Option<Opener>),
     ) -> Result<Liveness> {
         let timeout = timeout.max(Duration::from_millis(100));
         let interval = (timeout / 4).min(Duration::from_secs(1));
@@ -230,11 +235,13 @@ impl Liveness {
                 .collect(),
             name: right_name.to_string(),
             rank,
+            beats: BeatReader::new(keys.1),
             reply,
         });
         let heartbeat = actors.start_actor(Heartbeat {
             left: clone(left)?,
             interval,
+            beats: BeatSender::new(keys.0),
         });
         Ok(Liveness {
             heartbeat: Some(heartbeat),

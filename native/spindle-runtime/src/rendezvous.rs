@@ -11,6 +11,10 @@
 //! challenge, its own rank, the world). Mesh connections use their own magic and tags ("mesh connect",
 //! "mesh accept"), so that neither kind of connection passes for the other. A connection that fails it is logged and dropped, and the wait
 //! for the real peer goes on. Every wait is bounded, and its error names the rank and address missing.
+//!
+//! When the job asks for encryption (`RingConfig::encrypt`), each end also derives the connection's keys
+//! from the secret and the two challenges (`crate::crypto`): every byte after the handshake then travels
+//! sealed. The handshake itself carries no secret (only HMACs of fresh challenges), so it stays plain.
 
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read, Write};
@@ -22,6 +26,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::crypto::{Channel, Keys};
 use crate::error::{Error, Result};
 
 /// A ring connection (data one way, heartbeats the other) or a mesh one (data both ways).
@@ -36,6 +41,13 @@ impl Kind {
         match self {
             Kind::Ring => b"SPNDLRG1",
             Kind::Mesh => b"SPNDLMS1",
+        }
+    }
+
+    fn channel(self) -> Channel {
+        match self {
+            Kind::Ring => Channel::Ring,
+            Kind::Mesh => Channel::Mesh,
         }
     }
 
@@ -119,6 +131,9 @@ pub struct RingConfig {
     pub heartbeat_timeout: Duration,
     /// The all-reduce algorithm, or `None` for the one the cost model predicts fastest for each size.
     pub algorithm: Option<crate::algorithms::Algorithm>,
+    /// Encrypts and authenticates every frame after the handshake (AES-256-GCM under keys derived per
+    /// connection and direction; see `crate::crypto`). Off, the wire carries the plain values, as ever.
+    pub encrypt: bool,
 }
 
 /// A worker's two authenticated connections, as the ring is formed.
@@ -131,8 +146,11 @@ pub(crate) struct Links {
     pub(crate) left_name: String,
     /// `rank r (host:port)` of the right neighbour, for errors.
     pub(crate) right_name: String,
-    /// One connection per mesh partner, both ways, by the partner's rank.
-    pub(crate) mesh: Vec<(usize, TcpStream)>,
+    /// This end's keys on `left` and on `right`, when the job encrypts.
+    pub(crate) left_keys: Option<Keys>,
+    pub(crate) right_keys: Option<Keys>,
+    /// One connection per mesh partner, both ways, by the partner's rank, with its keys.
+    pub(crate) mesh: Vec<(usize, TcpStream, Option<Keys>)>,
 }
 
 /// Dials the right neighbour and the mesh `partners` above this rank while accepting the left neighbour and
@@ -162,7 +180,10 @@ pub(crate) fn form(
         let dialing = s.spawn(|| {
             let dialed: Result<Vec<_>> = dials
                 .iter()
-                .map(|&(p, kind)| Ok((p, kind, dial(config, p, kind, deadline, cancelled)?)))
+                .map(|&(p, kind)| {
+                    let (stream, keys) = dial(config, p, kind, deadline, cancelled)?;
+                    Ok((p, kind, stream, keys))
+                })
                 .collect();
             dial_failed.store(dialed.is_err(), Ordering::Relaxed);
             dialed
@@ -180,19 +201,23 @@ pub(crate) fn form(
     let mut right = None;
     let mut left = None;
     let mut mesh = Vec::new();
-    for (p, kind, stream) in streams {
+    for (p, kind, stream, keys) in streams {
         match kind {
-            Kind::Ring if right.is_none() && p == to => right = Some(stream),
-            Kind::Ring => left = Some(stream),
-            Kind::Mesh => mesh.push((p, stream)),
+            Kind::Ring if right.is_none() && p == to => right = Some((stream, keys)),
+            Kind::Ring => left = Some((stream, keys)),
+            Kind::Mesh => mesh.push((p, stream, keys)),
         }
     }
     mesh.sort_by_key(|m| m.0);
+    let (left, left_keys) = left.expect("the left neighbour was accepted");
+    let (right, right_keys) = right.expect("the right neighbour was dialed");
     Ok(Links {
-        left: left.expect("the left neighbour was accepted"),
-        right: right.expect("the right neighbour was dialed"),
+        left,
+        right,
         left_name: peer_name(config, from),
         right_name: peer_name(config, to),
+        left_keys,
+        right_keys,
         mesh,
     })
 }
@@ -210,6 +235,28 @@ fn mac(secret: &[u8], tag: &[u8], nonce: &[u8], rank: usize, world: usize) -> Hm
 
 fn peer_name(config: &RingConfig, rank: usize) -> String {
     format!("rank {rank} ({})", config.peers[rank])
+}
+
+/// This end's keys for a connection to `peer` whose handshake exchanged these challenges, when the job
+/// encrypts.
+fn keys(
+    c: &RingConfig,
+    kind: Kind,
+    peer: usize,
+    acceptor_challenge: &[u8],
+    dialler_challenge: &[u8],
+    we_are_dialler: bool,
+) -> Option<Keys> {
+    c.encrypt.then(|| {
+        Keys::derive(
+            &c.secret,
+            acceptor_challenge,
+            dialler_challenge,
+            kind.channel(),
+            we_are_dialler,
+            &peer_name(c, peer),
+        )
+    })
 }
 
 fn remaining(deadline: Instant) -> Option<Duration> {
@@ -230,7 +277,7 @@ fn dial(
     kind: Kind,
     deadline: Instant,
     cancelled: &AtomicBool,
-) -> Result<TcpStream> {
+) -> Result<(TcpStream, Option<Keys>)> {
     let world = c.peers.len();
     let name = peer_name(c, to);
     let mut last = String::from("no attempt");
@@ -286,8 +333,12 @@ fn dial(
         .verify_slice(&reply[1..])
         .map_err(|_| fail("authentication failed: the peer does not hold the job secret".into()))?;
     set_timeouts(&stream, c.io_timeout).map_err(|e| fail(e.to_string()))?;
-    Ok(stream)
+    let keys = keys(c, kind, to, &challenge, &ours, true);
+    Ok((stream, keys))
 }
+
+/// An authenticated connection: the peer's rank, the kind, the stream and this end's keys.
+type Accepted = (usize, Kind, TcpStream, Option<Keys>);
 
 /// Authenticates an accepted connection as one of the peers still `expected`, which it returns with the
 /// connection; the error says why it was refused.
@@ -295,7 +346,7 @@ fn greet(
     mut stream: TcpStream,
     c: &RingConfig,
     expected: &[(usize, Kind)],
-) -> std::result::Result<(usize, Kind, TcpStream), String> {
+) -> std::result::Result<Accepted, String> {
     let world = c.peers.len();
     set_timeouts(&stream, HANDSHAKE).map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -343,7 +394,8 @@ fn greet(
     );
     stream.write_all(&reply).map_err(|e| e.to_string())?;
     set_timeouts(&stream, c.io_timeout).map_err(|e| e.to_string())?;
-    Ok((rank, kind, stream))
+    let keys = keys(c, kind, rank, &challenge, &hello[16..48], false);
+    Ok((rank, kind, stream, keys))
 }
 
 /// Accepts until every `expected` peer authenticates, the deadline passes, or `give_up` says so (a dial
@@ -354,7 +406,7 @@ fn accept(
     mut expected: Vec<(usize, Kind)>,
     deadline: Instant,
     give_up: &dyn Fn() -> bool,
-) -> Result<Vec<(usize, Kind, TcpStream)>> {
+) -> Result<Vec<Accepted>> {
     let names = |expected: &[(usize, Kind)]| {
         let names: Vec<String> = expected.iter().map(|&(r, _)| peer_name(c, r)).collect();
         names.join(", ")
@@ -384,9 +436,9 @@ fn accept(
                     .map_err(|e| e.to_string())
                     .and_then(|()| greet(stream, c, &expected));
                 match greeted {
-                    Ok((rank, kind, s)) => {
-                        expected.retain(|e| *e != (rank, kind));
-                        accepted.push((rank, kind, s));
+                    Ok(greeted) => {
+                        expected.retain(|e| *e != (greeted.0, greeted.1));
+                        accepted.push(greeted);
                     }
                     Err(why) => log::warn!(
                         "ring: rank {} refused a connection from {addr}: {why}",

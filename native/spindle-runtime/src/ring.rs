@@ -4,12 +4,15 @@
 //! choice among them for each buffer size, from a cost model (`crate::cost`) fed by timings of the ring
 //! itself, taken once when it forms.
 //!
-//! Wire format: raw little-endian `f32`s (peers share the architecture: one build of this library).
+//! Wire format: raw little-endian `f32`s (peers share the architecture: one build of this library). On an
+//! encrypted ring (`RingConfig::encrypt`) the header and every chunk travel as one sealed frame each
+//! (`crate::crypto`), at the chunk granularity the schedule pipelines: sealing one chunk overlaps the
+//! network's carrying of the one before, and opening happens in place where the chunk lands.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix::{Actor, Addr, Handler, SyncContext};
@@ -18,7 +21,9 @@ use crossbeam_channel::{bounded, unbounded, Receiver};
 use crate::actors::{messages, Actors, Reply};
 use crate::algorithms::{self, Algorithm, Step};
 use crate::cost::{Choice, Cluster, Link};
+use crate::crypto::{Opener, Sealer, OVERHEAD};
 use crate::error::{Error, Result};
+use crate::frames::{self, read_sealed};
 use crate::liveness::{clone, Liveness};
 use crate::mesh::{Failure, Mesh, StepError, HEADER};
 use crate::rendezvous::{self, Links};
@@ -45,6 +50,10 @@ pub struct Ring {
     right_name: String,
     calls: u64,
     scratch: Vec<u8>,
+    /// On an encrypted ring: the sealer of what goes right (the header here, the chunks in the sender:
+    /// never at once, so the lock is never contended) and the opener of what comes from the left.
+    sealer: Option<Arc<Mutex<Sealer>>>,
+    opener: Option<Opener>,
     /// Sends this rank's chunks while the all-reduce's caller receives.
     sender: Addr<ChunkSender>,
     /// Heartbeats to the left neighbour and the watch on the right one; dropped after the connections shut.
@@ -91,6 +100,10 @@ fn as_bytes(p: *const f32, range: &std::ops::Range<usize>) -> *const u8 {
 struct ChunkSender {
     /// The connections to the right neighbour (written) and from the left one (shut on a failure).
     links: Arc<[TcpStream; 2]>,
+    /// On an encrypted ring, the sealer of the chunks, and the frame each is copied into and sealed in:
+    /// the buffer itself must keep its values.
+    sealer: Option<Arc<Mutex<Sealer>>>,
+    frame: Vec<u8>,
 }
 
 impl Actor for ChunkSender {
@@ -112,12 +125,13 @@ messages!(SendChunks);
 impl Handler<SendChunks> for ChunkSender {
     type Result = ();
     fn handle(&mut self, m: SendChunks, _: &mut SyncContext<Self>) {
-        let _ = m.reply.send(self.send(&m));
+        let sent = self.send(&m);
+        let _ = m.reply.send(sent);
     }
 }
 
 impl ChunkSender {
-    fn send(&self, m: &SendChunks) -> std::io::Result<()> {
+    fn send(&mut self, m: &SendChunks) -> std::io::Result<()> {
         let schedule = &m.schedule;
         let mut received = 0;
         for p in 0..schedule.phases() {
@@ -134,12 +148,29 @@ impl ChunkSender {
                     }
                     received += 1;
                 }
+                let at = as_bytes(m.buffer.0, &chunk) as *mut u8;
                 // SAFETY: in bounds; not written by the receiver now (see `Ring::all_reduce`).
-                let bytes = unsafe {
-                    std::slice::from_raw_parts(as_bytes(m.buffer.0, &chunk), chunk.len() * 4)
-                };
+                let bytes = || unsafe { std::slice::from_raw_parts(at, chunk.len() * 4) };
                 let [right, left] = &*self.links;
-                if let Err(e) = (&*right).write_all(bytes) {
+                let written = match &self.sealer {
+                    None => (&*right).write_all(bytes()),
+                    // What a rank sends while reducing it never reads again (the all-gather overwrites
+                    // it: see `Ring::ring_all_reduce`), so it is sealed where it lies, with no copy.
+                    Some(sealer) if schedule.reduces(p) => {
+                        // SAFETY: as above; and the receiver rewrites this chunk only once it has come
+                        // round the ring, after this send.
+                        let body = unsafe { std::slice::from_raw_parts_mut(at, chunk.len() * 4) };
+                        lock(sealer).seal_apart(body).map_err(frames::io).and_then(
+                            |(prefix, tag)| frames::write_apart(right, &prefix, body, &tag),
+                        )
+                    }
+                    // The all-gather's values are the result: sealed in a copy.
+                    Some(sealer) => lock(sealer)
+                        .seal_into(bytes(), &mut self.frame)
+                        .map_err(frames::io)
+                        .and_then(|()| (&*right).write_all(&self.frame)),
+                };
+                if let Err(e) = written {
                     let _ = left.shutdown(Shutdown::Both);
                     return Err(e);
                 }
@@ -163,9 +194,15 @@ impl Ring {
             right,
             left_name,
             right_name,
+            left_keys,
+            right_keys,
             mesh,
         } = rendezvous::form(rendezvous, config, &partners)?;
         let mesh = Mesh::new(mesh, config.io_timeout)?;
+        // Data flows from the left and to the right; heartbeats the other way on each connection.
+        let (beat_sealer, opener) = left_keys.map(|k| (k.sealer, k.opener)).unzip();
+        let (sealer, beat_opener) = right_keys.map(|k| (k.sealer, k.opener)).unzip();
+        let sealer = sealer.map(|s| Arc::new(Mutex::new(s)));
         let liveness = Liveness::start(
             actors,
             &left,
@@ -174,12 +211,16 @@ impl Ring {
             config.rank,
             &right_name,
             config.heartbeat_timeout,
+            (beat_sealer, beat_opener),
         )?;
         let links = Arc::new([clone(&right)?, clone(&left)?]);
+        let sender_sealer = sealer.clone();
         let sender =
             actors.start_sync(format!("spindle-ring-send-{}", config.rank), move || {
                 ChunkSender {
                     links: Arc::clone(&links),
+                    sealer: sender_sealer.clone(),
+                    frame: Vec::new(),
                 }
             })?;
         let mut ring = Ring {
@@ -190,7 +231,9 @@ impl Ring {
             left_name,
             right_name,
             calls: 0,
-            scratch: vec![0; CHUNK_BYTES],
+            scratch: vec![0; CHUNK_BYTES + OVERHEAD],
+            sealer,
+            opener,
             sender,
             liveness,
             mesh,
@@ -339,7 +382,8 @@ impl Ring {
     }
 
     /// Sums `data` element-wise over every rank, in place, by the algorithm chosen for its length. Every
-    /// rank ends with the same bits.
+    /// rank ends with the same bits. After an error `data` holds no meaningful values (partial sums, or on
+    /// an encrypted ring ciphertext too).
     pub fn all_reduce(&mut self, data: &mut [f32]) -> Result<()> {
         let len = data.len();
         let plan = match self.plans.get(&len) {
@@ -441,20 +485,34 @@ impl Ring {
     /// sender reads it in phase a + 1. Data of phase q reaches this rank only after going once around the
     /// ring, which needs this rank to have sent the same chunk of phase q - world + 1 first; so the rewrite
     /// of phase a + world waits for the send of phase a + 1.
+    ///
+    /// Encrypted, the sender seals each chunk it sends while reducing where it lies in the buffer (the
+    /// all-gather overwrites every such chunk with the result, and by the argument above only after the
+    /// send), and copies the all-gather's chunks, which are the result, into a frame of its own.
     fn ring_all_reduce(&mut self, data: &mut [f32]) -> Result<()> {
         self.calls += 1;
         let (n, rank, len) = (self.world, self.rank, data.len());
         let header = header(self.calls, len);
         let mut theirs = [0u8; HEADER];
-        // 16 bytes fit any socket buffer, so writing before reading cannot deadlock.
-        let exchanged = (&self.right)
-            .write_all(&header)
-            .map_err(|e| self.io_error(true, e))
-            .and_then(|()| {
-                (&self.left)
-                    .read_exact(&mut theirs)
-                    .map_err(|e| self.io_error(false, e))
-            });
+        // 16 bytes (36 sealed) fit any socket buffer, so writing before reading cannot deadlock.
+        let written = match &self.sealer {
+            None => (&self.right).write_all(&header),
+            Some(sealer) => {
+                let mut frame = Vec::with_capacity(HEADER + OVERHEAD);
+                lock(sealer)
+                    .seal_into(&header, &mut frame)
+                    .map_err(frames::io)
+                    .and_then(|()| (&self.right).write_all(&frame))
+            }
+        };
+        let exchanged = match written {
+            Err(e) => Err(self.io_error(true, e)),
+            Ok(()) => match &mut self.opener {
+                None => (&self.left).read_exact(&mut theirs),
+                Some(opener) => read_sealed(&self.left, opener, &mut theirs),
+            }
+            .map_err(|e| self.io_error(false, e)),
+        };
         if let Err(e) = exchanged {
             self.shut();
             return Err(e);
@@ -483,12 +541,18 @@ impl Ring {
         });
         let mut left = &self.left;
         let scratch = &mut self.scratch;
+        let mut opener = self.opener.as_mut();
+        // One chunk from the left: sealed, its ciphertext lands in `into` and is opened there.
+        let mut read = |into: &mut [u8]| match &mut opener {
+            None => left.read_exact(into),
+            Some(opener) => read_sealed(&mut left, opener, into),
+        };
         let received_result = (|| -> std::io::Result<()> {
             for p in 0..phases {
                 for chunk in schedule.chunks(schedule.received(p)) {
                     let bytes = chunk.len() * 4;
                     if schedule.reduces(p) {
-                        left.read_exact(&mut scratch[..bytes])?;
+                        read(&mut scratch[..bytes])?;
                         // SAFETY: in bounds; the sender reads this chunk only once it is counted.
                         let target = unsafe {
                             std::slice::from_raw_parts_mut(buffer.0.add(chunk.start), chunk.len())
@@ -504,7 +568,7 @@ impl Ring {
                                 bytes,
                             )
                         };
-                        left.read_exact(target)?;
+                        read(target)?;
                     }
                     let _ = advance.send(());
                 }
@@ -534,6 +598,12 @@ impl Ring {
             None => Ok(()),
         }
     }
+}
+
+/// The sealer, even if a thread panicked holding it (it holds no invariant a panic can break halfway:
+/// its counter moves only after a frame is sealed).
+fn lock(sealer: &Mutex<Sealer>) -> std::sync::MutexGuard<'_, Sealer> {
+    sealer.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The most ring connections that leave one host (rank r sends to r + 1).

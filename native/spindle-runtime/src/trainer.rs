@@ -137,6 +137,7 @@ impl Trainer {
                         _ => DEFAULT_HEARTBEAT_TIMEOUT,
                     },
                     algorithm: algorithm(&config.all_reduce_algorithm)?,
+                    encrypt: config.encrypt_channels,
                 },
                 &actors,
             )?;

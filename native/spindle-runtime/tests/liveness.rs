@@ -20,6 +20,7 @@ fn config(rank: usize, peers: &[String], heartbeat_timeout: Duration) -> RingCon
         io_timeout: Duration::from_secs(120),
         heartbeat_timeout,
         algorithm: None,
+        encrypt: false,
     }
 }
 
@@ -125,6 +126,18 @@ fn a_stopped_peer_fails_the_ring_within_the_heartbeat_timeout() {
 
 #[test]
 fn a_live_peer_with_long_steps_does_not_trip_the_heartbeat_timeout() {
+    live_peer_with_long_steps(false);
+}
+
+#[test]
+fn encrypted_heartbeats_keep_a_live_peer_and_its_goodbye_ends_the_ring_at_once() {
+    live_peer_with_long_steps(true);
+}
+
+/// Two ranks, one of which takes a step six heartbeat timeouts long; both end with goodbyes, which a ring
+/// that missed them would wait 10 s for.
+fn live_peer_with_long_steps(encrypt: bool) {
+    let started = Instant::now();
     let rendezvous: Vec<_> = (0..2)
         .map(|_| Rendezvous::bind("127.0.0.1").expect("bind"))
         .collect();
@@ -136,12 +149,11 @@ fn a_live_peer_with_long_steps_does_not_trip_the_heartbeat_timeout() {
             let peers = peers.clone();
             std::thread::spawn(move || {
                 let actors = Actors::start("ring test").expect("actors");
-                let mut ring = Ring::connect(
-                    r,
-                    &config(rank, &peers, Duration::from_millis(500)),
-                    &actors,
-                )
-                .expect("ring");
+                let config = RingConfig {
+                    encrypt,
+                    ..config(rank, &peers, Duration::from_millis(500))
+                };
+                let mut ring = Ring::connect(r, &config, &actors).expect("ring");
                 let mut data = vec![rank as f32 + 1.0; 100];
                 for step in 0..3 {
                     if rank == 1 && step == 1 {
@@ -159,6 +171,11 @@ fn a_live_peer_with_long_steps_does_not_trip_the_heartbeat_timeout() {
     for t in threads {
         t.join().expect("no panic").expect("no rank fails");
     }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the goodbyes were missed: {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

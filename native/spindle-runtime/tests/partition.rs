@@ -113,6 +113,7 @@ fn partition_child() {
         io_timeout: Duration::from_secs(120),
         heartbeat_timeout: HEARTBEAT_TIMEOUT,
         algorithm: None,
+        encrypt: false,
     };
     let actors = Actors::start("ring test").expect("actors");
     let mut ring = Ring::connect(rendezvous, &config, &actors).expect("ring");

@@ -23,6 +23,7 @@ fn config(rank: usize, peers: &[String], secret: &[u8], timeout: Duration) -> Ri
         heartbeat_timeout: Duration::from_secs(10),
         // These tests are about the ring itself; tests/algorithms.rs covers the others.
         algorithm: Some(Algorithm::Ring),
+        encrypt: false,
     }
 }
 

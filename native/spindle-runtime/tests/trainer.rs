@@ -296,6 +296,62 @@ fn two_workers_with_batch_b_equal_one_worker_with_batch_2b() {
     assert_close(&variables(&two[0]), &variables(&one[0]), 1e-5);
 }
 
+/// `encrypt_channels` reaches the ring: two workers train to the same bits with it as without, and a worker
+/// that encrypts refuses one that does not.
+#[test]
+fn encrypted_channels_train_to_the_same_bits_and_refuse_a_plain_peer() {
+    let shards = || vec![dataset(160, 4), dataset(160, 5)];
+    let plain = train(shards(), config(20, 1, false), None, None);
+    let sealed = train(
+        shards(),
+        TrainerConfig {
+            encrypt_channels: true,
+            ..config(20, 1, false)
+        },
+        None,
+        None,
+    );
+    let bits = |r: &TrainingReport| variables(r).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&sealed[0]), bits(&plain[0]));
+    let losses = |r: &TrainingReport| r.steps.iter().map(|s| s.loss).collect::<Vec<_>>();
+    assert_eq!(losses(&sealed[1]), losses(&plain[1]));
+
+    let rendezvous: Vec<_> = (0..2)
+        .map(|_| Rendezvous::bind("127.0.0.1").expect("bind"))
+        .collect();
+    let peers: Vec<String> = rendezvous.iter().map(|r| r.address().to_string()).collect();
+    let opened: Vec<_> = rendezvous
+        .into_iter()
+        .enumerate()
+        .map(|(rank, r)| {
+            let config = TrainerConfig {
+                rank: rank as i32,
+                peers: peers.clone(),
+                secret: b"job secret".to_vec(),
+                encrypt_channels: rank == 0,
+                ..config(20, 1, false)
+            };
+            std::thread::spawn(move || {
+                let model = load(&fixture("digits_mlp_init"));
+                // The ring times itself as it forms: the first all-reduce meets the mismatch.
+                Trainer::open(model, &config, Some(r))
+                    .err()
+                    .map(|e| e.to_string())
+            })
+        })
+        .collect();
+    let errors: Vec<_> = opened
+        .into_iter()
+        .map(|t| t.join().expect("worker"))
+        .collect();
+    let named = errors[0].as_deref().expect("the encrypting worker refuses");
+    assert!(
+        named.contains("not encrypted") && named.contains(&format!("rank 1 ({})", peers[1])),
+        "{named}"
+    );
+    assert!(errors[1].is_some(), "the plain worker fails too");
+}
+
 #[test]
 fn uneven_and_empty_partitions_finish() {
     let data = dataset(130, 3);
