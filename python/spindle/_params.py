@@ -288,10 +288,28 @@ class _SpindleTrainingParams(_SpindleParams):
         TypeConverters.toInt,
     )
 
+    encryptChannels = Param(
+        Params._dummy(),
+        "encryptChannels",
+        "encrypt every frame on Spindle's own connections (the workers' ring and mesh, the driver's "
+        "rendezvous) with AES-256-GCM under keys derived per connection from the fit's secret; also on "
+        "whenever Spark encrypts its own (spark.network.crypto.enabled or spark.ssl.enabled)",
+        TypeConverters.toBoolean,
+    )
+
     epochs = Param(
         Params._dummy(),
         "epochs",
         "passes over the data",
+        TypeConverters.toInt,
+    )
+
+    executorWaitTimeout = Param(
+        Params._dummy(),
+        "executorWaitTimeout",
+        "seconds fit waits for executors YARN or Kubernetes was asked for (spark.executor.instances) but has "
+        "not started yet, when the registered ones have fewer task slots than workers; it logs 'waiting for N "
+        "more executors (have M of K slots)'. With none pending, missing slots fail fit at once",
         TypeConverters.toInt,
     )
 
@@ -452,11 +470,23 @@ class _SpindleTrainingParams(_SpindleParams):
     def setEarlyStoppingPatience(self: _T, value: int) -> _T:
         return self._set(earlyStoppingPatience=value)
 
+    def getEncryptChannels(self) -> bool:
+        return self.getOrDefault(self.encryptChannels)
+
+    def setEncryptChannels(self: _T, value: bool) -> _T:
+        return self._set(encryptChannels=value)
+
     def getEpochs(self) -> int:
         return self.getOrDefault(self.epochs)
 
     def setEpochs(self: _T, value: int) -> _T:
         return self._set(epochs=value)
+
+    def getExecutorWaitTimeout(self) -> int:
+        return self.getOrDefault(self.executorWaitTimeout)
+
+    def setExecutorWaitTimeout(self: _T, value: int) -> _T:
+        return self._set(executorWaitTimeout=value)
 
     def getExportPath(self) -> str:
         return self.getOrDefault(self.exportPath)

@@ -51,7 +51,15 @@ from pyspark.sql import DataFrame
 
 from ._params import _SpindleParams, _SpindleTrainingParams, to_string_map
 
-__all__ = ["SpindleModel", "SpindleEstimator", "TrainingSummary", "StepSummary", "EpochSummary", "WorkerChange"]
+__all__ = [
+    "SpindleModel",
+    "SpindleEstimator",
+    "TrainingSummary",
+    "StepSummary",
+    "EpochSummary",
+    "WorkerChange",
+    "TrainingAttempt",
+]
 
 _MODEL_CLASS = "io.spindle.SpindleModel"
 _ESTIMATOR_CLASS = "io.spindle.SpindleEstimator"
@@ -206,6 +214,22 @@ class WorkerChange:
     atMillis: int
 
 
+@dataclass(frozen=True)
+class TrainingAttempt:
+    """One attempt of the training stage (Scala's ``io.spindle.TrainingAttempt``): Spark runs a failed barrier stage
+    again whole, and elastic training starts one with fewer workers. Its number (from 1), workers, start and end (Unix
+    milliseconds), the checkpoint it resumed from (empty: none), the steps it ran past it (for a failed attempt, as of
+    the chief's last heartbeat), and ``completed`` or why it failed."""
+
+    number: int
+    workers: int
+    startMillis: int
+    endMillis: int
+    resumedFrom: str
+    stepsDone: int
+    ended: str
+
+
 class TrainingSummary(JavaWrapper):
     """What :meth:`SpindleEstimator.fit` saw (Scala's ``io.spindle.TrainingSummary``): every step, the rows each worker
     fed, and the trained variables when the model has a ``variables`` signature. Read from the JVM once, when first
@@ -256,13 +280,19 @@ class TrainingSummary(JavaWrapper):
 
     @property
     def workerChanges(self) -> list[WorkerChange]:
-        """Each change of the number of workers, in order (elastic training); the steps are the last workers'."""
+        """Each change of the number of workers, in order (elastic training)."""
         return [
             WorkerChange(
                 int(getattr(c, "from")()), int(c.to()), str(c.resumedFrom()), str(c.cause()), int(c.atMillis())
             )
             for c in _seq(self._java_obj.workerChanges())
         ]
+
+    @property
+    def attempts(self) -> list[TrainingAttempt]:
+        """Every attempt of the training stage, in order; the steps and epochs cover the whole training across them."""
+        fields = list(TrainingAttempt.__dataclass_fields__)
+        return [TrainingAttempt(*(getattr(a, f)() for f in fields)) for a in _seq(self._java_obj.attempts())]
 
     @property
     def bestEpoch(self) -> int:

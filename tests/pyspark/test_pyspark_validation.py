@@ -64,6 +64,9 @@ def test_validation_fraction_and_its_defaults_cross_py4j(spark, digits, tmp_path
     assert [set(e.validation) for e in summary.epochs] == [{"val_loss", "val_accuracy", "val_top3"}] * 2
     assert summary.bestEpoch == 0 and not summary.stoppedEarly
     assert summary.workerChanges == []  # no worker lost
+    (attempt,) = summary.attempts
+    assert (attempt.number, attempt.ended, attempt.resumedFrom) == (1, "completed", "")
+    assert attempt.stepsDone == len(summary.steps) and attempt.endMillis >= attempt.startMillis
     total = training(digits).count()
     assert 0.65 * total < sum(summary.rowsPerWorker) < 0.85 * total
 

@@ -15,6 +15,7 @@ import org.apache.spark.util.SerializableConfiguration
 import io.spindle.internal.{
   Attempts,
   BarrierTraining,
+  Channel,
   Checkpoints,
   Elastic,
   Export,
@@ -111,12 +112,13 @@ class SpindleEstimator(override val uid: String)
     val checkpoints = if (isDefined(checkpointDir)) Some(checkpointStore(sc)) else None
     // Plan: what every worker runs.
     val secret = Secrets.fresh()
+    val encrypt = getEncryptChannels || Channel.sparkEncrypts(sc.getConf)
     val job = TrainJob(
       ModelCache.qualify(getModelPath, sc.hadoopConfiguration),
       threads(spark),
       inputs,
       validationInputs,
-      trainerConfig(secret, validating = validation.isDefined).toByteArray,
+      trainerConfig(secret, encrypt, validating = validation.isDefined).toByteArray,
       Some(target),
       getOverwriteExport,
       new SerializableConfiguration(sc.hadoopConfiguration),
@@ -135,7 +137,8 @@ class SpindleEstimator(override val uid: String)
     val (reports, changes) =
       try
         Elastic.run(workers, minWorkers, newest) { n =>
-          val stage = BarrierTraining.Stage(getGpusPerWorker, getExecutorWaitTimeout * 1000L, attempts, description)
+          val stage =
+            BarrierTraining.Stage(getGpusPerWorker, getExecutorWaitTimeout * 1000L, encrypt, attempts, description)
           BarrierTraining.run(sc, parts(train, validation, n), job, stage, secret)
         }
       finally attempts.close()
@@ -151,7 +154,7 @@ class SpindleEstimator(override val uid: String)
   }
 
   /** What the native trainer of every worker is told: the one place the training Params become its config. */
-  private def trainerConfig(secret: Array[Byte], validating: Boolean): TrainerConfig = {
+  private def trainerConfig(secret: Array[Byte], encrypt: Boolean, validating: Boolean): TrainerConfig = {
     val config = TrainerConfig
       .newBuilder()
       .setBatchSize(getBatchSize)
@@ -164,6 +167,7 @@ class SpindleEstimator(override val uid: String)
       .setIoTimeoutMs(getPeerTimeout * 1000L)
       .setHeartbeatTimeoutMs(getHeartbeatTimeout * 1000L)
       .setAllReduceAlgorithm(getAllReduceAlgorithm)
+      .setEncryptChannels(encrypt)
       .setCheckpointEverySteps(getCheckpointEverySteps)
       .setCheckpointEveryMillis(getCheckpointEverySeconds * 1000L)
       .setTerminateOnNan(getTerminateOnNaN)

@@ -58,9 +58,9 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
   final val executorWaitTimeout = new IntParam(
     this,
     "executorWaitTimeout",
-    "seconds fit waits for executors the cluster manager was asked for but has not started yet (YARN, Kubernetes, " +
-      "local-cluster), when the registered ones have fewer task slots than workers; it logs 'waiting for N more " +
-      "executors (have M of K slots)'. With none pending, missing slots fail fit at once",
+    "seconds fit waits for executors YARN or Kubernetes was asked for (spark.executor.instances) but has not started " +
+      "yet, when the registered ones have fewer task slots than workers; it logs 'waiting for N more executors (have " +
+      "M of K slots)'. With none pending, missing slots fail fit at once",
     ParamValidators.gtEq(0)
   )
 

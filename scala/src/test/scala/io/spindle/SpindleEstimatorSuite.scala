@@ -268,8 +268,14 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     copyTree(first.resolve("ckpt-16"), second.resolve("ckpt-16"))
     Files.createDirectories(second.resolve(".ckpt-20.incomplete"))
     val resumed = fit(second)
-    assert(resumed.steps.map(_.step) == (17L to 24L))
-    assert(resumed.steps.map(_.examples) == full.steps.drop(16).map(_.examples))
+    // The history saved with the checkpoint, then the steps run after it: the whole training, as the full run's.
+    assert(info.getStepsList.asScala.map(_.getLoss) == full.steps.take(20).map(_.loss))
+    assert(resumed.steps.map(_.step) == (1L to 24L))
+    assert(resumed.steps.take(16).map(_.loss) == full.steps.take(16).map(_.loss))
+    assert(resumed.steps.map(_.examples) == full.steps.map(_.examples))
+    assert(resumed.epochs.map(_.epoch) == Seq(1, 2, 3))
+    val Seq(attempt) = resumed.attempts
+    assert(attempt.resumedFrom.endsWith("/ckpt-16") && attempt.stepsDone == 8 && attempt.ended == "completed")
     assertSameWeights(resumed, full)
   }
 
@@ -288,8 +294,10 @@ class SpindleEstimatorSuite extends SpindleTestBase {
     assert(checkpointsIn(checkpoints) == Seq("ckpt-4", "ckpt-8"))
     assert(Files.isRegularFile(checkpoints.resolve("ckpt-8/checkpoint.pb")))
     assert(python("read_events.py", events.toString).count(_.startsWith("loss\t")) == 8, "the events were copied")
-    // Two epochs over the directory: epoch 1 is done (step 8 is its last), so only epoch 2 runs.
-    assert(fit(2).steps.map(_.step) == (9L to 16L))
+    // Two epochs over the directory: epoch 1 is done (step 8 is its last), so only epoch 2 runs; the summary still
+    // reports both, epoch 1's from the checkpoint.
+    val resumed = fit(2)
+    assert(resumed.steps.map(_.step) == (1L to 16L) && resumed.attempts.map(_.stepsDone) == Seq(8L))
     assert(checkpointsIn(checkpoints) == Seq("ckpt-8", "ckpt-12", "ckpt-16"))
   }
 

@@ -19,9 +19,16 @@ object BarrierTraining {
   type Parts = RDD[(Iterator[InternalRow], Iterator[InternalRow])]
 
   /** How the training stage runs: the GPUs each worker asks for (0: none of its own), how long to wait for executors
-    * still pending, what records its attempts, and the jobs' description in Spark's UI.
+    * still pending, whether the driver's rendezvous is sealed ([[Channel]]), what records its attempts, and the jobs'
+    * description in Spark's UI.
     */
-  final case class Stage(gpusPerWorker: Int, executorWaitMs: Long, attempts: Attempts, description: String)
+  final case class Stage(
+      gpusPerWorker: Int,
+      executorWaitMs: Long,
+      encrypt: Boolean,
+      attempts: Attempts,
+      description: String
+  )
 
   /** Runs `job` over `parts` as one barrier stage, a task per partition, each asking for `gpusPerWorker` GPUs when
     * above 0; returns every worker's report. With several workers, they first gather their ring addresses on the
@@ -39,7 +46,7 @@ object BarrierTraining {
     Slots.require(sc, workers, Slots.FirstAttemptGraceMs, stage.executorWaitMs, profile)
     val gather = if (workers > 1) {
       val host = sc.getConf.get("spark.driver.host", "127.0.0.1")
-      Some(new HelloGather(sc.getConf.get("spark.driver.bindAddress", host), host, workers, secret))
+      Some(new HelloGather(sc.getConf.get("spark.driver.bindAddress", host), host, workers, secret, stage.encrypt))
     } else None
     val theJob = job.copy(gatherAddress = gather.map(_.address))
     val log = LoggerFactory.getLogger(getClass)

@@ -12,7 +12,9 @@ import io.spindle.proto.{GatherReply, GatherRequest, WorkerHello}
 
 /** The driver's end of training's rendezvous: every barrier task sends its [[WorkerHello]] here and gets every rank's
   * back, in rank order, once all `world` ranks of its stage attempt have come. A request carries an HMAC-SHA256 of
-  * itself under the fit's secret (the secret itself never crosses the network); one without a valid one is dropped.
+  * itself under the fit's secret (the secret itself never crosses the network); one without a valid one is dropped. The
+  * connection starts with random salt from the task; with `encrypt`, the request and the reply are sealed under keys
+  * derived from the secret and that salt, one per direction ([[Channel]]).
   *
   * It takes the place of `BarrierTaskContext.allGather`, whose wait sleeps a whole second between looks at the RPC it
   * sent (Spark's `runBarrier`), so that every fit paid a second for a few bytes. A retried stage gathers apart from the
@@ -20,15 +22,16 @@ import io.spindle.proto.{GatherReply, GatherRequest, WorkerHello}
   * (Spark's `spark.driver.bindAddress`) and tasks reach it at `host` (`spark.driver.host`), which differ behind a NAT
   * or in a Kubernetes pod. One owner (`fit`); idempotent close.
   */
-final class HelloGather(bindHost: String, host: String, world: Int, secret: Array[Byte]) extends AutoCloseable {
+final class HelloGather(bindHost: String, host: String, world: Int, secret: Array[Byte], encrypt: Boolean)
+    extends AutoCloseable {
   private val server = new ServerSocket()
   server.bind(new InetSocketAddress(bindHost, 0))
 
   /** Where tasks reach it: `host` (the driver's advertised host) and the bound port. */
   def address: String = s"$host:${server.getLocalPort}"
 
-  // Stage attempt -> the requests of that attempt so far, by rank.
-  private val waiting = mutable.Map.empty[Int, mutable.Map[Int, (Socket, WorkerHello)]]
+  // Stage attempt -> the requests of that attempt so far, by rank: each one's socket, its reply's direction, its hello.
+  private val waiting = mutable.Map.empty[Int, mutable.Map[Int, (Socket, Channel, WorkerHello)]]
   @volatile private var closing = false
 
   private val acceptor = new Thread(
@@ -52,43 +55,43 @@ final class HelloGather(bindHost: String, host: String, world: Int, secret: Arra
       socket.setTcpNoDelay(true)
       socket.setSoTimeout(HelloGather.RequestTimeoutMs)
       val in = new DataInputStream(socket.getInputStream)
-      val length = in.readInt()
-      if (length < 0 || length > HelloGather.MaxRequestBytes) socket.close()
+      val salt = new Array[Byte](Secrets.Bytes)
+      in.readFully(salt)
+      val peer = s"a worker at ${socket.getRemoteSocketAddress}"
+      val bytes = Channel(encrypt, secret, salt, HelloGather.Request, peer).read(in, HelloGather.MaxRequestBytes)
+      val mac = new Array[Byte](Secrets.Bytes)
+      in.readFully(mac)
+      if (!Secrets.verify(secret, bytes, mac)) socket.close()
       else {
-        val bytes = new Array[Byte](length)
-        in.readFully(bytes)
-        val mac = new Array[Byte](Secrets.Bytes)
-        in.readFully(mac)
-        if (!Secrets.verify(secret, bytes, mac)) socket.close()
+        val request = GatherRequest.parseFrom(bytes)
+        if (request.getRank < 0 || request.getRank >= world) socket.close()
         else {
-          val request = GatherRequest.parseFrom(bytes)
-          if (request.getRank < 0 || request.getRank >= world) socket.close()
-          else {
-            add(request, socket)
-            // A rank that gives up (its task failed or timed out) hangs up: it no longer counts. The reply closes
-            // the socket too, which ends this read.
-            socket.setSoTimeout(0)
-            if (in.read() < 0) drop(request, socket)
-          }
+          add(request, socket, Channel(encrypt, secret, salt, HelloGather.Reply, peer))
+          // A rank that gives up (its task failed or timed out) hangs up: it no longer counts. The reply closes
+          // the socket too, which ends this read.
+          socket.setSoTimeout(0)
+          if (in.read() < 0) drop(request, socket)
         }
       }
     } catch { case NonFatal(_) => socket.close() }
 
-  private def add(request: GatherRequest, socket: Socket): Unit = synchronized {
+  private def add(request: GatherRequest, socket: Socket, reply: Channel): Unit = synchronized {
     val attempt = request.getStageAttempt
     if (closing || waiting.keys.exists(_ > attempt)) socket.close()
     else {
-      for (old <- waiting.keys.filter(_ < attempt).toSeq; (s, _) <- waiting.remove(old).get.values) s.close()
+      for (old <- waiting.keys.filter(_ < attempt).toSeq; (s, _, _) <- waiting.remove(old).get.values) s.close()
       val ranks = waiting.getOrElseUpdate(attempt, mutable.Map.empty)
       ranks.remove(request.getRank).foreach(_._1.close())
-      ranks(request.getRank) = (socket, request.getHello)
+      ranks(request.getRank) = (socket, reply, request.getHello)
       if (ranks.size == world) {
         waiting.remove(attempt)
-        val reply = GatherReply.newBuilder().addAllHellos((0 until world).map(r => ranks(r)._2).asJava).build()
-        for ((s, _) <- ranks.values)
+        val bytes =
+          GatherReply.newBuilder().addAllHellos((0 until world).map(r => ranks(r)._3).asJava).build().toByteArray
+        for ((s, channel, _) <- ranks.values)
           try {
-            reply.writeDelimitedTo(s.getOutputStream)
-            s.getOutputStream.flush()
+            val out = new DataOutputStream(s.getOutputStream)
+            channel.write(out, bytes)
+            out.flush()
           } catch { case NonFatal(_) => }
           finally s.close()
       }
@@ -96,7 +99,7 @@ final class HelloGather(bindHost: String, host: String, world: Int, secret: Arra
   }
 
   private def drop(request: GatherRequest, socket: Socket): Unit = synchronized {
-    for (ranks <- waiting.get(request.getStageAttempt); (s, _) <- ranks.get(request.getRank) if s eq socket)
+    for (ranks <- waiting.get(request.getStageAttempt); (s, _, _) <- ranks.get(request.getRank) if s eq socket)
       ranks.remove(request.getRank)
     socket.close()
   }
@@ -115,6 +118,11 @@ object HelloGather {
   private val RequestTimeoutMs = 30000
   private val PollMs = 200
   private val MaxRequestBytes = 1 << 16
+  private val MaxReplyBytes = 1 << 24
+
+  /** The two directions' names, for their keys. */
+  private val Request = "gather task to driver"
+  private val Reply = "gather driver to task"
 
   /** A task's side: sends `request` to the gather at `address` and returns every rank's hello, in rank order. Waits at
     * most `timeoutMs` for the other ranks, and stops at once when `killed` turns true.
@@ -123,6 +131,7 @@ object HelloGather {
       address: String,
       secret: Array[Byte],
       request: GatherRequest,
+      encrypt: Boolean,
       timeoutMs: Long,
       label: String,
       killed: () => Boolean
@@ -138,8 +147,9 @@ object HelloGather {
       socket.setTcpNoDelay(true)
       val out = new DataOutputStream(socket.getOutputStream)
       val bytes = request.toByteArray
-      out.writeInt(bytes.length)
-      out.write(bytes)
+      val salt = Secrets.fresh()
+      out.write(salt)
+      Channel(encrypt, secret, salt, Request, s"the driver's rendezvous at $address").write(out, bytes)
       out.write(Secrets.mac(secret, bytes))
       out.flush()
       // Poll for the reply's first byte (a timeout before it consumes nothing), so that a kill is seen within PollMs.
@@ -162,9 +172,10 @@ object HelloGather {
           s"$label: the driver's rendezvous closed the connection (the stage was retried or the fit ended)"
         )
       socket.setSoTimeout(RequestTimeoutMs)
+      val rest = new DataInputStream(new SequenceInputStream(new ByteArrayInputStream(Array(first.toByte)), in))
       val reply =
-        GatherReply.parseDelimitedFrom(new SequenceInputStream(new ByteArrayInputStream(Array(first.toByte)), in))
-      reply.getHellosList.asScala.toSeq
+        Channel(encrypt, secret, salt, Reply, s"the driver's rendezvous at $address").read(rest, MaxReplyBytes)
+      GatherReply.parseFrom(reply).getHellosList.asScala.toSeq
     } finally socket.close()
   }
 }

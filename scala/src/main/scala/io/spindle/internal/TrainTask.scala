@@ -91,7 +91,9 @@ final class TrainTask(job: TrainJob)
         val request = GatherRequest.newBuilder().setStageAttempt(ctx.stageAttemptNumber()).setRank(rank).setHello(hello)
         val secret = base.getSecret.toByteArray
         val timeout = base.getConnectTimeoutMs
-        HelloGather.exchange(address, secret, request.build(), timeout, label, () => ending || ctx.isInterrupted())
+        val encrypt = base.getEncryptChannels
+        HelloGather
+          .exchange(address, secret, request.build(), encrypt, timeout, label, () => ending || ctx.isInterrupted())
       }
     }
     ctx.addTaskCompletionListener[Unit] { _ =>

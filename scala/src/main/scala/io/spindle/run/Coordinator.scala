@@ -12,12 +12,13 @@ import org.apache.spark.scheduler.{SparkListener, SparkListenerStageSubmitted, S
 import org.slf4j.LoggerFactory
 
 import io.spindle.{SpindleClusterException, SpindleException, SpindleWorkerException}
-import io.spindle.internal.Secrets
+import io.spindle.internal.{Channel, Secrets}
 import io.spindle.proto.RunEvent
 
 /** The driver's end of a `spindle.run` job: every task connects here (a TCP server on the driver's host; each
   * connection answers a fresh challenge with its HMAC under the run's secret, which never crosses the socket) and
-  * reports its process: started, each output line, and how it ended.
+  * reports its process: started, each output line, and how it ended. When Spark encrypts its own traffic, the events
+  * are sealed ([[io.spindle.internal.Channel]], `encrypt`: whether Spark encrypts its own).
   *
   *   - Output lines go to the driver's log (logger `io.spindle.run.worker`), prefixed with rank, role and host.
   *   - The first failure (a process that raised or exited non-zero, a task that hung up without saying how its process
@@ -26,7 +27,7 @@ import io.spindle.proto.RunEvent
   *
   * One owner (`SpindleRun.run`); idempotent close.
   */
-final class Coordinator(sc: SparkContext, spec: RunSpec, jobGroup: String) extends AutoCloseable {
+final class Coordinator(sc: SparkContext, spec: RunSpec, jobGroup: String, val encrypt: Boolean) extends AutoCloseable {
   private val log = LoggerFactory.getLogger("io.spindle.run.worker")
   private val host = sc.getConf.get("spark.driver.host", InetAddress.getLoopbackAddress.getHostAddress)
   private val server = new ServerSocket()
@@ -94,11 +95,13 @@ final class Coordinator(sc: SparkContext, spec: RunSpec, jobGroup: String) exten
       in.readFully(proof)
       if (!Secrets.verify(secret, challenge, proof)) return
       socket.setSoTimeout(0)
-      var event = RunEvent.parseDelimitedFrom(in)
-      while (event != null) {
+      val channel =
+        Channel(encrypt, secret, challenge, TaskLink.Direction, s"a task at ${socket.getRemoteSocketAddress}")
+      // Until the task hangs up (EOFException, as any other failure to read, ends the loop).
+      while (true) {
+        val event = RunEvent.parseFrom(channel.read(in, TaskLink.MaxEventBytes))
         rank = event.getRank
         handle(event)
-        event = RunEvent.parseDelimitedFrom(in)
       }
     } catch {
       case NonFatal(_) =>

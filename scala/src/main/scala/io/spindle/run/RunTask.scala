@@ -19,7 +19,14 @@ import io.spindle.proto.{FeederLayout, ScriptFeedConfig}
 /** What every task of a run needs, serialized once with the stage. `steps` is the batches each reader feeds per epoch
   * (agreed on the driver so that synchronous workers step together; -1 for a lone reader, which feeds all it has).
   */
-final case class RunJob(spec: RunSpec, inputs: Seq[InputPlan], steps: Long, driver: String, secret: Array[Byte])
+final case class RunJob(
+    spec: RunSpec,
+    inputs: Seq[InputPlan],
+    steps: Long,
+    driver: String,
+    secret: Array[Byte],
+    encrypt: Boolean
+)
 
 /** One process of a `spindle.run` job: the body of a barrier task.
   *
@@ -47,7 +54,7 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
     val port = new PortHold(host)
     @volatile var feed: Option[ScriptFeed] = None
     @volatile var process: Option[WorkerProcess] = None
-    val link = new TaskLink(job.driver, job.secret, rank)
+    val link = new TaskLink(job.driver, job.secret, rank, job.encrypt)
     // Only a reader loads the native library. A hang-up only wakes the feed's waits and may come from any thread; the
     // feed is closed (its windows unmapped) on the task thread alone, once no row is being written.
     def hangUp(): Unit = feed.foreach(_.hangUp())

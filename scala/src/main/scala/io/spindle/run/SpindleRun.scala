@@ -12,7 +12,7 @@ import org.apache.spark.sql.catalyst.InternalRow
 import org.slf4j.LoggerFactory
 
 import io.spindle.{NativeLoader, SpindleInputException}
-import io.spindle.internal.{InputPlan, Plan, Slots}
+import io.spindle.internal.{Channel, InputPlan, Plan, Slots}
 import io.spindle.proto.{SignatureInfo, TensorSpec}
 
 /** The JVM side of Python's `spindle.run`: one barrier stage of a process per TF_CONFIG task (chief, workers, parameter
@@ -33,7 +33,7 @@ object SpindleRun {
       case _ => (sc.parallelize(Seq.empty[Int], tasks).mapPartitions(_ => Iterator[InternalRow]()), Nil, -1L)
     }
     val group = s"spindle-run-${UUID.randomUUID()}"
-    val coordinator = new Coordinator(sc, spec, group)
+    val coordinator = new Coordinator(sc, spec, group, Channel.sparkEncrypts(sc.getConf))
     val (previous, description) =
       (sc.getLocalProperty("spark.jobGroup.id"), sc.getLocalProperty("spark.job.description"))
     sc.setJobGroup(group, s"spindle.run: ${spec.roles.map { case (r, i) => s"$r $i" }.mkString(", ")}")
@@ -45,7 +45,9 @@ object SpindleRun {
         try
           rdd
             .barrier()
-            .mapPartitions(new RunTask(RunJob(spec, inputs, steps, coordinator.address, coordinator.secret)))
+            .mapPartitions(
+              new RunTask(RunJob(spec, inputs, steps, coordinator.address, coordinator.secret, coordinator.encrypt))
+            )
             .collect()
         catch {
           case e: SparkException => throw coordinator.failure.getOrElse(e)

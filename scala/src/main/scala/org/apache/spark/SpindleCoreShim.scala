@@ -42,20 +42,17 @@ object SpindleCoreShim {
   def maxConcurrentTasks(sc: SparkContext, profile: Option[resource.ResourceProfile] = None): Int =
     sc.maxNumConcurrentTasks(profile.getOrElse(sc.resourceProfileManager.defaultResourceProfile))
 
-  /** Executors asked of the cluster manager but not registered yet: the target YARN and Kubernetes start with
-    * (`spark.executor.instances`, which a lost executor's replacement keeps), or local-cluster's N, less those
-    * registered. 0 elsewhere (local, standalone), where Spark has no such target.
+  /** Executors asked of YARN or Kubernetes but not registered yet: the target they start with
+    * (`spark.executor.instances`, which a lost executor's replacement keeps) less those registered. 0 elsewhere (local,
+    * local-cluster, standalone), where executors are not requested one by one.
     */
-  def pendingExecutors(sc: SparkContext): Int = {
-    val localCluster = """local-cluster\[\s*(\d+)\s*,.*""".r
-    val target = sc.master match {
-      case m if m.startsWith("yarn") || m.startsWith("k8s") =>
-        Some(scheduler.cluster.SchedulerBackendUtils.getInitialTargetExecutorNumber(sc.conf))
-      case localCluster(n) => Some(n.toInt)
-      case _               => None
-    }
-    target.fold(0)(t => math.max(t - sc.getExecutorIds().size, 0))
-  }
+  def pendingExecutors(sc: SparkContext): Int =
+    if (sc.master.startsWith("yarn") || sc.master.startsWith("k8s"))
+      math.max(
+        scheduler.cluster.SchedulerBackendUtils.getInitialTargetExecutorNumber(sc.conf) - sc.getExecutorIds().size,
+        0
+      )
+    else 0
 
   /** Registers `profile` (idempotent), so that its slots can be counted; Spark throws when the cluster cannot have it.
     */

@@ -51,9 +51,12 @@ class FaultToleranceSuite extends ClusterSuite {
   /** `resumed` took up from a checkpoint and ended like the uninterrupted run: the same steps, the same weights. */
   private def assertResumed(resumed: TrainingSummary): Unit = {
     val steps = uninterrupted.steps.size
-    val from = resumed.steps.head.step - 1
+    val Seq(failed, last) = resumed.attempts
+    val from = last.resumedFrom.split("ckpt-").last.toLong
     assert(from >= 50 && from % 50 == 0, s"the retried stage resumed from a checkpoint (step $from)")
-    assert(resumed.steps.last.step == steps && resumed.steps.size == steps - from)
+    assert(failed.ended != "completed" && last.ended == "completed", resumed.attempts)
+    assert(last.stepsDone == steps - from)
+    assert(resumed.steps.map(_.step) == (1L to steps), "the step history covers the whole training")
     for ((name, x) <- uninterrupted.variables; y = resumed.variables(name); i <- x.indices)
       assert(math.abs(x(i) - y(i)) <= 1e-6 * math.max(math.abs(x(i)), 1e-3), s"$name[$i]: ${x(i)} vs ${y(i)}")
   }

@@ -13,6 +13,9 @@ import scala.util.Try
 
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.{FileSystem, Path => HPath}
+import org.apache.hadoop.yarn.api.records.YarnApplicationState
+import org.apache.hadoop.yarn.client.api.YarnClient
+import org.apache.hadoop.yarn.conf.YarnConfiguration
 import org.scalatest.Assertions
 
 /** The test side of [[MiniHadoop]]: starts it in a JVM of its own on this JVM's class path, sends it commands, reads
@@ -149,13 +152,33 @@ final class YarnCluster(work: Path, sparkHome: Path, nodes: Int, nodeMb: Int) ex
     new Submitted(command, env, log)
   }
 
-  /** The executor JVMs YARN runs for this cluster's applications (their command lines name its directories). */
+  /** The executor JVMs YARN runs for this cluster's applications (their command lines name its directories; the shell
+    * that launched each one names them too, and is not a JVM).
+    */
   def executorPids(): Seq[String] =
     Option(new File("/proc").list()).toSeq.flatten.filter(_.forall(_.isDigit)).filter { pid =>
       Try(Files.readString(Paths.get(s"/proc/$pid/cmdline"))).toOption.exists { cmd =>
-        cmd.contains("YarnCoarseGrainedExecutorBackend") && cmd.contains(work.toString)
+        cmd.split('\u0000').head.endsWith("/java") && cmd.contains("YarnCoarseGrainedExecutorBackend") &&
+        cmd.contains(work.toString)
       }
     }
+
+  /** Kills every application still accepted or running, as `yarn application -kill` would: a case that failed leaves
+    * none behind for the next (a cluster-mode application outlives its spark-submit).
+    */
+  def killApplications(): Unit = {
+    val client = YarnClient.createYarnClient()
+    val conf = new YarnConfiguration()
+    conf.addResource(new HPath(confDir.resolve("yarn-site.xml").toUri))
+    client.init(conf)
+    client.start()
+    try
+      client
+        .getApplications(java.util.EnumSet.of(YarnApplicationState.ACCEPTED, YarnApplicationState.RUNNING))
+        .asScala
+        .foreach(app => client.killApplication(app.getApplicationId))
+    finally client.stop()
+  }
 
   /** A jar of [[YarnDriver]] alone: the application jar, so that its classes load beside Spindle's from --packages. */
   private lazy val driverJar: Path = {

@@ -46,8 +46,14 @@ class YarnSuite extends SpindleTestBase {
     // The submit's output stays in target/ for a failure's post-mortem; the cluster's directory goes with the suite.
     val logs = Files.createDirectories(repoRoot.resolve("tests/target/yarn-suite"))
     val app = cluster.submit(deployMode, args, logs.resolve(s"$deployMode${dir.replace('/', '-')}.log"))
-    during(app)
-    val exit = app.exit(600)
+    val exit =
+      try {
+        during(app)
+        app.exit(600)
+      } finally {
+        cluster.killApplications()
+        app.exit(30)
+      }
     assert(exit.contains(0), s"spark-submit ended with $exit:\n${app.tail}")
     assert(Files.isRegularFile(result), s"the driver wrote no result:\n${app.tail}")
     Files.readString(result).trim
@@ -97,7 +103,7 @@ class YarnSuite extends SpindleTestBase {
 
   test("cluster mode: a container killed mid-fit is replaced and training resumes from the HDFS checkpoint") {
     val dir = "/spindle/killed"
-    val line = run("cluster", dir, epochs = 40) { app =>
+    val line = run("cluster", dir, epochs = 12) { app =>
       awaitCheckpoint(dir, app)
       val pids = cluster.executorPids()
       assert(pids.size == 2, s"executor JVMs: $pids")
@@ -111,7 +117,7 @@ class YarnSuite extends SpindleTestBase {
 
   test("a worker's NodeManager lost mid-fit: a container on another node resumes from the checkpoint") {
     val dir = "/spindle/node-lost"
-    val line = run("client", dir, epochs = 40) { app =>
+    val line = run("client", dir, epochs = 12) { app =>
       awaitCheckpoint(dir, app)
       // A node with an executor and without the application master (its application's first container).
       val (node, _) = cluster
