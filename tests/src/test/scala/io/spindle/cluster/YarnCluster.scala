@@ -31,6 +31,8 @@ final class YarnCluster(work: Path, sparkHome: Path, nodes: Int, nodeMb: Int) ex
   private val process = new java.lang.ProcessBuilder(
     Paths.get(sys.props("java.home"), "bin", "java").toString,
     "-Xmx2g",
+    // The servers' web UIs unpack into the temporary directory: the suite's, removed with it.
+    s"-Djava.io.tmpdir=${Files.createDirectories(work.resolve("cluster-tmp"))}",
     "-cp",
     sys.props("java.class.path"),
     MiniHadoop.getClass.getName.stripSuffix("$"),
