@@ -14,6 +14,16 @@ fn on_ring<T: Send + 'static>(
     encrypt: bool,
     work: impl Fn(usize, &mut Ring) -> T + Send + Sync + Copy + 'static,
 ) -> Vec<T> {
+    on_ring_with(hosts, algorithm, |_| encrypt, work)
+}
+
+/// [`on_ring`], with rank r encrypting when `encrypts(r)`.
+fn on_ring_with<T: Send + 'static>(
+    hosts: &[usize],
+    algorithm: Option<Algorithm>,
+    encrypts: impl Fn(usize) -> bool,
+    work: impl Fn(usize, &mut Ring) -> T + Send + Sync + Copy + 'static,
+) -> Vec<T> {
     let rendezvous: Vec<_> = hosts
         .iter()
         .map(|h| Rendezvous::bind(&format!("127.0.0.{}", h + 1)).expect("bind"))
@@ -31,7 +41,7 @@ fn on_ring<T: Send + 'static>(
                 io_timeout: Duration::from_secs(20),
                 heartbeat_timeout: Duration::from_secs(10),
                 algorithm,
-                encrypt,
+                encrypt: encrypts(rank),
             };
             std::thread::spawn(move || {
                 let actors = Actors::start("algorithms test").expect("actors");
@@ -201,38 +211,15 @@ fn every_algorithm_gives_the_same_bits_encrypted_as_plain() {
 #[test]
 fn an_encrypted_ring_refuses_a_plain_peer_naming_it() {
     // Rank 1 does not encrypt: rank 0 reads its plain header as a frame and fails, naming it.
-    let hosts: Vec<usize> = (0..2).collect();
-    let rendezvous: Vec<_> = hosts
-        .iter()
-        .map(|_| Rendezvous::bind("127.0.0.1").expect("bind"))
-        .collect();
-    let peers: Vec<String> = rendezvous.iter().map(|r| r.address().to_string()).collect();
-    let threads: Vec<_> = rendezvous
-        .into_iter()
-        .enumerate()
-        .map(|(rank, r)| {
-            let config = RingConfig {
-                rank,
-                peers: peers.clone(),
-                secret: b"secret".to_vec(),
-                connect_timeout: Duration::from_secs(20),
-                io_timeout: Duration::from_secs(5),
-                heartbeat_timeout: Duration::from_secs(10),
-                algorithm: Some(Algorithm::Ring),
-                encrypt: rank == 0,
-            };
-            std::thread::spawn(move || {
-                let actors = Actors::start("mixed test").expect("actors");
-                let mut ring = Ring::connect(r, &config, &actors).expect("the ring forms");
-                let mut data = values(rank, 1000);
-                ring.all_reduce(&mut data).map_err(|e| e.to_string())
-            })
-        })
-        .collect();
-    let results: Vec<_> = threads
-        .into_iter()
-        .map(|t| t.join().expect("rank"))
-        .collect();
+    let results = on_ring_with(
+        &[0, 0],
+        Some(Algorithm::Ring),
+        |rank| rank == 0,
+        |rank, ring| {
+            let mut data = values(rank, 1000);
+            ring.all_reduce(&mut data).map_err(|e| e.to_string())
+        },
+    );
     let e = results[0].as_ref().expect_err("a plain peer");
     assert!(
         e.contains("rank 1 (127.0.0.1:") && e.contains("not encrypted"),
