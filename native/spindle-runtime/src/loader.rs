@@ -55,7 +55,12 @@ pub fn load(
     };
     let options = SessionOptions::new(&config)?;
     let model = if placement.device.is_empty() {
-        SavedModel::load_by_tensorflow(dir, tags, &options)
+        SavedModel::load_by_tensorflow(dir, tags, &options).or_else(|e| match e {
+            // A TensorFlow 1 export listing an asset twice: TensorFlow's loader feeds its tensor twice and
+            // fails; Spindle's own import feeds each asset once, as Python's loader does.
+            Error::Model(m) if m.contains("fed more than once") => import(dir, tags, &options, ""),
+            other => Err(other),
+        })
     } else {
         import(dir, tags, &options, &placement.device)
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use prost::Message;
-use spindle_proto::tensorflow::{MetaGraphDef, SavedModel as SavedModelProto};
+use spindle_proto::tensorflow::{AssetFileDef, MetaGraphDef, SavedModel as SavedModelProto};
 
 use crate::error::{Error, Result};
 use crate::tf::{Port, SavedModel, Tensor};
@@ -17,6 +17,8 @@ use crate::tf::{Port, SavedModel, Tensor};
 const INIT_OP_SIGNATURE: &str = "__saved_model_init_op";
 /// TensorFlow 1's collections naming the init op, newest first.
 const INIT_OP_COLLECTIONS: [&str; 2] = ["saved_model_main_op", "legacy_init_op"];
+/// TensorFlow 1's collection of the assets, where `asset_file_def` is empty.
+const ASSETS_COLLECTION: &str = "saved_model_assets";
 
 /// The meta graph of `dir/saved_model.pb` whose tags are `tags` (as a set, as TensorFlow matches them).
 pub fn meta_graph(dir: &Path, tags: &[String]) -> Result<MetaGraphDef> {
@@ -52,18 +54,12 @@ pub fn meta_graph(dir: &Path, tags: &[String]) -> Result<MetaGraphDef> {
 /// session.
 pub fn restore_and_init(model: &SavedModel, dir: &Path) -> Result<()> {
     let meta = model.meta_graph();
-    let assets: Vec<(Port, Tensor)> = meta
-        .asset_file_def
-        .iter()
-        .filter_map(|a| {
-            a.tensor_info
-                .as_ref()
-                .map(|t| (t.name.as_str(), &a.filename))
-        })
+    let assets: Vec<(Port, Tensor)> = asset_files(meta)?
+        .into_iter()
         .map(|(tensor, file)| {
             let path = dir.join("assets").join(file);
             Ok((
-                model.port(tensor)?,
+                model.port(&tensor)?,
                 Tensor::scalar_string(&path.to_string_lossy())?,
             ))
         })
@@ -88,6 +84,55 @@ pub fn restore_and_init(model: &SavedModel, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Each asset tensor of `meta` once, with its file: from `asset_file_def`, or, where that is empty, TensorFlow 1's
+/// `saved_model_assets` collection, as TensorFlow's loader reads them. An export that lists one tensor twice (old
+/// tutorials added the ASSET_FILEPATHS collection by hand) makes TensorFlow's C++ loader feed it twice and fail;
+/// Python's loader keeps one entry per tensor, and so does this. Two different files for one tensor are an error.
+pub fn asset_files(meta: &MetaGraphDef) -> Result<Vec<(String, String)>> {
+    let legacy: Vec<AssetFileDef> = if meta.asset_file_def.is_empty() {
+        meta.collection_def
+            .get(ASSETS_COLLECTION)
+            .and_then(|c| c.any_list.as_ref())
+            .map(|l| {
+                l.value
+                    .iter()
+                    .map(|any| {
+                        AssetFileDef::decode(any.value.as_slice()).map_err(|e| {
+                            Error::Model(format!(
+                                "collection {ASSETS_COLLECTION} holds an entry that is not an AssetFileDef: {e}"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_>>()
+            })
+            .transpose()?
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut files: Vec<(String, String)> = Vec::new();
+    for asset in meta.asset_file_def.iter().chain(&legacy) {
+        let Some(tensor) = asset.tensor_info.as_ref().map(|t| &t.name) else {
+            continue;
+        };
+        match files.iter().find(|(t, _)| t == tensor) {
+            None => files.push((tensor.clone(), asset.filename.clone())),
+            Some((_, file)) if *file == asset.filename => log::warn!(
+                "the SavedModel lists asset {file} (tensor {tensor}) more than once; it is fed once, as Python's \
+                 loader does (re-export it listing each asset once: TensorFlow's own C++ loader refuses it)"
+            ),
+            Some((_, file)) => {
+                return Err(Error::Model(format!(
+                    "the SavedModel lists two files for the asset tensor {tensor}: assets/{file} and assets/{}; \
+                     re-export it with each asset listed once",
+                    asset.filename
+                )))
+            }
+        }
+    }
+    Ok(files)
+}
+
 /// The init op's name: TensorFlow 2's signature, else TensorFlow 1's collections.
 fn init_op(meta: &MetaGraphDef) -> Option<String> {
     let from_signature = meta
@@ -103,4 +148,78 @@ fn init_op(meta: &MetaGraphDef) -> Option<String> {
                 .and_then(|n| n.value.first().cloned())
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spindle_proto::tensorflow::collection_def::AnyList;
+    use spindle_proto::tensorflow::{Any, CollectionDef, TensorInfo};
+
+    fn asset(tensor: &str, file: &str) -> AssetFileDef {
+        AssetFileDef {
+            tensor_info: Some(TensorInfo {
+                name: tensor.into(),
+                ..Default::default()
+            }),
+            filename: file.into(),
+        }
+    }
+
+    fn legacy(assets: &[AssetFileDef]) -> MetaGraphDef {
+        let value = assets
+            .iter()
+            .map(|a| Any {
+                type_url: "type.googleapis.com/tensorflow.AssetFileDef".into(),
+                value: a.encode_to_vec(),
+            })
+            .collect();
+        let collection = CollectionDef {
+            any_list: Some(AnyList { value }),
+            ..Default::default()
+        };
+        MetaGraphDef {
+            collection_def: [(ASSETS_COLLECTION.to_string(), collection)].into(),
+            ..Default::default()
+        }
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(t, f)| (t.to_string(), f.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_asset_listed_twice_is_fed_once_from_either_place() {
+        let twice = [
+            asset("a:0", "vocab.txt"),
+            asset("b:0", "x.txt"),
+            asset("a:0", "vocab.txt"),
+        ];
+        let want = pairs(&[("a:0", "vocab.txt"), ("b:0", "x.txt")]);
+        assert_eq!(asset_files(&legacy(&twice)).unwrap(), want);
+        let current = MetaGraphDef {
+            asset_file_def: twice.to_vec(),
+            ..Default::default()
+        };
+        assert_eq!(asset_files(&current).unwrap(), want);
+    }
+
+    #[test]
+    fn asset_file_def_wins_over_the_legacy_collection() {
+        let mut meta = legacy(&[asset("old:0", "old.txt")]);
+        meta.asset_file_def = vec![asset("new:0", "new.txt")];
+        assert_eq!(asset_files(&meta).unwrap(), pairs(&[("new:0", "new.txt")]));
+    }
+
+    #[test]
+    fn two_files_for_one_tensor_are_an_error_naming_both() {
+        let meta = legacy(&[asset("a:0", "one.txt"), asset("a:0", "two.txt")]);
+        let e = asset_files(&meta).unwrap_err().to_string();
+        assert!(
+            e.contains("a:0") && e.contains("assets/one.txt") && e.contains("assets/two.txt"),
+            "{e}"
+        );
+    }
 }

@@ -116,7 +116,8 @@ class CorpusSuite extends SpindleTestBase {
         "uint8_cnn",
         "example_parser",
         "string_output",
-        "multi_output_rank3"
+        "multi_output_rank3",
+        "tf1_duplicate_asset"
       )
     )
   }

@@ -228,6 +228,58 @@ class DtypesSuite extends SpindleTestBase {
     assert(e.getMessage.contains("image-0.png") && e.getMessage.contains("is 3x5x3, expected 4x5x3"), e.getMessage)
   }
 
+  // Row i's raw bytes: every value 0..255 occurs (Java bytes above 127 are negative), in an order that shows.
+  private def raw(i: Int, n: Int): Array[Byte] = Array.tabulate(n)(k => ((i * 37 + k * 11) % 256).toByte)
+  private def unsigned(bytes: Array[Byte]): Seq[Int] = bytes.map(_ & 0xff).toSeq
+
+  test("a binary column feeds a uint8 [h, w, c] input its raw pixel bytes, row-major, as Python computes it") {
+    val s = spark
+    import s.implicits._
+    val n = 40
+    val df = (0 until n).map(i => (i, raw(i, 60))).toDF("id", "raw").repartition(3)
+    val out =
+      widths.setSignature("image").setInputCols(Map("pixels" -> "raw")).setBatchSize(8).transform(df).collect()
+    val fed = (0 until n).map(i => unsigned(raw(i, 60)).grouped(3).toSeq.grouped(5).toSeq)
+    val expected = python("image", "pixels" -> fed).get("weighted")
+    assert(out.length == n)
+    out.foreach { r =>
+      val i = r.getAs[Int]("id")
+      assert(r.getAs[collection.Seq[Int]]("same").toSeq == unsigned(raw(i, 60)), s"row $i")
+      assert(r.getAs[Float]("weighted") == expected.get(i).asDouble.toFloat, s"row $i")
+    }
+  }
+
+  test("a binary column feeds a uint8 [batch, ?] input rows of any length, padded per batch, as Python computes it") {
+    val s = spark
+    import s.implicits._
+    val n = 120
+    val length = (i: Int) => (i * 7) % 41 // empty rows too
+    val df = (0 until n).map(i => (i, raw(i, length(i)))).toDF("id", "raw").repartition(3)
+    val out = widths.setSignature("raw_bytes").setBatchSize(16).transform(df).collect()
+    // Python gets every row padded with zeros to the longest, which the sums do not see, as Spindle pads per batch.
+    val longest = (0 until n).map(length).max
+    val fed = (0 until n).map(i => unsigned(raw(i, length(i))).padTo(longest, 0))
+    val expected = python("raw_bytes", "raw" -> fed)
+    assert(out.length == n)
+    out.foreach { r =>
+      val i = r.getAs[Int]("id")
+      assert(r.getAs[Long]("total") == expected.get("total").get(i).asLong, s"row $i")
+      assert(r.getAs[Long]("weighted") == expected.get("weighted").get(i).asLong, s"row $i")
+    }
+    assert(out.map(_.getAs[Long]("total")).distinct.length > n / 2, "rows differ, so a misplaced row shows")
+  }
+
+  test("a binary value of the wrong length for a fixed uint8 input names column, row and both lengths") {
+    val s = spark
+    import s.implicits._
+    val df = Seq((0, raw(0, 60)), (1, raw(1, 59))).toDF("id", "raw").coalesce(1)
+    val e = failureOf[SpindleInputException](
+      widths.setSignature("image").setInputCols(Map("pixels" -> "raw")).transform(df).collect()
+    )
+    assert(e.getMessage.contains("column 'raw' (input 'pixels', uint8), row 1"), e.getMessage)
+    assert(e.getMessage.contains("holds 59 bytes, expected 60"), e.getMessage)
+  }
+
   test("describeSignature names every dtype") {
     val text = widths.describeSignature()
     Seq("bool", "uint8", "int8", "int16", "uint16", "uint32", "uint64", "float16", "bfloat16").foreach { d =>

@@ -27,6 +27,11 @@ object ColumnKind {
   /** A Spark ML vector per row, dense or sparse. */
   case object Vector extends ColumnKind
 
+  /** A binary column feeding a uint8 input: each row's bytes are its values, row-major (raw pixels, serialized
+    * features), of a fixed count or, for a `[batch, ?]` input, of any length (ragged).
+    */
+  case object Bytes extends ColumnKind
+
   /** A struct of Spark's image data source (`ImageSchema.columnSchema`): `height x width x nChannels` bytes in BGR
     * order, fed as they are or (`rgb`) with the first and third channels swapped.
     */
@@ -216,6 +221,7 @@ object Plan {
     val dtype = dtypeOf(spec, "input")
     val what = s"column '$column' for input '${spec.getName}' (${dtype.name} ${shapeText(spec)})"
     if (isImage(colType)) imagePlan(spec, column, ordinal, dtype, what, rgbImages)
+    else if (colType == BinaryType && dtype == TensorType.UInt8) bytesPlan(spec, column, ordinal, what)
     else columnPlan(spec, column, ordinal, colType, dtype, what)
   }
 
@@ -289,7 +295,7 @@ object Plan {
       case ColumnKind.Array(e)     => e
       case ColumnKind.Nested(_, e) => e
       case ColumnKind.Scalar(t)    => t
-      case _                       => BinaryType // not reached: images and examples are planned on their own
+      case _                       => BinaryType // not reached: images, bytes and examples are planned on their own
     }
     if (!TensorType.accepts(dtype, elementType))
       throw new SpindleInputException(s"$what: expected dtype ${dtype.name}, but the column is ${colType.simpleString}")
@@ -361,6 +367,21 @@ object Plan {
         s"$what: an image column feeds a [batch, height, width, channels] input with every size but the batch known"
       )
     InputPlan(spec.getName, column, ordinal, ColumnKind.Image(rgb), dtype, dims.tail)
+  }
+
+  // Rank 2 takes a row's bytes as they are, ragged when the row length is unknown; a higher rank takes them row-major
+  // when every dimension is known (raw h x w x c pixels).
+  private def bytesPlan(spec: TensorSpec, column: String, ordinal: Int, what: String): InputPlan = {
+    val dims = spec.getShapeList.asScala.map(_.longValue).toSeq
+    val rowShape =
+      if (spec.getUnknownRank) Seq(-1L)
+      else if (dims.size == 2 || (dims.size > 2 && dims.tail.forall(_ >= 0))) dims.tail
+      else
+        throw new SpindleInputException(
+          s"$what: a binary column feeds a uint8 input of shape [batch, n] or [batch, ?] (its bytes, ragged for ?), " +
+            "or one with every dimension but the batch known (the bytes row-major)"
+        )
+    InputPlan(spec.getName, column, ordinal, ColumnKind.Bytes, TensorType.UInt8, rowShape)
   }
 
   private def outputPlan(spec: TensorSpec, column: String, nested: Boolean, binary: Boolean): OutputPlan = {

@@ -61,6 +61,7 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
 
   private def raggedCount(row: InternalRow): Long = plan.kind match {
     case ColumnKind.Vector => row.getStruct(plan.ordinal, 4).getInt(1).toLong
+    case ColumnKind.Bytes  => RowWriter.binary(row, plan.ordinal)._3.toLong
     case _                 => row.getArray(plan.ordinal).numElements().toLong
   }
   private val size = dtype.bytes
@@ -95,6 +96,7 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
     plan.kind match {
       case ColumnKind.Vector   => writeVector(row.getStruct(plan.ordinal, 4), at, rowNumber, count)
       case ColumnKind.Array(e) => writeArray(row.getArray(plan.ordinal), e, at, rowNumber, count, "array")
+      case ColumnKind.Bytes    => writeBytes(row, at, rowNumber, count)
       case other               => throw new IllegalStateException(s"unplanned ragged $other")
     }
     putEntry(address, count)
@@ -142,6 +144,7 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
       case ColumnKind.Nested(_, e) => writeNested(row.getArray(plan.ordinal), 0, e, address, rowNumber)
       case ColumnKind.Vector       => writeVector(row.getStruct(plan.ordinal, 4), address, rowNumber, elements)
       case ColumnKind.Image(rgb)   => writeImage(row.getStruct(plan.ordinal, 6), rgb, address, rowNumber)
+      case ColumnKind.Bytes        => writeBytes(row, address, rowNumber, elements)
       case ColumnKind.Examples(_)  => throw new IllegalStateException("a tf.Example input is written by its features")
     }
   }
@@ -151,16 +154,7 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
     val (h, w, c) = (image.getInt(1), image.getInt(2), image.getInt(3))
     if (h != dims(0) || w != dims(1) || c != dims(2))
       fail(rowNumber, s"image ${image.getUTF8String(0)} is ${h}x${w}x$c, expected ${dims.mkString("x")}")
-    // The bytes where the row holds them (an UnsafeRow's variable-length field: offset and size in one word), without
-    // the copy getBinary makes.
-    val (base, offset, length) = image match {
-      case u: UnsafeRow =>
-        val word = u.getLong(5)
-        (u.getBaseObject, u.getBaseOffset + (word >>> 32), (word & 0xffffffffL).toInt)
-      case other =>
-        val data = other.getBinary(5)
-        (data, Platform.BYTE_ARRAY_OFFSET.toLong, data.length)
-    }
+    val (base, offset, length) = RowWriter.binary(image, 5)
     if (length != h.toLong * w * c) fail(rowNumber, s"image ${image.getUTF8String(0)} holds $length bytes")
     if (!rgb || c < 3) Platform.copyMemory(base, offset, null, address, length)
     else {
@@ -174,6 +168,14 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
         p += c
       }
     }
+  }
+
+  // A binary column's bytes as uint8 values: `expected` of them, copied as they lie in the row.
+  private def writeBytes(row: InternalRow, address: Long, rowNumber: Long, expected: Int): Unit = {
+    val (base, offset, length) = RowWriter.binary(row, plan.ordinal)
+    if (length != expected)
+      fail(rowNumber, s"the value holds $length bytes, expected $expected (${plan.rowShape.mkString("x")} uint8)")
+    Platform.copyMemory(base, offset, null, address, length)
   }
 
   /** Writes the arrays of nesting `level` (0: the outermost) at `address`, row-major. */
@@ -279,4 +281,19 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
         case _ => Platform.putLong(null, address, v)
       }
     }
+}
+
+object RowWriter {
+
+  /** The bytes of binary field `i` where `row` holds them: base object, offset and length. An UnsafeRow's
+    * variable-length field is an offset and a size in one word, read without the copy `getBinary` makes.
+    */
+  def binary(row: InternalRow, i: Int): (AnyRef, Long, Int) = row match {
+    case u: UnsafeRow =>
+      val word = u.getLong(i)
+      (u.getBaseObject, u.getBaseOffset + (word >>> 32), (word & 0xffffffffL).toInt)
+    case other =>
+      val data = other.getBinary(i)
+      (data, Platform.BYTE_ARRAY_OFFSET.toLong, data.length)
+  }
 }
