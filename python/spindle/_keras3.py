@@ -1,5 +1,7 @@
 """Keras 3's ``fit`` refused, with what to do, under MultiWorkerMirroredStrategy with several workers: it fails there
 converting ``PerReplica`` values (TensorFlow 2.21), and a clear error before the first step beats a crash inside it.
+Keras 3 on the JAX backend, with Keras's distribution API, is what trains across executors instead (docs/keras3.md);
+its trainer is another module, which this guard leaves alone.
 """
 
 import functools
@@ -59,8 +61,12 @@ def _keras3_message() -> str:
     installed = importlib.util.find_spec("tf_keras") is not None
     return (
         f"Keras 3 (keras {keras.__version__}, what tf.keras is since TensorFlow 2.16) does not run model.fit under "
-        "MultiWorkerMirroredStrategy with several workers: it fails converting PerReplica values. Train with Keras 2: "
-        "set TF_USE_LEGACY_KERAS=1 for the processes (spindle.run(..., env={'TF_USE_LEGACY_KERAS': '1'})) with "
+        "MultiWorkerMirroredStrategy with several workers: it fails converting PerReplica values. Train Keras 3 on "
+        "the JAX backend instead: spindle.run(..., env={'KERAS_BACKEND': 'jax'}) with jax installed on the executors, "
+        "and in the script keras.distribution.initialize() (Spindle sets its KERAS_DISTRIBUTION_* variables) then "
+        "keras.distribution.set_distribution(keras.distribution.DataParallel(auto_shard_dataset=False)), without a "
+        "tf.distribute strategy (docs/keras3.md). Or train with Keras 2: set TF_USE_LEGACY_KERAS=1 for the processes "
+        "(spindle.run(..., env={'TF_USE_LEGACY_KERAS': '1'})) with "
         f"tf_keras installed on the executors ({'it is' if installed else 'it is not'} in this interpreter), and "
         "build the model with tf.keras (or import tf_keras); or train in a custom loop (strategy.run)."
     )

@@ -6,7 +6,8 @@ Python side. The first pass streams: the JVM runs at most ``num_slots`` windows 
 once the last array viewing it is gone (backpressure). A script that keeps arrays of every window but one (a list of
 batches, a deep shuffle buffer) would leave the JVM nothing to write into: that window comes as a copy instead, handed
 back at once, so the feed never stalls. Later passes (epochs) replay the spill file, optionally in a
-shuffled order of batches, without reading Spark again.
+shuffled order of batches, without reading Spark again. A pass begun before the first one ended (Keras 3's ``fit``
+peeks at a batch with an iterator it drops) replays what the first read and takes its stream over.
 """
 
 import json
@@ -48,8 +49,10 @@ class _Feed:
         ]
         self.windows: Optional[list] = None  # (index, rows) of every window, once the first pass has ended
         self.lock = threading.Lock()
+        self.reading = threading.Lock()  # held by the pass that reads the socket, while it reads
         self.sock: Optional[socket.socket] = None
-        self.streaming = False
+        self.seen: list = []  # (index, rows) of the windows streamed so far
+        self.reader: Optional[object] = None  # the pass that reads the stream now
         self.num_slots = descriptor["num_slots"]
         self.held: set = set()  # windows still viewed by arrays of the script
         self.warned = False
@@ -98,17 +101,39 @@ class _Feed:
             yield arrays
 
     def _stream(self) -> Iterator[dict]:
-        if self.streaming:
-            raise RuntimeError("spindle.data: a second pass started before the first one (which streams) ended")
-        self.streaming = True
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.d["socket"])
-        seen = []
+        # A pass that starts while an earlier one streams takes the stream over: it replays the windows read so far
+        # (they stay in the file), then reads on; the earlier pass ends when next resumed. Keras 3's fit reads a first
+        # batch to build the model with an iterator it then drops (tf.data may still be prefetching through it), and
+        # starts the epoch with a new one. One pass at a time reads the socket (`reading`), the newest.
+        me = object()
+        with self.lock:
+            self.reader = me
+            if self.sock is None:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(self.d["socket"])
+        position = 0
         while True:
-            index, rows = self._recv()
-            if index == _END:
-                break
+            with self.reading:
+                if self.reader is not me:
+                    return
+                fresh = position == len(self.seen)
+                if not fresh:
+                    index, rows = self.seen[position]
+                elif self.windows is not None:
+                    return
+                else:
+                    index, rows = self._recv()
+                    if index == _END:
+                        self.windows = self.seen
+                        return
+                    self.seen.append((index, rows))
+            position += 1
             base, arrays = self._map(index, rows)
+            if not fresh:
+                del base  # read again from the file; the pass that streamed it holds or released it
+                yield arrays
+                del arrays
+                continue
             with self.lock:
                 last = len(self.held) + 1 >= self.num_slots
                 if not last:
@@ -130,10 +155,8 @@ class _Feed:
                 # The window goes back to the JVM once no array views it any more (TensorFlow may hold some).
                 weakref.finalize(base, self._release, index)
                 del base
-            seen.append((index, rows))
             yield arrays
             del arrays
-        self.windows = seen
 
 
 _feed: Optional[_Feed] = None

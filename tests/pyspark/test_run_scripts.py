@@ -99,6 +99,8 @@ def test_a_keras_3_fit_under_mwms_fails_at_once_saying_what_to_do_and_the_sessio
     message = str(failure.value)
     assert "Keras 3" in message and "does not run model.fit under MultiWorkerMirroredStrategy" in message, message
     assert "TF_USE_LEGACY_KERAS=1" in message and "tf_keras" in message, message
+    # And the way that trains Keras 3 itself across executors.
+    assert "KERAS_BACKEND" in message and "keras.distribution.initialize()" in message, message
     # Raised by fit before its first step, from the script's own line.
     assert "multi_worker_model.fit(multi_worker_dataset, epochs=3, steps_per_epoch=70)" in message, message
     # A guard against a hang or a crash left to time out, not a speed target.

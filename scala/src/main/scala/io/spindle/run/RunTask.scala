@@ -79,7 +79,7 @@ final class RunTask(job: RunJob) extends (Iterator[InternalRow] => Iterator[Arra
         "PYTHONUNBUFFERED" -> "1",
         "SPINDLE_RUN_DIR" -> scratch.toString,
         "SPINDLE_RANK" -> rank.toString
-      )
+      ) ++ RunTask.kerasDistribution(spec, addresses, rank)
       Files.write(scratch.resolve("payload.bin"), spec.payload)
       // A reader's feed, with where each input lies in its windows.
       val layout = if (spec.readers.contains(rank) && job.inputs.nonEmpty) {
@@ -199,6 +199,23 @@ object RunTask {
     task.put("type", role)
     task.put("index", index)
     mapper.writeValueAsString(root)
+  }
+
+  /** The variables `keras.distribution.initialize()` reads (Keras 3 on JAX, docs/keras3.md) for a process that trains
+    * in sync, the chief and the workers of a cluster without parameter servers; none for the others. The job's
+    * processes are those tasks in rank order; the first's address, a port its task holds, is JAX's coordinator, which
+    * binds it as TensorFlow's server would (gRPC sets SO_REUSEPORT): a JAX process starts no TensorFlow server.
+    */
+  def kerasDistribution(spec: RunSpec, addresses: Seq[String], rank: Int): Map[String, String] = {
+    val synchronous = if (spec.ps > 0) Nil else spec.readers
+    val processId = synchronous.indexOf(rank)
+    if (processId < 0) Map.empty
+    else
+      Map(
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES" -> synchronous.map(addresses).mkString(","),
+        "KERAS_DISTRIBUTION_NUM_PROCESSES" -> synchronous.size.toString,
+        "KERAS_DISTRIBUTION_PROCESS_ID" -> processId.toString
+      )
   }
 
   /** What `spindle.data` reads to map the feed: files, batch, agreed steps and where each array lies in a window. */
