@@ -8,12 +8,12 @@ import org.scalatest.funsuite.AnyFunSuite
 class KerasDistributionSuite extends AnyFunSuite {
 
   private def spec(extra: String) = RunSpec.parse(s"""{"command": ["python"], "payload": "", $extra}""")
-  private def addresses(n: Int) = (0 until n).map(r => s"10.0.0.$r:${7000 + r}")
+  private def addresses(n: Int) = (0 until n).map(r => s"127.0.0.1:${7000 + r}")
 
   test("every worker of an MWMS-shaped run is a JAX process, in rank order, worker 0's address first") {
     val two = spec(""""workers": 2""")
     val env = (0 until 2).map(r => RunTask.kerasDistribution(two, addresses(2), r))
-    assert(env.map(_("KERAS_DISTRIBUTION_JOB_ADDRESSES")).distinct == Seq("10.0.0.0:7000,10.0.0.1:7001"))
+    assert(env.map(_("KERAS_DISTRIBUTION_JOB_ADDRESSES")).distinct == Seq("127.0.0.1:7000,127.0.0.1:7001"))
     assert(env.map(_("KERAS_DISTRIBUTION_NUM_PROCESSES")) == Seq("2", "2"))
     assert(env.map(_("KERAS_DISTRIBUTION_PROCESS_ID")) == Seq("0", "1"))
   }
@@ -23,7 +23,7 @@ class KerasDistributionSuite extends AnyFunSuite {
     assert(withChief.roles == Seq("chief" -> 0, "worker" -> 0, "worker" -> 1, "evaluator" -> 0))
     val env = (0 until 4).map(r => RunTask.kerasDistribution(withChief, addresses(4), r))
     assert(env.take(3).map(_("KERAS_DISTRIBUTION_PROCESS_ID")) == Seq("0", "1", "2"))
-    assert(env(0)("KERAS_DISTRIBUTION_JOB_ADDRESSES") == "10.0.0.0:7000,10.0.0.1:7001,10.0.0.2:7002")
+    assert(env(0)("KERAS_DISTRIBUTION_JOB_ADDRESSES") == "127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002")
     assert(env(3).isEmpty)
   }
 
