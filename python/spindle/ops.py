@@ -14,12 +14,11 @@ neither TensorFlow nor tensorflow-text.
 
 import importlib.metadata
 import os
-from typing import List
 
 __all__ = ["tensorflow_text", "wheel_op_libraries"]
 
 
-def wheel_op_libraries(distribution: str, folder: str) -> List[str]:
+def wheel_op_libraries(distribution: str, folder: str) -> list[str]:
     """The op libraries (``*.so``) an installed wheel holds under ``folder``.
 
     Parameters
@@ -54,7 +53,7 @@ def wheel_op_libraries(distribution: str, folder: str) -> List[str]:
     return paths
 
 
-def tensorflow_text() -> List[str]:
+def tensorflow_text() -> list[str]:
     """The op libraries of the installed tensorflow-text wheel (``tensorflow_text/python/ops/*.so``).
 
     Pass the list to ``setOpLibraries``; every tokenizer's library is in it, and each is loaded once per JVM.

@@ -6,9 +6,8 @@ import json
 import os
 
 import pytest
-from conftest import FIXTURES
-
 import spindle.ops
+from conftest import FIXTURES
 from spindle.ml import SpindleModel
 
 MASTER = "local[2]"

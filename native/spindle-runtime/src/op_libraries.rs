@@ -80,7 +80,7 @@ impl Wheel {
             };
             for entry in entries.flatten() {
                 let dir = entry.path();
-                if !dir.extension().is_some_and(|e| e == "dist-info") {
+                if dir.extension().is_none_or(|e| e != "dist-info") {
                     continue;
                 }
                 let record = fs::read_to_string(dir.join("RECORD")).unwrap_or_default();
