@@ -24,8 +24,8 @@ import io.spindle.proto.ModelConfig
 object ModelCache {
 
   /** A session's settings. `gpus`: the CUDA ids Spark assigned the task (see [[gpusOfTask]]); tasks that hold different
-    * GPUs get sessions of their own. `opLibraries`: the names [[OpLibraries.ship]] gave the op libraries the model
-    * needs, loaded before the model in whichever JVM loads it.
+    * GPUs get sessions of their own. `opLibraries`: the qualified paths [[OpLibraries.ship]] returned for the op
+    * libraries the model needs, loaded before the model in whichever JVM loads it.
     */
   final case class Key(
       localPath: String,
