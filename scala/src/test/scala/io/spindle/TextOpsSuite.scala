@@ -84,7 +84,7 @@ class TextOpsSuite extends SpindleTestBase {
   }
 
   test("a library from a wheel built for another TensorFlow is a typed error naming both versions") {
-    val site = Files.createTempDirectory("spindle-old-wheel")
+    val site = tempDir("spindle-old-wheel")
     val dist = Files.createDirectories(site.resolve("tensorflow_text-2.20.1.dist-info"))
     val so = Files.createDirectories(site.resolve("tensorflow_text/python/ops")).resolve("_old.so")
     Files.write(so, "built for TensorFlow 2.20".getBytes("UTF-8"))
