@@ -71,6 +71,45 @@ class TextOpsSuite extends SpindleTestBase {
     assert(e.getMessage.contains("opLibraries"), e.getMessage)
   }
 
+  /** A wheel zipped from the installed tensorflow-text's whitespace library and dist-info, laid out as `pip download`
+    * gives it (one library only: all 22 weigh 167 MB). Spark ships files by name, so each wheel has a name of its own.
+    */
+  private def wheel(name: String, metadata: Option[String]): String = {
+    val dir = tempDir("spindle-whl")
+    val site = ops.getParent.getParent.getParent
+    val distInfo = Files.list(site).iterator().asScala.find(_.getFileName.toString.startsWith("tensorflow_text-")).get
+    val whl = dir.resolve(s"tensorflow_text-$name-py3-none-any.whl")
+    val zip = new java.util.zip.ZipOutputStream(Files.newOutputStream(whl))
+    def add(name: String, bytes: Array[Byte]): Unit = {
+      zip.putNextEntry(new java.util.zip.ZipEntry(name))
+      zip.write(bytes)
+      zip.closeEntry()
+    }
+    zip.setLevel(java.util.zip.Deflater.NO_COMPRESSION)
+    val so = "_whitespace_tokenizer_v2.so"
+    add(s"tensorflow_text/python/ops/$so", Files.readAllBytes(ops.resolve(so)))
+    val info = distInfo.getFileName.toString
+    add(s"$info/RECORD", Files.readAllBytes(distInfo.resolve("RECORD")))
+    add(
+      s"$info/METADATA",
+      metadata.map(_.getBytes("UTF-8")).getOrElse(Files.readAllBytes(distInfo.resolve("METADATA")))
+    )
+    zip.close()
+    whl.toString
+  }
+
+  test("a wheel built for another TensorFlow (.whl in opLibraries) is a typed error naming both versions") {
+    val old = "Name: tensorflow-text\nVersion: 2.20.1\nRequires-Dist: tensorflow<2.21,>=2.20.0\n"
+    val whl = wheel("2.20.1", Some(old))
+    val e = intercept[SpindleOpLibraryException](model("whitespace", whl).describeSignature())
+    assert(e.getMessage.contains("tensorflow-text 2.20.1"), e.getMessage)
+    assert(e.getMessage.contains("TensorFlow 2.21.0"), e.getMessage)
+  }
+
+  test("a tensorflow-text wheel (.whl in opLibraries) loads its op libraries: the whitespace tokenizer equals Python") {
+    checkAgainstPython("whitespace", model("whitespace", wheel("2.21.1", None)))
+  }
+
   test("whitespace tokenizer (opLibraries) equals Python's tokens") {
     checkAgainstPython("whitespace", model("whitespace", library("_whitespace_tokenizer_v2.so")))
   }

@@ -13,8 +13,9 @@ import org.slf4j.LoggerFactory
 import io.spindle.{NativeLoader, SpindleOpLibraryException}
 import io.spindle.jni.NativeRuntime
 
-/** Custom op libraries (`opLibraries`, `spindle.opLibraries`): shipped as Spark ships any file (`sc.addFile`, then
-  * `SparkFiles.get` in each JVM), and loaded into TensorFlow before a model in every JVM that loads one.
+/** Custom op libraries (`opLibraries`, `spindle.opLibraries`; a `.whl` stands for the op libraries it holds): shipped
+  * as Spark ships any file (`sc.addFile`, then `SparkFiles.get` in each JVM), and loaded into TensorFlow before a model
+  * in every JVM that loads one.
   *
   * The driver loads each library from the path the user gave when it is local, so that the native side finds the wheel
   * the library belongs to (its `*.dist-info`) and checks the TensorFlow version it was built for; shipped copies lie
@@ -94,8 +95,10 @@ object OpLibraries {
     )
   }
 
+  // A wheel stands for the op libraries it holds (see OpLibraryWheel).
   private def load(local: String): Unit = {
     NativeLoader.ensureLoaded()
-    log.info(NativeRuntime.loadOpLibrary(local))
+    val libraries = if (OpLibraryWheel.isWheel(local)) OpLibraryWheel.libraries(local) else Seq(local)
+    libraries.foreach(l => log.info(NativeRuntime.loadOpLibrary(l)))
   }
 }
