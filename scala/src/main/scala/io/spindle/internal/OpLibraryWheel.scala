@@ -31,7 +31,8 @@ private[internal] object OpLibraryWheel {
   }
 
   private def extract(local: String, site: Path): Seq[String] = {
-    site.toFile.deleteOnExit()
+    // deleteOnExit removes empty folders only; the libraries stay mapped until the JVM ends, so the tree goes then.
+    sys.addShutdownHook(deleteTree(site))
     val zip =
       try new ZipFile(local)
       catch { case e: java.io.IOException => throw new SpindleOpLibraryException(s"wheel $local is no zip", e) }
@@ -59,4 +60,11 @@ private[internal] object OpLibraryWheel {
       libraries.sorted
     } finally zip.close()
   }
+
+  private def deleteTree(root: Path): Unit =
+    if (Files.exists(root)) {
+      val walk = Files.walk(root)
+      try walk.iterator().asScala.toSeq.reverse.foreach(p => Files.deleteIfExists(p))
+      finally walk.close()
+    }
 }
