@@ -15,3 +15,10 @@ tf_keras="2.21.0"
 if ! "$root/.venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('tf-keras') != '$tf_keras')" 2>/dev/null; then
   "$root/.venv/bin/pip" install -q --disable-pip-version-check --no-deps "tf-keras==$tf_keras"
 fi
+# tensorflow-text (its op libraries, for tests/fixtures/make_text_ops.py and the suites that load them through
+# opLibraries): --no-deps as well, since it requires `tensorflow`, which would install a second TensorFlow beside
+# tensorflow-cpu. sentencepiece (requirements.txt) trains the fixtures' tiny SentencePiece model.
+tf_text="2.21.1"
+if ! "$root/.venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('tensorflow-text') != '$tf_text')" 2>/dev/null; then
+  "$root/.venv/bin/pip" install -q --disable-pip-version-check --no-deps "tensorflow-text==$tf_text"
+fi

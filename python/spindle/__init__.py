@@ -12,6 +12,7 @@
 * :func:`jars` and :func:`session`: the jars a PySpark session needs, and a session that has them.
 * :mod:`spindle.ml`: ``SpindleModel`` and ``SpindleEstimator``, PySpark ML stages over the JVM's own (also reachable as
   ``spindle.SpindleModel``, ``spindle.SpindleEstimator``).
+* :mod:`spindle.ops`: the op libraries of installed wheels (tensorflow-text) for the stages' ``opLibraries``.
 * :mod:`spindle.keras`: exports Keras models as SavedModels Spindle can run and train (needs TensorFlow).
 
 Importing this package needs neither PySpark nor TensorFlow; :mod:`spindle.ml` needs PySpark.

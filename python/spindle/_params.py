@@ -96,6 +96,15 @@ class _SpindleParams(Params):
         TypeConverters.toInt,
     )
 
+    opLibraries = Param(
+        Params._dummy(),
+        "opLibraries",
+        "custom op libraries (.so, on any Hadoop FileSystem or local) that the model's ops need, e.g. "
+        "tensorflow-text's: shipped to the executors and loaded into TensorFlow once per JVM before the model "
+        "(see docs/custom-ops.md)",
+        TypeConverters.toListString,
+    )
+
     outputCols = Param(
         Params._dummy(),
         "outputCols",
@@ -191,6 +200,12 @@ class _SpindleParams(Params):
 
     def setNumSlots(self: _S, value: int) -> _S:
         return self._set(numSlots=value)
+
+    def getOpLibraries(self) -> list[str]:
+        return self.getOrDefault(self.opLibraries)
+
+    def setOpLibraries(self: _S, value: list[str]) -> _S:
+        return self._set(opLibraries=value)
 
     def getOutputCols(self) -> dict[str, str]:
         return self.getOrDefault(self.outputCols)

@@ -41,12 +41,14 @@ const NATIVE: &str = "io/spindle/SpindleNativeException";
 const CHECKPOINT: &str = "io/spindle/SpindleCheckpointException";
 const TRAINING: &str = "io/spindle/SpindleTrainingException";
 const IO: &str = "io/spindle/SpindleIOException";
+const OP_LIBRARY: &str = "io/spindle/SpindleOpLibraryException";
 
 fn class_and_message(e: &JniError) -> (&'static str, String) {
     match e {
         JniError::Runtime(RuntimeError::Model(m)) => (MODEL, m.clone()),
         JniError::Runtime(RuntimeError::Input(m)) => (INPUT, m.clone()),
         JniError::Runtime(RuntimeError::Cluster(m)) => (CLUSTER, m.clone()),
+        JniError::Runtime(RuntimeError::OpLibrary(m)) => (OP_LIBRARY, m.clone()),
         JniError::Runtime(RuntimeError::Native(m)) => (NATIVE, m.clone()),
         JniError::Runtime(RuntimeError::Checkpoint(m)) => (CHECKPOINT, m.clone()),
         JniError::Runtime(RuntimeError::Training(m)) => (TRAINING, m.clone()),

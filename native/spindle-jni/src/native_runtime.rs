@@ -9,6 +9,7 @@ use jni::sys::{jbyteArray, jint, jlong, jobject, jstring};
 use jni::JNIEnv;
 use prost::Message;
 use spindle_proto::spindle::{FeederConfig, ModelConfig, ScriptFeedConfig, TrainerConfig};
+use spindle_runtime::op_libraries::{self, Loaded};
 use spindle_runtime::rendezvous::RendezvousCanceller;
 use spindle_runtime::{Acquired, Feeder, Model, Rendezvous, ScriptFeed, Trainer};
 
@@ -129,6 +130,33 @@ pub extern "system" fn Java_io_spindle_jni_NativeRuntime_loadModel<'l>(
     config: JByteArray<'l>,
 ) -> jlong {
     guard(&mut env, 0, |env| inner_load_model(env, &config))
+}
+
+fn inner_load_op_library(env: &mut JNIEnv, path: &JString) -> Result<jstring> {
+    let path: String = env.get_string(path)?.into();
+    let said = match op_libraries::load(std::path::Path::new(&path))? {
+        Loaded::Now { ops } => format!(
+            "loaded op library {path}: {} ops ({})",
+            ops.len(),
+            ops.join(", ")
+        ),
+        Loaded::Already(first) => format!(
+            "op library {path} is loaded already (as {})",
+            first.display()
+        ),
+    };
+    Ok(env.new_string(said)?.into_raw())
+}
+
+#[no_mangle]
+pub extern "system" fn Java_io_spindle_jni_NativeRuntime_loadOpLibrary<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    path: JString<'l>,
+) -> jstring {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        inner_load_op_library(env, &path)
+    })
 }
 
 fn inner_model_info(env: &mut JNIEnv, model: jlong) -> Result<jbyteArray> {

@@ -12,6 +12,10 @@ pub enum Error {
     /// The data handed in does not fit the model (dtype, shape, row count, slot state).
     #[error("{0}")]
     Input(String),
+    /// An op library (`opLibraries`) cannot be loaded: unreadable, built for another TensorFlow (the
+    /// message names both versions), or refused by TensorFlow's loader.
+    #[error("{0}")]
+    OpLibrary(String),
     /// Cluster or peer trouble (rendezvous, network).
     #[error("{0}")]
     Cluster(String),

@@ -5,6 +5,8 @@
 //! - [`model`]: a loaded SavedModel and what its signatures offer.
 //! - [`loader`]: a SavedModel loaded into a session placed as the task needs, over `tf`; `saved_model_import`
 //!   (internal) imports a graph onto a device of our choosing.
+//! - [`op_libraries`]: custom op libraries (tensorflow-text's) checked against the running TensorFlow and
+//!   loaded once per process.
 //! - [`placement`]: the device a session's graph runs on, from the GPUs Spark gave the task.
 //! - [`error`]: the one error type, whose variant says which layer is at fault.
 //! - `layout` (internal): where each input lies in a batch buffer and the bytes of a slot, pure arithmetic.
@@ -52,6 +54,7 @@ mod liveness;
 pub mod loader;
 mod mesh;
 pub mod model;
+pub mod op_libraries;
 pub mod placement;
 mod progress;
 pub mod rendezvous;

@@ -65,9 +65,20 @@ pub fn load(
         import(dir, tags, &options, &placement.device)
     }
     .map_err(|e| match e {
-        Error::Model(m) => Error::Model(format!(
-            "SavedModel {shown} failed to load (tags {tags:?}){on_gpus}: {m}"
-        )),
+        Error::Model(m) => {
+            // An op that no loaded library registers (tensorflow-text's, a user's own): the message names it;
+            // the hint names the Param that loads libraries. Only the hint reads the text, never the class.
+            let hint = if m.contains("Op type not registered") {
+                " (the model uses an op that is not built into TensorFlow: load the library that registers it \
+                 with the opLibraries Param or the spindle.opLibraries conf, e.g. \
+                 spindle.ops.tensorflow_text() for tensorflow-text's ops; see docs/custom-ops.md)"
+            } else {
+                ""
+            };
+            Error::Model(format!(
+                "SavedModel {shown} failed to load (tags {tags:?}){on_gpus}: {m}{hint}"
+            ))
+        }
         other => other,
     })?;
     let seen = if gpus.is_empty() {

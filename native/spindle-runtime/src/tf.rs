@@ -699,3 +699,53 @@ impl Drop for SavedModel {
         }
     }
 }
+
+/// The version of the TensorFlow library this process runs (`TF_Version()`, e.g. `2.21.0`).
+pub fn version() -> String {
+    // SAFETY: TF_Version returns a static NUL-terminated string.
+    unsafe { CStr::from_ptr(tf::TF_Version()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The two fields of TensorFlow's `OpList` a loaded library is described by: its ops' names (prost skips
+/// the rest of each `OpDef`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct OpList {
+    #[prost(message, repeated, tag = "1")]
+    op: Vec<OpName>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct OpName {
+    #[prost(string, tag = "1")]
+    name: String,
+}
+
+/// Loads an op library into this process (`TF_LoadLibrary`): its ops and kernels join TensorFlow's global
+/// registries for the life of the process. Returns the names of the ops it registered, or TensorFlow's
+/// message. The library handle is kept (leaked): TensorFlow never unloads a library, and deleting the handle
+/// would only free the `OpList` it holds.
+pub fn load_library(path: &Path) -> std::result::Result<Vec<String>, String> {
+    quiet_tensorflow();
+    let c_path = CString::new(path.to_string_lossy().as_bytes())
+        .map_err(|_| "the path contains a NUL byte".to_string())?;
+    let status = Status::new();
+    // SAFETY: c_path and status are live for the call; TensorFlow copies the path.
+    let library = unsafe { tf::TF_LoadLibrary(c_path.as_ptr(), status.0) };
+    status.check(Error::Native).map_err(|e| e.to_string())?;
+    if library.is_null() {
+        return Err("TF_LoadLibrary returned no library".into());
+    }
+    // SAFETY: library is a live handle; the buffer it returns stays owned by the handle, which we never delete.
+    let ops = unsafe {
+        let buffer = tf::TF_GetOpList(library);
+        if buffer.data.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(buffer.data as *const u8, buffer.length)
+        }
+    };
+    let list = OpList::decode(ops).map_err(|e| format!("its OpList does not decode: {e}"))?;
+    Ok(list.op.into_iter().map(|o| o.name).collect())
+}

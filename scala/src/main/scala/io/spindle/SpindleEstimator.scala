@@ -21,6 +21,7 @@ import io.spindle.internal.{
   Export,
   InputPlan,
   ModelCache,
+  OpLibraries,
   Plan,
   Progress,
   Secrets,
@@ -293,7 +294,8 @@ class SpindleEstimator(override val uid: String)
     val taskCpus = spark.sparkContext.getConf.getInt("spark.task.cpus", 1)
     val intra = if (getIntraOpThreads > 0) getIntraOpThreads else taskCpus
     val inter = if (getInterOpThreads > 0) getInterOpThreads else taskCpus
-    ModelCache.Key("", getTags.toSeq, intra, inter)
+    val libraries = OpLibraries.ship(spark.sparkContext, getOpLibraries.toSeq)
+    ModelCache.Key("", getTags.toSeq, intra, inter, opLibraries = libraries)
   }
 
   override def copy(extra: ParamMap): SpindleEstimator = {

@@ -11,7 +11,7 @@ import org.apache.spark.sql.{DataFrame, Dataset, SparkSession, SpindleSqlShim}
 import org.apache.spark.sql.types.StructType
 import org.apache.spark.util.SerializableConfiguration
 
-import io.spindle.internal.{InferenceIterator, MemoryBudget, ModelCache, Plan, TensorType}
+import io.spindle.internal.{InferenceIterator, MemoryBudget, ModelCache, OpLibraries, Plan, TensorType}
 
 /** Batch inference with any TensorFlow SavedModel, as a Spark ML `Model`.
   *
@@ -105,7 +105,8 @@ class SpindleModel(override val uid: String)
     val conf = spark.sparkContext.getConf
     val intra = if (getIntraOpThreads > 0) getIntraOpThreads else conf.getInt("spark.task.cpus", 1)
     val inter = if (getInterOpThreads > 0) getInterOpThreads else MemoryBudget.concurrentTasks(conf)
-    ModelCache.Key(localPath, getTags.toSeq, intra, inter)
+    val libraries = OpLibraries.ship(spark.sparkContext, getOpLibraries.toSeq)
+    ModelCache.Key(localPath, getTags.toSeq, intra, inter, opLibraries = libraries)
   }
 
   override def copy(extra: ParamMap): SpindleModel = defaultCopy(extra)

@@ -72,6 +72,13 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
 
   final val tags = new StringArrayParam(this, "tags", "MetaGraph tags to load")
 
+  final val opLibraries = new StringArrayParam(
+    this,
+    "opLibraries",
+    "custom op libraries (.so, on any Hadoop FileSystem or local) that the model's ops need, e.g. tensorflow-text's:" +
+      " shipped to the executors and loaded into TensorFlow once per JVM before the model (see docs/custom-ops.md)"
+  )
+
   final val imageChannelOrder = new Param[String](
     this,
     "imageChannelOrder",
@@ -125,6 +132,7 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
     intraOpThreads -> 0,
     interOpThreads -> 0,
     tags -> Array("serve"),
+    opLibraries -> Array.empty[String],
     nestedOutputs -> false,
     imageChannelOrder -> "BGR"
   )
@@ -138,6 +146,7 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
   def getIntraOpThreads: Int = $(intraOpThreads)
   def getInterOpThreads: Int = $(interOpThreads)
   def getTags: Array[String] = $(tags)
+  def getOpLibraries: Array[String] = $(opLibraries)
   def getNestedOutputs: Boolean = $(nestedOutputs)
   def getImageChannelOrder: String = $(imageChannelOrder)
   def getBinaryOutputs: Array[String] = $(binaryOutputs)
@@ -158,6 +167,7 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
   def setIntraOpThreads(value: Int): Stage = set(intraOpThreads, value)
   def setInterOpThreads(value: Int): Stage = set(interOpThreads, value)
   def setTags(value: Array[String]): Stage = set(tags, value)
+  def setOpLibraries(value: Array[String]): Stage = set(opLibraries, value)
   def setNestedOutputs(value: Boolean): Stage = set(nestedOutputs, value)
   def setImageChannelOrder(value: String): Stage = set(imageChannelOrder, value)
   def setBinaryOutputs(value: Array[String]): Stage = set(binaryOutputs, value)

@@ -33,6 +33,16 @@ public final class NativeRuntime {
   public static native byte[] nextLogs(long timeoutMs, int maxLines);
 
   /**
+   * Loads a custom op library into this process's TensorFlow, once per content, after checking the TensorFlow
+   * version its wheel was built for.
+   *
+   * @param path a local path to the library's {@code .so}
+   * @return a line saying what was done (the ops it registered, or where it was loaded from before), for the log
+   * @throws io.spindle.SpindleOpLibraryException unreadable, built for another TensorFlow, or refused by TensorFlow
+   */
+  public static native String loadOpLibrary(String path);
+
+  /**
    * Loads a SavedModel into a new TensorFlow session.
    *
    * @param modelConfig serialized {@code spindle.ModelConfig}

@@ -24,14 +24,16 @@ import io.spindle.proto.ModelConfig
 object ModelCache {
 
   /** A session's settings. `gpus`: the CUDA ids Spark assigned the task (see [[gpusOfTask]]); tasks that hold different
-    * GPUs get sessions of their own.
+    * GPUs get sessions of their own. `opLibraries`: the qualified paths [[OpLibraries.ship]] returned for the op
+    * libraries the model needs, loaded before the model in whichever JVM loads it.
     */
   final case class Key(
       localPath: String,
       tags: Seq[String],
       intraOpThreads: Int,
       interOpThreads: Int,
-      gpus: Seq[String] = Nil
+      gpus: Seq[String] = Nil,
+      opLibraries: Seq[String] = Nil
   )
 
   /** The GPUs Spark assigned the running task (`spark.task.resource.gpu.amount`), none outside a task. */
@@ -63,6 +65,7 @@ object ModelCache {
 
   private def load(key: Key): LoadedModel = {
     NativeLoader.ensureLoaded()
+    OpLibraries.loadShipped(key.opLibraries)
     val config = ModelConfig
       .newBuilder()
       .setPath(key.localPath)

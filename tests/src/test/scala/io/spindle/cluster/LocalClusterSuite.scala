@@ -1,5 +1,7 @@
 package io.spindle.cluster
 
+import scala.jdk.CollectionConverters._
+
 import org.apache.spark.sql.functions.col
 
 import io.spindle.{SpindleInputException, SpindleModel}
@@ -23,6 +25,29 @@ class LocalClusterSuite extends ClusterSuite {
     val pids = where.map(_._1).toSet
     assert(!pids.contains(ProcessHandle.current().pid()))
     assert(pids.size == 2, s"both executors scored (pids: $pids)")
+  }
+
+  test("op libraries ship to executor JVMs (sc.addFile) and load there before the model") {
+    val s = spark
+    import s.implicits._
+    val site = java.nio.file.Files
+      .list(repoRoot.resolve(".venv/lib"))
+      .iterator()
+      .asScala
+      .map(_.resolve("site-packages/tensorflow_text/python/ops"))
+      .find(java.nio.file.Files.isDirectory(_))
+      .getOrElse(fail("tensorflow-text is not in .venv: run ci/setup-python.sh"))
+    val model = SpindleModel
+      .fromSavedModel(fixture("text_ops/whitespace"))
+      .setOpLibraries(Array(site.resolve("_whitespace_tokenizer_v2.so").toString))
+    val texts = (0 until 400).map(i => s"row $i  of\ttext ${"x" * (i % 7)}")
+    val scored = model.transform(texts.toDF("text").repartition(4))
+    // Tasks run on the executor JVMs only (local-cluster). TextOpsSuite compares this model with Python; here ASCII
+    // whitespace splitting is the reference.
+    scored.select("text", "tokens", "count").collect().foreach { r =>
+      val want = r.getString(0).split("\\s+").filter(_.nonEmpty).toSeq
+      assert(r.getSeq[String](1).take(r.getLong(2).toInt) == want, r.getString(0))
+    }
   }
 
   test("a bad row on an executor reaches the driver as a typed exception") {
