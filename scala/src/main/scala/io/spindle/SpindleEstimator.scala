@@ -142,9 +142,12 @@ class SpindleEstimator(override val uid: String)
       MlflowLog.start(uri, experiment, uid, mlflowParams, log)
     }
     // Epochs logged while training ran, with their values: the summary's epochs that differ go again at the end.
-    val logged = new java.util.concurrent.ConcurrentHashMap[Long, (Double, Map[String, Double])]()
+    // Compared by their bits, so that a NaN loss equals itself and goes once.
+    val logged = new java.util.concurrent.ConcurrentHashMap[Long, (Long, Map[String, Long])]()
     def logEpoch(epoch: Long, loss: Double, validation: Map[String, Double]): Unit = mlflow.foreach { m =>
-      if (logged.put(epoch, (loss, validation)) != ((loss, validation))) {
+      val bits = java.lang.Double.doubleToLongBits _
+      val values = (bits(loss), validation.map { case (k, v) => k -> bits(v) })
+      if (logged.put(epoch, values) != values) {
         m.metric("loss", loss, epoch)
         validation.toSeq.sortBy(_._1).foreach { case (k, v) => m.metric(k, v, epoch) }
       }

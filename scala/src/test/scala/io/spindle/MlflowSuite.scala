@@ -114,6 +114,22 @@ class MlflowSuite extends SpindleTestBase {
     assert(server.runs(name).head.path("info").path("status").asText == "FINISHED")
   }
 
+  test("a non-finite epoch loss is logged as such, and a failed fit ends its run FAILED") {
+    val data = synthetic(400).withColumn("target", org.apache.spark.sql.functions.col("digit").cast("float"))
+    def diverging(experiment: String) = estimator(experiment)
+      .setModelPath(fixture("diverging_regression"))
+      .setInputCols(Map("features" -> "pixels", "labels" -> "target"))
+      .setBatchSize(20)
+    val summary = diverging("diverging").setTerminateOnNaN(false).fit(data).summary
+    val Seq(run) = server.runs("diverging")
+    val logged = server.history(run.path("info").path("run_id").asText, "loss")
+    assert(logged.map(_._1) == Seq(1L) && summary.epochs.map(_.loss).exists(l => l.isNaN || l.isInfinite))
+    val (got, want) = (logged.head._2, summary.epochs.head.loss)
+    assert((got.isNaN && want.isNaN) || got == want, s"$logged vs ${summary.epochs}")
+    failureOf[SpindleTrainingException](diverging("terminated").fit(data))
+    assert(server.runs("terminated").map(_.path("info").path("status").asText) == Seq("FAILED"))
+  }
+
   test("an unreachable tracking URI fails fit before any job, naming the URI") {
     val closed = new MlflowServer(Paths.get("mlflow"), tempDir("unused")).uri
     val e =

@@ -105,7 +105,9 @@ private[spindle] final class MlflowLog private (
     val body = rest.json.createObjectNode().put("run_id", runId)
     val metrics = body.putArray("metrics")
     batch.foreach { m =>
-      metrics.addObject().put("key", m.key).put("value", m.value).put("timestamp", m.timestamp).put("step", m.step)
+      val metric = metrics.addObject().put("key", m.key).put("timestamp", m.timestamp).put("step", m.step)
+      // JSON has no NaN or infinity: protobuf's JSON form (what the server parses) spells them as strings.
+      if (m.value.isNaN || m.value.isInfinite) metric.put("value", m.value.toString) else metric.put("value", m.value)
     }
     rest.post("runs/log-batch", body)
   }
