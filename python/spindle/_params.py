@@ -369,6 +369,23 @@ class _SpindleTrainingParams(_SpindleParams):
         TypeConverters.toInt,
     )
 
+    mlflowExperiment = Param(
+        Params._dummy(),
+        "mlflowExperiment",
+        "name of the MLflow experiment the run goes to, created when missing; unset: the driver's "
+        "MLFLOW_EXPERIMENT_NAME, if any, else MLflow's default experiment (id 0)",
+        TypeConverters.toString,
+    )
+
+    mlflowTrackingUri = Param(
+        Params._dummy(),
+        "mlflowTrackingUri",
+        "MLflow tracking server (http:// or https://) that fit logs a run to: the Params, every epoch's loss "
+        "and validation metrics, the exported SavedModel and the fitted stage (docs/mlflow.md); unset: the "
+        "driver's MLFLOW_TRACKING_URI, if any, else no MLflow",
+        TypeConverters.toString,
+    )
+
     numWorkers = Param(
         Params._dummy(),
         "numWorkers",
@@ -532,6 +549,18 @@ class _SpindleTrainingParams(_SpindleParams):
 
     def setMinWorkers(self: _T, value: int) -> _T:
         return self._set(minWorkers=value)
+
+    def getMlflowExperiment(self) -> str:
+        return self.getOrDefault(self.mlflowExperiment)
+
+    def setMlflowExperiment(self: _T, value: str) -> _T:
+        return self._set(mlflowExperiment=value)
+
+    def getMlflowTrackingUri(self) -> str:
+        return self.getOrDefault(self.mlflowTrackingUri)
+
+    def setMlflowTrackingUri(self: _T, value: str) -> _T:
+        return self._set(mlflowTrackingUri=value)
 
     def getNumWorkers(self) -> int:
         return self.getOrDefault(self.numWorkers)

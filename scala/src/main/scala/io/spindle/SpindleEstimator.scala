@@ -1,11 +1,12 @@
 package io.spindle
 
 import scala.jdk.CollectionConverters._
+import scala.util.control.NonFatal
 
 import com.google.protobuf.ByteString
 import org.apache.hadoop.fs.{Path => HPath}
 import org.apache.spark.ml.Estimator
-import org.apache.spark.ml.param.ParamMap
+import org.apache.spark.ml.param.{Param, ParamMap}
 import org.apache.spark.ml.util.{DefaultParamsReadable, DefaultParamsWritable, Identifiable}
 import org.apache.spark.sql.{DataFrame, Dataset, SparkSession, SpindleSqlShim}
 import org.apache.spark.sql.catalyst.InternalRow
@@ -20,6 +21,8 @@ import io.spindle.internal.{
   Elastic,
   Export,
   InputPlan,
+  MlflowLog,
+  MlflowModel,
   ModelCache,
   OpLibraries,
   Plan,
@@ -134,15 +137,37 @@ class SpindleEstimator(override val uid: String)
     log.info(s"training $getModelPath on $workers workers, $getEpochs epochs, batch $getBatchSize per worker")
     val description = s"train $getModelPath on $workers workers"
     val newest = () => checkpoints.flatMap(_.newest()).map(_.toString)
+    // MLflow last: its run starts only once everything else checked out (a failed start fails fit, before any job).
+    val mlflow = MlflowLog.trackingUri(get(mlflowTrackingUri)).map { uri =>
+      val experiment = get(mlflowExperiment).orElse(sys.env.get("MLFLOW_EXPERIMENT_NAME")).filter(_.nonEmpty)
+      MlflowLog.start(uri, experiment, uid, mlflowParams, log)
+    }
+    // Epochs logged while training ran, with their values: the summary's epochs that differ go again at the end.
+    // Compared by their bits, so that a NaN loss equals itself and goes once.
+    val logged = new java.util.concurrent.ConcurrentHashMap[Long, (Long, Map[String, Long])]()
+    def logEpoch(epoch: Long, loss: Double, validation: Map[String, Double]): Unit = mlflow.foreach { m =>
+      val bits = java.lang.Double.doubleToLongBits _
+      val values = (bits(loss), validation.map { case (k, v) => k -> bits(v) })
+      if (logged.put(epoch, values) != values) {
+        m.metric("loss", loss, epoch)
+        validation.toSeq.sortBy(_._1).foreach { case (k, v) => m.metric(k, v, epoch) }
+      }
+    }
     val attempts = new Attempts(sc, job.progress.step.id, newest)
     val (reports, changes) =
       try
-        Elastic.run(workers, minWorkers, newest) { n =>
-          val stage =
-            BarrierTraining.Stage(getGpusPerWorker, getExecutorWaitTimeout * 1000L, encrypt, attempts, description)
-          BarrierTraining.run(sc, parts(train, validation, n), job, stage, secret)
+        job.progress.watchEpochs(sc)(if (mlflow.isDefined) logEpoch else (_, _, _) => ()) {
+          Elastic.run(workers, minWorkers, newest) { n =>
+            val stage =
+              BarrierTraining.Stage(getGpusPerWorker, getExecutorWaitTimeout * 1000L, encrypt, attempts, description)
+            BarrierTraining.run(sc, parts(train, validation, n), job, stage, secret)
+          }
         }
-      finally attempts.close()
+      catch {
+        case NonFatal(e) =>
+          mlflow.foreach(_.finish(Nil, sc.hadoopConfiguration, "FAILED"))
+          throw e
+      } finally attempts.close()
     // Summary.
     val lastStep = reports.headOption.flatMap(_.getStepsList.asScala.lastOption).fold(0L)(_.getStep)
     val summary = TrainingSummary.of(reports, target, changes, attempts.all(lastStep))
@@ -152,7 +177,40 @@ class SpindleEstimator(override val uid: String)
       .setInputCols(getInputCols.filter { case (input, _) => servingInputs(model).contains(input) })
       .setParent(this)
     fitted.setSummary(summary)
+    mlflow.foreach { m =>
+      summary.epochs.foreach(e => logEpoch(e.epoch.toLong, e.loss, e.validation))
+      val dir = java.nio.file.Files.createTempDirectory("spindle-mlflow-")
+      try {
+        val model = dir.resolve("model")
+        // Training succeeded: a stage that cannot be saved costs its artifact, not the fit.
+        val stage =
+          try {
+            MlflowModel.write(fitted, train, model, m.runId)
+            Seq("model" -> new HPath(model.toUri))
+          } catch {
+            case NonFatal(e) =>
+              log.warn(s"MLflow run ${m.runId}: the fitted stage could not be saved, so it is not logged: $e")
+              Nil
+          }
+        m.finish(("savedmodel" -> new HPath(target)) +: stage, sc.hadoopConfiguration, "FINISHED")
+      } finally org.apache.commons.io.FileUtils.deleteQuietly(dir.toFile)
+    }
+    fitted
   }
+
+  /** The Params an MLflow run records: every one set or defaulted, but the MLflow ones (a tracking URI may carry
+    * credentials). Strings as they are, the rest as their JSON (a map param: `{"features":"pixels"}`).
+    */
+  private def mlflowParams: Seq[(String, String)] =
+    extractParamMap().toSeq
+      .filterNot(p => Set[Param[_]](mlflowTrackingUri, mlflowExperiment).contains(p.param))
+      .map { p =>
+        p.param.name -> (p.value match {
+          case s: String => s
+          case v         => p.param.asInstanceOf[Param[Any]].jsonEncode(v)
+        })
+      }
+      .sortBy(_._1)
 
   /** What the native trainer of every worker is told: the one place the training Params become its config. */
   private def trainerConfig(secret: Array[Byte], encrypt: Boolean, validating: Boolean): TrainerConfig = {

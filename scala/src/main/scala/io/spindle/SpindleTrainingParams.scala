@@ -138,6 +138,21 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
       "filesystem, copied when training ends on any other Hadoop FileSystem; unset: none"
   )
 
+  final val mlflowTrackingUri = new Param[String](
+    this,
+    "mlflowTrackingUri",
+    "MLflow tracking server (http:// or https://) that fit logs a run to: the Params, every epoch's loss and " +
+      "validation metrics, the exported SavedModel and the fitted stage (docs/mlflow.md); unset: the driver's " +
+      "MLFLOW_TRACKING_URI, if any, else no MLflow"
+  )
+
+  final val mlflowExperiment = new Param[String](
+    this,
+    "mlflowExperiment",
+    "name of the MLflow experiment the run goes to, created when missing; unset: the driver's " +
+      "MLFLOW_EXPERIMENT_NAME, if any, else MLflow's default experiment (id 0)"
+  )
+
   final val validationFraction = new DoubleParam(
     this,
     "validationFraction",
@@ -223,6 +238,8 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
   def getCheckpointEverySeconds: Int = $(checkpointEverySeconds)
   def getKeepCheckpoints: Int = $(keepCheckpoints)
   def getTensorboardDir: String = $(tensorboardDir)
+  def getMlflowTrackingUri: String = $(mlflowTrackingUri)
+  def getMlflowExperiment: String = $(mlflowExperiment)
   def getValidationFraction: Double = $(validationFraction)
   def getEarlyStoppingMetric: String = $(earlyStoppingMetric)
   def getEarlyStoppingPatience: Int = $(earlyStoppingPatience)
@@ -249,6 +266,8 @@ trait SpindleTrainingParams[Stage <: SpindleTrainingParams[Stage]] extends Spind
   def setCheckpointEverySeconds(value: Int): Stage = set(checkpointEverySeconds, value)
   def setKeepCheckpoints(value: Int): Stage = set(keepCheckpoints, value)
   def setTensorboardDir(value: String): Stage = set(tensorboardDir, value)
+  def setMlflowTrackingUri(value: String): Stage = set(mlflowTrackingUri, value)
+  def setMlflowExperiment(value: String): Stage = set(mlflowExperiment, value)
   def setValidationFraction(value: Double): Stage = set(validationFraction, value)
   def setEarlyStoppingMetric(value: String): Stage = set(earlyStoppingMetric, value)
   def setEarlyStoppingPatience(value: Int): Stage = set(earlyStoppingPatience, value)

@@ -5,7 +5,7 @@ import scala.util.control.NonFatal
 
 import org.apache.spark.SparkContext
 import org.apache.spark.scheduler.{SparkListener, SparkListenerExecutorMetricsUpdate}
-import org.apache.spark.util.{DoubleAccumulator, LongAccumulator}
+import org.apache.spark.util.{CollectionAccumulator, DoubleAccumulator, LongAccumulator}
 import org.slf4j.Logger
 
 /** Live progress of a training job. The chief's task copies its trainer's last step (step, epoch, loss), the step rate
@@ -16,6 +16,9 @@ import org.slf4j.Logger
   *
   * @param validation
   *   one accumulator per validation metric (`val_loss`, `val_<metric>`), by name
+  * @param epochRecords
+  *   every epoch done that a publish saw, each added whole as (epoch, mean loss, validation metrics): one value, so a
+  *   heartbeat never shows an epoch with another's loss ([[watchEpochs]])
   */
 final class Progress(
     val step: LongAccumulator,
@@ -24,7 +27,8 @@ final class Progress(
     val stepsPerSecond: DoubleAccumulator,
     val epochsDone: LongAccumulator,
     val epochLoss: DoubleAccumulator,
-    val validation: Map[String, DoubleAccumulator]
+    val validation: Map[String, DoubleAccumulator],
+    val epochRecords: CollectionAccumulator[(Long, Double, Map[String, Double])]
 ) extends Serializable {
 
   /** Runs `body` while logging the progress the heartbeats bring. */
@@ -48,6 +52,24 @@ final class Progress(
     finally sc.removeSparkListener(listener)
   }
 
+  /** Runs `body` while calling `onEpoch(epoch, loss, validation)` for each epoch done that the heartbeats bring (at
+    * most one heartbeat interval late). An epoch that ends between two publishes of `report` (a second apart) is not
+    * seen here: the caller takes it from the summary. Called on Spark's listener thread.
+    */
+  def watchEpochs[T](sc: SparkContext)(onEpoch: (Long, Double, Map[String, Double]) => Unit)(body: => T): T = {
+    val listener = new SparkListener {
+      override def onExecutorMetricsUpdate(update: SparkListenerExecutorMetricsUpdate): Unit =
+        for {
+          info <- update.accumUpdates.flatMap(_._4) if info.id == epochRecords.id
+          records <- info.update.collect { case l: java.util.List[_] => l.asScala.toList }
+          (epoch, loss, metrics) <- records.collect { case r: (Long, Double, Map[String, Double]) @unchecked => r }
+        } onEpoch(epoch, loss, metrics)
+    }
+    sc.addSparkListener(listener)
+    try body
+    finally sc.removeSparkListener(listener)
+  }
+
   /** On the chief's executor: publishes `trainer`'s progress every second, and once more when closed (before the
     * trainer closes, so that the stage's accumulators end with the last step).
     */
@@ -63,6 +85,8 @@ final class Progress(
         for ((name, value) <- done.getValidationMap.asScala; acc <- validation.get(name)) {
           acc.reset(); acc.add(value)
         }
+        val metrics = done.getValidationMap.asScala.map { case (k, v) => k -> v.doubleValue }.toMap
+        epochRecords.add((done.getEpoch.toLong, done.getLoss, metrics))
       }
       if (last.getStep > step.value) {
         val now = System.nanoTime()
@@ -113,6 +137,7 @@ object Progress {
       sc.doubleAccumulator("spindle: training steps/s"),
       sc.longAccumulator("spindle: epochs done"),
       sc.doubleAccumulator("spindle: epoch loss"),
-      validation.map(name => name -> sc.doubleAccumulator(s"spindle: epoch $name")).toMap
+      validation.map(name => name -> sc.doubleAccumulator(s"spindle: epoch $name")).toMap,
+      sc.collectionAccumulator[(Long, Double, Map[String, Double])]("spindle: epochs")
     )
 }

@@ -1,0 +1,42 @@
+package io.spindle.internal
+
+import java.nio.charset.StandardCharsets.UTF_8
+import java.nio.file.{Files, Path}
+import java.time.Instant
+import java.util.UUID
+
+import org.apache.spark.ml.{Pipeline, PipelineStage}
+import org.apache.spark.sql.DataFrame
+
+import io.spindle.SpindleModel
+
+/** The fitted stage as an MLflow model of the `spark` flavor: a directory holding `MLmodel` and, under `sparkml/`, a
+  * one-stage `PipelineModel` saved by Spark's MLWriter (the SpindleModel's own writer copies the SavedModel into it, so
+  * the directory is self-contained). `mlflow.spark.load_model` reads it back with `PipelineModel.load`, which finds the
+  * Python `spindle.ml` stage when `spindle` is importable; Scala reads `sparkml/` with `PipelineModel.load`.
+  */
+private[spindle] object MlflowModel {
+
+  /** Where the flavor keeps the PipelineModel, inside the model directory. */
+  val ModelData = "sparkml"
+
+  /** Writes the model directory of `fitted` into `dir` (a new local directory); `df`: the training rows, whose schema
+    * `Pipeline.fit` checks (no job runs: the pipeline has no estimator).
+    */
+  def write(fitted: SpindleModel, df: DataFrame, dir: Path, runId: String): Unit = {
+    val pipeline = new Pipeline().setStages(Array[PipelineStage](fitted)).fit(df)
+    pipeline.write.save(dir.resolve(ModelData).toUri.toString)
+    val spark = df.sparkSession.version
+    val mlmodel =
+      s"""artifact_path: model
+         |flavors:
+         |  spark:
+         |    model_data: $ModelData
+         |    pyspark_version: $spark
+         |model_uuid: ${UUID.randomUUID().toString.replace("-", "")}
+         |run_id: $runId
+         |utc_time_created: '${Instant.now()}'
+         |""".stripMargin
+    Files.write(dir.resolve("MLmodel"), mlmodel.getBytes(UTF_8))
+  }
+}
