@@ -142,21 +142,10 @@ class SpindleEstimator(override val uid: String)
       val experiment = get(mlflowExperiment).orElse(sys.env.get("MLFLOW_EXPERIMENT_NAME")).filter(_.nonEmpty)
       MlflowLog.start(uri, experiment, uid, mlflowParams, log)
     }
-    // Epochs logged while training ran, with their values: the summary's epochs that differ go again at the end.
-    // Compared by their bits, so that a NaN loss equals itself and goes once.
-    val logged = new java.util.concurrent.ConcurrentHashMap[Long, (Long, Map[String, Long])]()
-    def logEpoch(epoch: Long, loss: Double, validation: Map[String, Double]): Unit = mlflow.foreach { m =>
-      val bits = java.lang.Double.doubleToLongBits _
-      val values = (bits(loss), validation.map { case (k, v) => k -> bits(v) })
-      if (logged.put(epoch, values) != values) {
-        m.metric("loss", loss, epoch)
-        validation.toSeq.sortBy(_._1).foreach { case (k, v) => m.metric(k, v, epoch) }
-      }
-    }
     val attempts = new Attempts(sc, job.progress.step.id, newest)
     val (reports, changes) =
       try
-        job.progress.watchEpochs(sc)(if (mlflow.isDefined) logEpoch else (_, _, _) => ()) {
+        job.progress.watchEpochs(sc)((epoch, loss, validation) => mlflow.foreach(_.epoch(epoch, loss, validation))) {
           Elastic.run(workers, minWorkers, newest) { n =>
             val stage =
               BarrierTraining.Stage(getGpusPerWorker, getExecutorWaitTimeout * 1000L, encrypt, attempts, description)
@@ -177,24 +166,7 @@ class SpindleEstimator(override val uid: String)
       .setInputCols(getInputCols.filter { case (input, _) => servingInputs(model).contains(input) })
       .setParent(this)
     fitted.setSummary(summary)
-    mlflow.foreach { m =>
-      summary.epochs.foreach(e => logEpoch(e.epoch.toLong, e.loss, e.validation))
-      val dir = java.nio.file.Files.createTempDirectory("spindle-mlflow-")
-      try {
-        val model = dir.resolve("model")
-        // Training succeeded: a stage that cannot be saved costs its artifact, not the fit.
-        val stage =
-          try {
-            MlflowModel.write(fitted, train, model, m.runId)
-            Seq("model" -> new HPath(model.toUri))
-          } catch {
-            case NonFatal(e) =>
-              log.warn(s"MLflow run ${m.runId}: the fitted stage could not be saved, so it is not logged: $e")
-              Nil
-          }
-        m.finish(("savedmodel" -> new HPath(target)) +: stage, sc.hadoopConfiguration, "FINISHED")
-      } finally org.apache.commons.io.FileUtils.deleteQuietly(dir.toFile)
-    }
+    mlflow.foreach(MlflowModel.finish(_, fitted, train, target, log))
     fitted
   }
 

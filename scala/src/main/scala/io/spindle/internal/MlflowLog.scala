@@ -40,6 +40,20 @@ private[spindle] final class MlflowLog private (
   sender.setDaemon(true)
   sender.start()
 
+  // The values each epoch went with, as their bits: an epoch seen again with other values (a retried stage, the
+  // summary at the end) goes again, and a NaN loss equals itself, so it goes once.
+  private val epochs = new java.util.concurrent.ConcurrentHashMap[Long, (Long, Map[String, Long])]()
+
+  /** Queues one epoch's loss and validation metrics, the epoch as MLflow's step, unless it went with these values. */
+  def epoch(epoch: Long, loss: Double, validation: Map[String, Double]): Unit = {
+    val bits = java.lang.Double.doubleToLongBits _
+    val values = (bits(loss), validation.map { case (k, v) => k -> bits(v) })
+    if (epochs.put(epoch, values) != values) {
+      metric("loss", loss, epoch)
+      validation.toSeq.sortBy(_._1).foreach { case (k, v) => metric(k, v, epoch) }
+    }
+  }
+
   /** Queues one metric; never blocks. A full buffer drops it (counted, and named at the end). */
   def metric(key: String, value: Double, step: Long): Unit =
     if (!queue.offer(Metric(key, value, step, System.currentTimeMillis()))) dropped += 1

@@ -5,8 +5,13 @@ import java.nio.file.{Files, Path}
 import java.time.Instant
 import java.util.UUID
 
+import scala.util.control.NonFatal
+
+import org.apache.commons.io.FileUtils
+import org.apache.hadoop.fs.{Path => HPath}
 import org.apache.spark.ml.{Pipeline, PipelineStage}
 import org.apache.spark.sql.DataFrame
+import org.slf4j.Logger
 
 import io.spindle.SpindleModel
 
@@ -19,6 +24,32 @@ private[spindle] object MlflowModel {
 
   /** Where the flavor keeps the PipelineModel, inside the model directory. */
   val ModelData = "sparkml"
+
+  /** Ends `run` after a successful fit: the summary's epochs (those training did not log, or logged otherwise), the
+    * SavedModel exported at `exported` as `savedmodel/`, the fitted stage as `model/`. Training succeeded, so a stage
+    * that cannot be saved costs its artifact, not the fit.
+    */
+  def finish(run: MlflowLog, fitted: SpindleModel, df: DataFrame, exported: String, log: Logger): Unit = {
+    fitted.summary.epochs.foreach(e => run.epoch(e.epoch.toLong, e.loss, e.validation))
+    val dir = Files.createTempDirectory("spindle-mlflow-")
+    try {
+      val model = dir.resolve("model")
+      val stage =
+        try {
+          write(fitted, df, model, run.runId)
+          Seq("model" -> new HPath(model.toUri))
+        } catch {
+          case NonFatal(e) =>
+            log.warn(s"MLflow run ${run.runId}: the fitted stage could not be saved, so it is not logged: $e")
+            Nil
+        }
+      run.finish(
+        ("savedmodel" -> new HPath(exported)) +: stage,
+        df.sparkSession.sparkContext.hadoopConfiguration,
+        "FINISHED"
+      )
+    } finally FileUtils.deleteQuietly(dir.toFile)
+  }
 
   /** Writes the model directory of `fitted` into `dir` (a new local directory); `df`: the training rows, whose schema
     * `Pipeline.fit` checks (no job runs: the pipeline has no estimator).
