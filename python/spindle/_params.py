@@ -39,6 +39,15 @@ class _SpindleParams(Params):
         TypeConverters.toListString,
     )
 
+    columnar = Param(
+        Params._dummy(),
+        "columnar",
+        "read column batches a vector at a time where the input produces them (the vectorized Parquet and ORC "
+        "readers, cached relations) and hand column batches on; false: always row by row (see "
+        "docs/user-guide.md)",
+        TypeConverters.toBoolean,
+    )
+
     exampleFeatures = Param(
         Params._dummy(),
         "exampleFeatures",
@@ -152,6 +161,12 @@ class _SpindleParams(Params):
 
     def setBinaryOutputs(self: _S, value: list[str]) -> _S:
         return self._set(binaryOutputs=value)
+
+    def getColumnar(self) -> bool:
+        return self.getOrDefault(self.columnar)
+
+    def setColumnar(self: _S, value: bool) -> _S:
+        return self._set(columnar=value)
 
     def getExampleFeatures(self) -> dict[str, str]:
         return self.getOrDefault(self.exampleFeatures)

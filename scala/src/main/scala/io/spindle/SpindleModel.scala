@@ -11,7 +11,16 @@ import org.apache.spark.sql.{DataFrame, Dataset, SparkSession, SpindleSqlShim}
 import org.apache.spark.sql.types.StructType
 import org.apache.spark.util.SerializableConfiguration
 
-import io.spindle.internal.{InferenceIterator, MemoryBudget, ModelCache, OpLibraries, Plan, TensorType}
+import io.spindle.internal.{
+  ColumnarInference,
+  InferenceIterator,
+  MemoryBudget,
+  ModelCache,
+  OpLibraries,
+  Plan,
+  Scoring,
+  TensorType
+}
 
 /** Batch inference with any TensorFlow SavedModel, as a Spark ML `Model`.
   *
@@ -62,16 +71,22 @@ class SpindleModel(override val uid: String)
     val (sig, batch, slots) = (getSignature, getBatchSize, getNumSlots)
     val (variableBytes, pad) = (getVariableLengthBytes, getPadValue)
     val added = StructType(thePlan.schema.fields.drop(df.schema.length))
+    val columnar = getColumnar
+    // Each task's scoring: the model from this JVM's cache, closed with the task.
+    def scoring(): Scoring = {
+      val local = ModelCache.localize(path, hadoopConf.value)
+      val model = ModelCache.acquire(key.copy(localPath = local, gpus = ModelCache.gpusOfTask()))
+      Scoring(model, thePlan, sig, batch, slots, variableBytes, pad)
+    }
+    def closedWithTask[T <: AutoCloseable](scored: T): T = {
+      Option(TaskContext.get()).foreach(_.addTaskCompletionListener[Unit](_ => scored.close()))
+      scored
+    }
     SpindleSqlShim.scoreInPlan(
       df,
       added,
-      { it =>
-        val local = ModelCache.localize(path, hadoopConf.value)
-        val model = ModelCache.acquire(key.copy(localPath = local, gpus = ModelCache.gpusOfTask()))
-        val scored = new InferenceIterator(it, model, thePlan, sig, batch, slots, variableBytes, pad)
-        Option(TaskContext.get()).foreach(_.addTaskCompletionListener[Unit](_ => scored.close()))
-        scored
-      }
+      it => closedWithTask(new InferenceIterator(it, scoring())),
+      if (columnar) Some(it => closedWithTask(new ColumnarInference(it, scoring()))) else None
     )
   }
 

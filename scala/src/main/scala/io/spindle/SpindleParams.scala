@@ -92,6 +92,13 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
     "outputs of rank 3 and more as arrays nested to the tensor's shape, instead of flat row-major arrays"
   )
 
+  final val columnar = new BooleanParam(
+    this,
+    "columnar",
+    "read column batches a vector at a time where the input produces them (the vectorized Parquet and ORC readers, " +
+      "cached relations) and hand column batches on; false: always row by row (see docs/user-guide.md)"
+  )
+
   final val binaryOutputs = new StringArrayParam(
     this,
     "binaryOutputs",
@@ -134,6 +141,7 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
     tags -> Array("serve"),
     opLibraries -> Array.empty[String],
     nestedOutputs -> false,
+    columnar -> true,
     imageChannelOrder -> "BGR"
   )
 
@@ -148,6 +156,7 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
   def getTags: Array[String] = $(tags)
   def getOpLibraries: Array[String] = $(opLibraries)
   def getNestedOutputs: Boolean = $(nestedOutputs)
+  def getColumnar: Boolean = $(columnar)
   def getImageChannelOrder: String = $(imageChannelOrder)
   def getBinaryOutputs: Array[String] = $(binaryOutputs)
   def getExampleFeatures: Map[String, String] = $(exampleFeatures)
@@ -169,6 +178,7 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
   def setTags(value: Array[String]): Stage = set(tags, value)
   def setOpLibraries(value: Array[String]): Stage = set(opLibraries, value)
   def setNestedOutputs(value: Boolean): Stage = set(nestedOutputs, value)
+  def setColumnar(value: Boolean): Stage = set(columnar, value)
   def setImageChannelOrder(value: String): Stage = set(imageChannelOrder, value)
   def setBinaryOutputs(value: Array[String]): Stage = set(binaryOutputs, value)
   def setExampleFeatures(value: Map[String, String]): Stage = set(exampleFeatures, value)

@@ -6,6 +6,7 @@ import scala.jdk.CollectionConverters._
 
 import com.google.protobuf.ByteString
 import org.apache.spark.sql.catalyst.InternalRow
+import org.apache.spark.sql.vectorized.ColumnarBatch
 
 import io.spindle.{SpindleInputException, SpindleNativeException}
 import io.spindle.proto.{FeederLayout, InputLayout}
@@ -23,6 +24,9 @@ final class BatchWriter(inputs: Seq[InputPlan], arenaBytes: Seq[Long], layout: F
   private val rowBytes = layout.getRowBytesList.asScala.map(_.longValue).toArray
   private val arenaOffsets = layout.getArenaOffsetsList.asScala.map(_.longValue).toArray
   private val withArena = writers.indices.filter(i => writers(i).arenaBytes > 0).toArray
+  private val columns = areas.map(new ColumnWriter(_)).toArray
+  private val all = writers.indices.toArray
+  private val rowsOnly = writers.indices.filterNot(i => columns(i).supported).toArray
   private var base = 0L
 
   /** Starts a batch at `base`. */
@@ -57,14 +61,44 @@ final class BatchWriter(inputs: Seq[InputPlan], arenaBytes: Seq[Long], layout: F
     n
   }
 
-  /** Writes `row` as row `n` of the batch; `rowNumber` (within the partition) names the row in errors. */
-  def write(row: InternalRow, n: Int, rowNumber: Long): Unit = {
+  /** [[fill]] from a column batch's rows `from` on: each input whose vector holds its values as the tensor wants them
+    * is copied a run of rows at a time ([[ColumnWriter]]); every other input, and any run a [[ColumnWriter]] refuses,
+    * is written row by row through the batch's row view, as [[write]] does. Returns the rows written.
+    */
+  def fillColumns(base: Long, batch: ColumnarBatch, from: Int, batchSize: Int, rowNumber: Long): Int = {
+    start(base)
+    val end = math.min(batch.numRows(), from + batchSize)
+    // Rows with arena bytes (only ever row-path inputs) go one at a time, as in `fill`, until one no longer fits.
+    var n = 0
+    while (from + n < end && (withArena.isEmpty || fits(batch.getRow(from + n), rowNumber + n))) {
+      if (rowsOnly.nonEmpty) writeRow(batch.getRow(from + n), n, rowNumber + n, rowsOnly)
+      n += 1
+    }
     var i = 0
-    while (i < writers.length) {
-      writers(i).write(row, base + offsets(i) + n * rowBytes(i), rowNumber)
+    while (i < columns.length) {
+      if (columns(i).supported && !columns(i).write(batch.column(areas(i).ordinal), from, n, base + offsets(i))) {
+        var r = 0
+        while (r < n) {
+          writers(i).write(batch.getRow(from + r), base + offsets(i) + r * rowBytes(i), rowNumber + r)
+          r += 1
+        }
+      }
       i += 1
     }
+    n
   }
+
+  private def writeRow(row: InternalRow, n: Int, rowNumber: Long, which: Array[Int]): Unit = {
+    var k = 0
+    while (k < which.length) {
+      val i = which(k)
+      writers(i).write(row, base + offsets(i) + n * rowBytes(i), rowNumber)
+      k += 1
+    }
+  }
+
+  /** Writes `row` as row `n` of the batch; `rowNumber` (within the partition) names the row in errors. */
+  def write(row: InternalRow, n: Int, rowNumber: Long): Unit = writeRow(row, n, rowNumber, all)
 }
 
 object BatchWriter {

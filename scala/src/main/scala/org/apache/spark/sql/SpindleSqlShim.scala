@@ -5,26 +5,32 @@ import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.types.DataTypeUtils
 import org.apache.spark.sql.types.StructType
+import org.apache.spark.sql.vectorized.ColumnarBatch
 
 /** The package-private Spark SQL calls Spindle needs to stream rows without converting them to `Row` objects: scoring
   * inside a Dataset's plan, and reading a DataFrame as `InternalRow`s (training, benchmarks).
   */
 object SpindleSqlShim {
 
-  /** `df` with the columns of `added` appended by `score`, one partition's internal rows at a time, as a node of its
-    * plan ([[SpindleScore]]): batch and streaming Datasets alike.
+  /** `df` with the columns of `added` appended by `score`, one partition's internal rows at a time, or by
+    * `scoreColumns`, a column batch at a time, as a node of its plan ([[SpindleScore]]): batch and streaming Datasets
+    * alike.
     */
   def scoreInPlan(
       df: DataFrame,
       added: StructType,
-      score: Iterator[InternalRow] => Iterator[InternalRow]
+      score: Iterator[InternalRow] => Iterator[InternalRow],
+      scoreColumns: Option[Iterator[ColumnarBatch] => Iterator[ColumnarBatch]]
   ): DataFrame = {
     val session = SpindleDatasets.session(df)
     val experimental = session.experimental
     if (!experimental.extraStrategies.contains(SpindleScoreStrategy))
       experimental.extraStrategies = experimental.extraStrategies :+ SpindleScoreStrategy
     val plan = SpindleDatasets.logicalPlan(df)
-    SpindleDatasets.ofRows(session, SpindleScore(plan.output, DataTypeUtils.toAttributes(added), score, plan))
+    SpindleDatasets.ofRows(
+      session,
+      SpindleScore(plan.output, DataTypeUtils.toAttributes(added), score, scoreColumns, plan)
+    )
   }
 
   /** The DataFrame's rows in Spark's internal (mostly UnsafeRow) form. */
