@@ -9,7 +9,6 @@ import org.apache.spark.ml.Estimator
 import org.apache.spark.ml.param.{Param, ParamMap}
 import org.apache.spark.ml.util.{DefaultParamsReadable, DefaultParamsWritable, Identifiable}
 import org.apache.spark.sql.{DataFrame, Dataset, SparkSession, SpindleSqlShim}
-import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.types.StructType
 import org.apache.spark.util.SerializableConfiguration
 
@@ -25,6 +24,7 @@ import io.spindle.internal.{
   MlflowModel,
   ModelCache,
   OpLibraries,
+  PartitionFeed,
   Plan,
   Progress,
   Secrets,
@@ -213,21 +213,26 @@ class SpindleEstimator(override val uid: String)
   }
 
   /** One element per worker: its partition's training rows and its validation rows, read in that order by its task (a
-    * zip of iterators, so no row is wrapped or copied).
+    * zip of iterators, so no row is wrapped or copied). A DataFrame whose plan ends in column batches, already in one
+    * partition per worker, is read a batch at a time (unless `columnar` is off); any other, as rows, regrouped for
+    * fewer workers after a loss ([[Elastic]]).
     */
-  /** Each worker's rows: one partition per worker of `numWorkers`, regrouped for fewer after a loss ([[Elastic]]). */
   private def parts(train: DataFrame, validation: Option[DataFrame], workers: Int): BarrierTraining.Parts = {
-    def rows(df: DataFrame) = {
-      val first = SpindleSqlShim.internalRows(df, getNumWorkers)
-      if (workers == getNumWorkers) first else Elastic.regroup(first, workers)
+    def feeds(df: DataFrame) = SpindleSqlShim.columnarBatches(df, getNumWorkers) match {
+      case Some(batches) if getColumnar && workers == getNumWorkers =>
+        batches.mapPartitions(b => Iterator.single(PartitionFeed.batches(b)))
+      case _ =>
+        val first = SpindleSqlShim.internalRows(df, getNumWorkers)
+        val rows = if (workers == getNumWorkers) first else Elastic.regroup(first, workers)
+        rows.mapPartitions(r => Iterator.single(PartitionFeed.rows(r)))
     }
-    val trainRows = rows(train)
+    val trainFeeds = feeds(train)
     validation match {
       case Some(v) =>
-        trainRows.zipPartitions(rows(v), preservesPartitioning = false) { (t, v) =>
-          Iterator.single((t, v))
-        }
-      case None => trainRows.mapPartitions(t => Iterator.single((t, Iterator[InternalRow]())))
+        trainFeeds.zipPartitions(feeds(v), preservesPartitioning = false)((t, v) =>
+          Iterator.single((t.next(), v.next()))
+        )
+      case None => trainFeeds.map(t => (t, PartitionFeed.rows(Iterator.empty)))
     }
   }
 

@@ -1,7 +1,7 @@
 package io.spindle
 
 import org.apache.spark.ml.linalg.Vectors
-import org.apache.spark.sql.{DataFrame, Row, SpindleScoreExec}
+import org.apache.spark.sql.{DataFrame, Row, SpindleScoreExec, SpindleSqlShim}
 import org.apache.spark.sql.execution.adaptive.AdaptiveSparkPlanHelper
 
 /** The columnar path (column batches from the vectorized Parquet reader, a vector at a time) against the row path
@@ -166,5 +166,41 @@ class ColumnarSuite extends SpindleTestBase with AdaptiveSparkPlanHelper {
     val full = m.setColumnar(false).transform(df).collect().sortBy(_.getInt(0))
     assert(projected.map(_.getSeq[Float](1)).toSeq == full.map(_.getSeq[Float](2)).toSeq)
     projected.foreach(r => assert(math.abs(r.getSeq[Float](1).sum - 1f) < 1e-4, s"row ${r.getInt(0)}"))
+  }
+
+  test("fit reads column batches when its input is columnar, in windows across batches, as it trains on rows") {
+    val s = spark
+    import s.implicits._
+    val random = new scala.util.Random(3)
+    val rows = (0 until 600).map { i =>
+      val label = random.nextInt(10)
+      (i, Array.tabulate(64)(j => random.nextFloat() + (if (j / 6 == label) 0.5f else 0f)), label.toLong)
+    }
+    val path = tempDir("columnar-fit").resolve("data").toString
+    rows.toDF("id", "pixels", "digit").coalesce(1).write.parquet(path)
+    // Column batches of 70 rows: every window of 32 rows but a few spans two of them.
+    spark.conf.set("spark.sql.parquet.columnarReaderBatchSize", "70")
+    try {
+      val df = spark.read.parquet(path)
+      assert(SpindleSqlShim.columnarBatches(df, 1).isDefined, df.queryExecution.executedPlan)
+      def fit(columnar: Boolean) = new SpindleEstimator()
+        .setModelPath(fixture("digits_mlp_init"))
+        .setInputCols(Map("features" -> "pixels", "labels" -> "digit"))
+        .setExportPath(tempDir("columnar-export").resolve("model").toString)
+        .setBatchSize(32)
+        .setEpochs(2)
+        .setColumnar(columnar)
+        .fit(df)
+        .summary
+      val (byRows, byColumns) = (fit(columnar = false), fit(columnar = true))
+      assert(byColumns.steps.map(_.examples) == byRows.steps.map(_.examples))
+      byColumns.steps.zip(byRows.steps).foreach { case (c, r) =>
+        assert(
+          math.abs(c.loss - r.loss) <= 1e-5 * math.max(1.0, math.abs(r.loss)),
+          s"step ${c.step}: ${c.loss} ${r.loss}"
+        )
+      }
+      assert(byColumns.epochs.last.loss < byColumns.epochs.head.loss)
+    } finally spark.conf.unset("spark.sql.parquet.columnarReaderBatchSize")
   }
 }

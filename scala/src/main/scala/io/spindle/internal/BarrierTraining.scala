@@ -3,7 +3,6 @@ package io.spindle.internal
 import org.apache.spark.{SparkContext, SparkException, SpindleCoreShim}
 import org.apache.spark.rdd.RDD
 import org.apache.spark.resource.{ResourceProfile, ResourceProfileBuilder, TaskResourceRequests}
-import org.apache.spark.sql.catalyst.InternalRow
 import org.slf4j.LoggerFactory
 
 import io.spindle.{SpindleClusterException, SpindleException}
@@ -16,7 +15,7 @@ import io.spindle.proto.TrainingReport
 object BarrierTraining {
 
   /** Each worker's rows: its partition's training rows and its validation rows, read in that order by its task. */
-  type Parts = RDD[(Iterator[InternalRow], Iterator[InternalRow])]
+  type Parts = RDD[(PartitionFeed, PartitionFeed)]
 
   /** How the training stage runs: the GPUs each worker asks for (0: none of its own), how long to wait for executors
     * still pending, whether the driver's rendezvous is sealed ([[Channel]]), what records its attempts, and the jobs'

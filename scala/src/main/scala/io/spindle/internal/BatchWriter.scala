@@ -61,25 +61,33 @@ final class BatchWriter(inputs: Seq[InputPlan], arenaBytes: Seq[Long], layout: F
     n
   }
 
-  /** [[fill]] from a column batch's rows `from` on: each input whose vector holds its values as the tensor wants them
-    * is copied a run of rows at a time ([[ColumnWriter]]); every other input, and any run a [[ColumnWriter]] refuses,
-    * is written row by row through the batch's row view, as [[write]] does. Returns the rows written.
-    */
+  /** [[fill]] from a column batch's rows `from` on ([[writeColumns]]). Returns the rows written. */
   def fillColumns(base: Long, batch: ColumnarBatch, from: Int, batchSize: Int, rowNumber: Long): Int = {
     start(base)
-    val end = math.min(batch.numRows(), from + batchSize)
+    writeColumns(batch, from, batchSize, 0, rowNumber)
+  }
+
+  /** Writes up to `max` of a column batch's rows from `from` on as the started batch's rows `at` on, while they fit its
+    * arenas: each input whose vector holds its values as the tensor wants them is copied a run of rows at a time
+    * ([[ColumnWriter]]); every other input, and any run a [[ColumnWriter]] refuses, is written row by row through the
+    * batch's row view, as [[write]] does. `rowNumber` is row `from`'s index within the partition. Returns the rows
+    * written.
+    */
+  def writeColumns(batch: ColumnarBatch, from: Int, max: Int, at: Int, rowNumber: Long): Int = {
+    val end = math.min(batch.numRows(), from + max)
     // Rows with arena bytes (only ever row-path inputs) go one at a time, as in `fill`, until one no longer fits.
     var n = 0
     while (from + n < end && (withArena.isEmpty || fits(batch.getRow(from + n), rowNumber + n))) {
-      if (rowsOnly.nonEmpty) writeRow(batch.getRow(from + n), n, rowNumber + n, rowsOnly)
+      if (rowsOnly.nonEmpty) writeRow(batch.getRow(from + n), at + n, rowNumber + n, rowsOnly)
       n += 1
     }
     var i = 0
     while (i < columns.length) {
-      if (columns(i).supported && !columns(i).write(batch.column(areas(i).ordinal), from, n, base + offsets(i))) {
+      val address = base + offsets(i) + at * rowBytes(i)
+      if (columns(i).supported && !columns(i).write(batch.column(areas(i).ordinal), from, n, address)) {
         var r = 0
         while (r < n) {
-          writers(i).write(batch.getRow(from + r), base + offsets(i) + r * rowBytes(i), rowNumber + r)
+          writers(i).write(batch.getRow(from + r), address + r * rowBytes(i), rowNumber + r)
           r += 1
         }
       }

@@ -6,7 +6,6 @@ import scala.jdk.CollectionConverters._
 
 import org.apache.hadoop.fs.{FileUtil, Path => HPath}
 import org.apache.spark.{BarrierTaskContext, SpindleBarrierShim, SpindleCoreShim}
-import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.util.SerializableConfiguration
 import org.slf4j.LoggerFactory
 
@@ -41,10 +40,10 @@ final case class TrainJob(
   * at once.
   */
 final class TrainTask(job: TrainJob)
-    extends (Iterator[(Iterator[InternalRow], Iterator[InternalRow])] => Iterator[Array[Byte]])
+    extends (Iterator[(PartitionFeed, PartitionFeed)] => Iterator[Array[Byte]])
     with Serializable {
 
-  override def apply(parts: Iterator[(Iterator[InternalRow], Iterator[InternalRow])]): Iterator[Array[Byte]] = {
+  override def apply(parts: Iterator[(PartitionFeed, PartitionFeed)]): Iterator[Array[Byte]] = {
     val started = System.nanoTime()
     val (rows, validationRows) = parts.next()
     val ctx = BarrierTaskContext.get()
@@ -108,8 +107,7 @@ final class TrainTask(job: TrainJob)
         () => FileUtil.fullyDelete(scratch.toFile)
       )
     }
-    val buffered = rows.buffered
-    val first = if (buffered.hasNext) Some(buffered.head) else None
+    val first = rows.first
     val firstRows = System.nanoTime()
     val (peers, resumeFrom) = gathering match {
       case Some(g) =>
@@ -152,10 +150,10 @@ final class TrainTask(job: TrainJob)
     ctx.addTaskCompletionListener[Unit](_ => reporter.foreach(_.close()))
     val layout = opened.layout
     val (feedNanos, waitNanos) =
-      feed(opened, buffered, new BatchWriter(job.inputs, arenaBytes, layout, rank), config.getBatchSize)
+      feed(opened, rows, new BatchWriter(job.inputs, arenaBytes, layout, rank), config.getBatchSize)
     for (inputs <- job.validationInputs) {
       opened.endTrainingData()
-      feed(opened, validationRows.buffered, new BatchWriter(inputs, arenaBytes, layout, rank), config.getBatchSize)
+      feed(opened, validationRows, new BatchWriter(inputs, arenaBytes, layout, rank), config.getBatchSize)
     }
     val report = opened
       .finish()
@@ -169,12 +167,12 @@ final class TrainTask(job: TrainJob)
     Iterator(report.toByteArray)
   }
 
-  /** Streams `rows` into the trainer's batch windows ([[BatchWriter.fill]]); returns the nanoseconds it took and those
-    * it waited for a window.
+  /** Streams `rows` into the trainer's batch windows ([[PartitionFeed.fill]]); returns the nanoseconds it took and
+    * those it waited for a window.
     */
   private def feed(
       trainer: Trainer,
-      rows: scala.collection.BufferedIterator[InternalRow],
+      rows: PartitionFeed,
       writer: BatchWriter,
       batchSize: Int
   ): (Long, Long) = {
@@ -185,7 +183,7 @@ final class TrainTask(job: TrainJob)
       val waiting = System.nanoTime()
       val base = trainer.acquireBatch()
       waited += System.nanoTime() - waiting
-      val n = writer.fill(base, rows, batchSize, rowNumber)
+      val n = rows.fill(writer, base, batchSize, rowNumber)
       trainer.submitBatch(n)
       rowNumber += n
     }

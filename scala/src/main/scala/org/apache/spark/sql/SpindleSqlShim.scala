@@ -4,6 +4,7 @@ import org.apache.spark.ShuffleDependency
 import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.types.DataTypeUtils
+import org.apache.spark.sql.execution.{ColumnarToRowExec, SparkPlan, WholeStageCodegenExec}
 import org.apache.spark.sql.types.StructType
 import org.apache.spark.sql.vectorized.ColumnarBatch
 
@@ -47,5 +48,19 @@ object SpindleSqlShim {
     }
     val rows = internalRows(df)
     if (stageOf(rows)) rows else internalRows(df.repartition(partitions))
+  }
+
+  /** The DataFrame's column batches, when its plan ends in them (the vectorized Parquet or ORC reader, a cached
+    * relation, under Spark's conversion to rows) in exactly `partitions` partitions, as a barrier stage needs them.
+    */
+  def columnarBatches(df: DataFrame, partitions: Int): Option[RDD[ColumnarBatch]] = {
+    def underRows(plan: SparkPlan): Option[SparkPlan] = plan match {
+      case w: WholeStageCodegenExec => underRows(w.child)
+      case c: ColumnarToRowExec     => Some(c.child)
+      case _                        => None
+    }
+    underRows(df.queryExecution.executedPlan)
+      .map(_.executeColumnar())
+      .filter(_.getNumPartitions == partitions)
   }
 }
