@@ -315,12 +315,10 @@ class SpindleEstimator(override val uid: String)
   /** `inputCols` and `packedInputCols` of the serving signature's inputs only: the training signatures' labels go. */
   private def servingInputs(model: internal.LoadedModel): (Map[String, String], Map[String, Seq[String]]) = {
     val names = model.signature(getSignature).getInputsList.asScala.map(_.getName).toSet
-    (
-      getInputCols.filter { case (input, _) => names.contains(input) },
-      getPackedInputCols.filter { case (input, _) =>
-        names.contains(input)
-      }
-    )
+    def serving[V](columns: Map[String, V]): Map[String, V] = columns.filter { case (input, _) =>
+      names.contains(input)
+    }
+    (serving(getInputCols), serving(getPackedInputCols))
   }
 
   private def driverModel(spark: SparkSession) = {

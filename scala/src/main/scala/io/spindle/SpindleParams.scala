@@ -32,9 +32,8 @@ class StringMapParam(parent: Params, name: String, doc: String) extends Param[Ma
   */
 class StringSeqMapParam(parent: Params, name: String, doc: String)
     extends Param[Map[String, Seq[String]]](parent, name, doc) {
-  override def jsonEncode(value: Map[String, Seq[String]]): String = compact(render(value.map { case (k, v) =>
-    k -> v.toList
-  }))
+  override def jsonEncode(value: Map[String, Seq[String]]): String =
+    compact(render(value.map { case (input, columns) => input -> columns.toList }))
   override def jsonDecode(json: String): Map[String, Seq[String]] = {
     implicit val formats: DefaultFormats.type = DefaultFormats
     parse(json).extract[Map[String, List[String]]]

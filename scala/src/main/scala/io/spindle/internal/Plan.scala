@@ -208,8 +208,8 @@ object Plan {
       if (!TensorType.accepts(dtype, colType) && !(colType == BooleanType && numeric))
         throw new SpindleInputException(
           s"column '$column' packed into input '$name' (${dtype.name} ${shapeText(spec)}) is " +
-            s"${colType.simpleString}, which ${dtype.name} does not take; packedInputCols packs scalar numbers and booleans of types the " +
-            "dtype takes (no strings, arrays or vectors)"
+            s"${colType.simpleString}, which ${dtype.name} does not take; packedInputCols packs scalar numbers and " +
+            "booleans of types the dtype takes (no strings, arrays or vectors)"
         )
       PackedColumn(column, ordinal, colType)
     }
