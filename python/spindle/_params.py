@@ -5,7 +5,7 @@
 Their defaults are not here: each stage reads them from its JVM stage, their one source.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pyspark.ml.param import Param, Params, TypeConverters
@@ -16,6 +16,17 @@ def to_string_map(value: Any) -> dict[str, str]:
     if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         return dict(value)
     raise TypeError(f"expected a dict of str -> str, got {value!r}")
+
+
+def to_string_list_map(value: Any) -> dict[str, list[str]]:
+    """Type converter of ``StringSeqMapParam``: str -> a sequence of str, as a dict of lists."""
+
+    def strings(v: Any) -> bool:
+        return isinstance(v, Sequence) and not isinstance(v, str) and all(isinstance(s, str) for s in v)
+
+    if isinstance(value, Mapping) and all(isinstance(k, str) and strings(v) for k, v in value.items()):
+        return {k: list(v) for k, v in value.items()}
+    raise TypeError(f"expected a dict of str -> list of str, got {value!r}")
 
 
 _S = TypeVar("_S", bound="_SpindleParams")
@@ -119,6 +130,15 @@ class _SpindleParams(Params):
         "outputCols",
         "signature output name -> new column; empty means every output, named after the output",
         to_string_map,
+    )
+
+    packedInputCols = Param(
+        Params._dummy(),
+        "packedInputCols",
+        "signature input name -> scalar columns packed, in this order, into one [batch, k] tensor (k columns "
+        "of numbers or booleans, each converted to the input's dtype); an input is fed either from inputCols "
+        "or from here",
+        to_string_list_map,
     )
 
     padValue = Param(
@@ -227,6 +247,12 @@ class _SpindleParams(Params):
 
     def setOutputCols(self: _S, value: dict[str, str]) -> _S:
         return self._set(outputCols=value)
+
+    def getPackedInputCols(self) -> dict[str, list[str]]:
+        return self.getOrDefault(self.packedInputCols)
+
+    def setPackedInputCols(self: _S, value: dict[str, list[str]]) -> _S:
+        return self._set(packedInputCols=value)
 
     def getPadValue(self) -> float:
         return self.getOrDefault(self.padValue)

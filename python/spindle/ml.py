@@ -22,8 +22,9 @@ them), and their defaults are read from the JVM stage: one source of each. They 
     )
     fitted.summary.lossHistory
 
-Map params (``inputCols``, ``outputCols``, ``exampleFeatures``) take a ``dict`` of ``str`` to ``str``; they cross to the
-JVM as the JSON their Scala param reads and writes (``StringMapParam.jsonDecode``), so they reach it as Scala maps.
+Map params (``inputCols``, ``outputCols``, ``exampleFeatures``) take a ``dict`` of ``str`` to ``str``, and
+``packedInputCols`` a ``dict`` of ``str`` to ``list[str]``; they cross to the JVM as the JSON their Scala param reads
+and writes (``StringMapParam.jsonDecode``, ``StringSeqMapParam.jsonDecode``), so they reach it as Scala maps.
 
 Persistence: ``write().save(path)`` and ``load(path)`` are the JVM stages' own, so a stage saved from Python loads in
 Scala and the other way round, and a ``Pipeline`` or ``PipelineModel`` holding Spindle's stages saves and loads in
@@ -49,7 +50,7 @@ from pyspark.ml.util import JavaMLReadable, JavaMLReader, JavaMLWritable
 from pyspark.ml.wrapper import JavaEstimator, JavaModel, JavaParams, JavaWrapper
 from pyspark.sql import DataFrame
 
-from ._params import _SpindleParams, _SpindleTrainingParams, to_string_map
+from ._params import _SpindleParams, _SpindleTrainingParams, to_string_list_map, to_string_map
 
 __all__ = [
     "SpindleModel",
@@ -60,6 +61,9 @@ __all__ = [
     "WorkerChange",
     "TrainingAttempt",
 ]
+
+# Params that cross py4j as the JSON of their Scala param (a py4j dict would reach the JVM as a java.util.HashMap).
+_JSON_CONVERTERS = (to_string_map, to_string_list_map)
 
 _MODEL_CLASS = "io.spindle.SpindleModel"
 _ESTIMATOR_CLASS = "io.spindle.SpindleEstimator"
@@ -117,14 +121,14 @@ class _SpindleJavaParams(JavaParams):
 
     def _make_java_param_pair(self, param: Any, value: Any) -> Any:
         param = self._resolveParam(param)
-        if param.typeConverter is to_string_map:
+        if param.typeConverter in _JSON_CONVERTERS:
             assert self._java_obj is not None
             java_param = self._java_obj.getParam(param.name)
             return java_param.w(java_param.jsonDecode(json.dumps(value)))
         return super()._make_java_param_pair(param, value)
 
     def _value_from_java(self, param: Param, java_param: Any, java_value: Any) -> Any:
-        if param.typeConverter is to_string_map:
+        if param.typeConverter in _JSON_CONVERTERS:
             return json.loads(java_param.jsonEncode(java_value))
         if param.typeConverter is TypeConverters.toListString:
             return [str(x) for x in java_value]

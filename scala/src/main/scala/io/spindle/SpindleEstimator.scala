@@ -85,7 +85,9 @@ class SpindleEstimator(override val uid: String)
   override def transformSchema(schema: StructType): StructType = {
     val model = driverModel(SparkSession.active)
     Plan.inputsOf(schema, model.signature(trainingSignature), getInputCols, planOptions)
-    Plan.build(schema, model.signature(getSignature), servingInputs(model), getOutputCols, planOptions).schema
+    val (inputs, packed) = servingInputs(model)
+    val options = planOptions.copy(packedInputs = packed)
+    Plan.build(schema, model.signature(getSignature), inputs, getOutputCols, options).schema
   }
 
   override def fit(dataset: Dataset[_]): SpindleModel = {
@@ -161,9 +163,11 @@ class SpindleEstimator(override val uid: String)
     val lastStep = reports.headOption.flatMap(_.getStepsList.asScala.lastOption).fold(0L)(_.getStep)
     val summary = TrainingSummary.of(reports, target, changes, attempts.all(lastStep))
     logSummary(summary, target)
+    val (servingCols, servingPacked) = servingInputs(model)
     val fitted = copyValues(new SpindleModel(uid))
       .setModelPath(target)
-      .setInputCols(getInputCols.filter { case (input, _) => servingInputs(model).contains(input) })
+      .setInputCols(servingCols)
+      .setPackedInputCols(servingPacked)
       .setParent(this)
     fitted.setSummary(summary)
     mlflow.foreach(MlflowModel.finish(_, fitted, train, target, log))
@@ -313,9 +317,13 @@ class SpindleEstimator(override val uid: String)
 
   private def trainingSignature: String = if (getNumWorkers > 1) "gradients" else "train"
 
-  private def servingInputs(model: internal.LoadedModel): Map[String, String] = {
+  /** `inputCols` and `packedInputCols` of the serving signature's inputs only: the training signatures' labels go. */
+  private def servingInputs(model: internal.LoadedModel): (Map[String, String], Map[String, Seq[String]]) = {
     val names = model.signature(getSignature).getInputsList.asScala.map(_.getName).toSet
-    getInputCols.filter { case (input, _) => names.contains(input) }
+    def serving[V](columns: Map[String, V]): Map[String, V] = columns.filter { case (input, _) =>
+      names.contains(input)
+    }
+    (serving(getInputCols), serving(getPackedInputCols))
   }
 
   private def driverModel(spark: SparkSession) = {

@@ -27,6 +27,19 @@ class StringMapParam(parent: Params, name: String, doc: String) extends Param[Ma
   }
 }
 
+/** A `Map[String, Seq[String]]` param, persisted as a JSON object of arrays (`{"features": ["a", "b"]}`); each array
+  * keeps its order.
+  */
+class StringSeqMapParam(parent: Params, name: String, doc: String)
+    extends Param[Map[String, Seq[String]]](parent, name, doc) {
+  override def jsonEncode(value: Map[String, Seq[String]]): String =
+    compact(render(value.map { case (input, columns) => input -> columns.toList }))
+  override def jsonDecode(json: String): Map[String, Seq[String]] = {
+    implicit val formats: DefaultFormats.type = DefaultFormats
+    parse(json).extract[Map[String, List[String]]]
+  }
+}
+
 /** Params shared by inference ([[SpindleModel]]) and training ([[SpindleEstimator]]), with their getters and setters.
   *
   * `Stage` is the stage class itself: the setters return it, which Java callers see too (a setter returning `this.type`
@@ -39,6 +52,13 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
   final val signature = new Param[String](this, "signature", "signature to run")
 
   final val inputCols = new StringMapParam(this, "inputCols", "signature input name -> DataFrame column")
+
+  final val packedInputCols = new StringSeqMapParam(
+    this,
+    "packedInputCols",
+    "signature input name -> scalar columns packed, in this order, into one [batch, k] tensor (k columns of numbers " +
+      "or booleans, each converted to the input's dtype); an input is fed either from inputCols or from here"
+  )
 
   final val outputCols = new StringMapParam(
     this,
@@ -133,6 +153,7 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
     padValue -> 0.0,
     signature -> "serving_default",
     inputCols -> Map.empty[String, String],
+    packedInputCols -> Map.empty[String, Seq[String]],
     outputCols -> Map.empty[String, String],
     batchSize -> 256,
     numSlots -> 2,
@@ -148,6 +169,7 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
   def getModelPath: String = $(modelPath)
   def getSignature: String = $(signature)
   def getInputCols: Map[String, String] = $(inputCols)
+  def getPackedInputCols: Map[String, Seq[String]] = $(packedInputCols)
   def getOutputCols: Map[String, String] = $(outputCols)
   def getBatchSize: Int = $(batchSize)
   def getNumSlots: Int = $(numSlots)
@@ -169,6 +191,9 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
   def setSignature(value: String): Stage = set(signature, value)
   def setInputCols(value: Map[String, String]): Stage = set(inputCols, value)
   def setInputCols(value: java.util.Map[String, String]): Stage = set(inputCols, value.asScala.toMap)
+  def setPackedInputCols(value: Map[String, Seq[String]]): Stage = set(packedInputCols, value)
+  def setPackedInputCols(value: java.util.Map[String, java.util.List[String]]): Stage =
+    set(packedInputCols, value.asScala.map { case (k, v) => k -> v.asScala.toList }.toMap)
   def setOutputCols(value: Map[String, String]): Stage = set(outputCols, value)
   def setOutputCols(value: java.util.Map[String, String]): Stage = set(outputCols, value.asScala.toMap)
   def setBatchSize(value: Int): Stage = set(batchSize, value)
@@ -186,10 +211,19 @@ trait SpindleParams[Stage <: SpindleParams[Stage]] extends Params { self: Stage 
   def setVariableLengthBytes(value: Long): Stage = set(variableLengthBytes, value)
   def setPadValue(value: Double): Stage = set(padValue, value)
 
+  /** The one place these Params become what [[io.spindle.internal.Plan]] needs beyond the column mappings. */
   protected def planOptions: PlanOptions =
-    PlanOptions(getNestedOutputs, getImageChannelOrder == "RGB", getBinaryOutputs.toSet, getExampleFeatures)
+    PlanOptions(
+      getNestedOutputs,
+      getImageChannelOrder == "RGB",
+      getBinaryOutputs.toSet,
+      getExampleFeatures,
+      getPackedInputCols
+    )
 
   /** Java-friendly views. */
   def getInputColsJava: java.util.Map[String, String] = getInputCols.asJava
   def getOutputColsJava: java.util.Map[String, String] = getOutputCols.asJava
+  def getPackedInputColsJava: java.util.Map[String, java.util.List[String]] =
+    getPackedInputCols.map { case (k, v) => k -> v.asJava }.asJava
 }

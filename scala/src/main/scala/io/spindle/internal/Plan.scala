@@ -41,10 +41,19 @@ object ColumnKind {
     * input named after its feature, of dtype float32, int64 or string).
     */
   final case class Examples(features: Seq[InputPlan]) extends ColumnKind
+
+  /** Scalar columns packed, in this order, into one `[batch, k]` input (`packedInputCols`): value `i` of a row comes
+    * from `columns(i)`, converted from its own Spark type.
+    */
+  final case class Packed(columns: Seq[PackedColumn]) extends ColumnKind
 }
 
-/** One signature input fed from one column. `rowShape` excludes the batch dimension; `Seq(-1)` marks a ragged input,
-  * rows of any length that the runtime pads per batch to the batch's longest.
+/** One column of a [[ColumnKind.Packed]] input: its name, its ordinal in the schema and its Spark type. */
+final case class PackedColumn(name: String, ordinal: Int, sparkType: DataType)
+
+/** One signature input fed from one column (for a packed input, its first column). `rowShape` excludes the batch
+  * dimension; `Seq(-1)` marks a ragged input, rows of any length that the runtime pads per batch to the batch's
+  * longest.
   */
 final case class InputPlan(
     tensor: String,
@@ -96,14 +105,15 @@ final case class OutputPlan(
 }
 
 /** How columns become inputs and outputs become columns, beyond the mappings: outputs of rank 3 and more nested to
-  * their shape, images fed in RGB order, string outputs as binary, and the columns of each feature of a tf.Example
-  * input.
+  * their shape, images fed in RGB order, string outputs as binary, the columns of each feature of a tf.Example input,
+  * and the scalar columns packed into each `[batch, k]` input named in `packedInputs`.
   */
 final case class PlanOptions(
     nestedOutputs: Boolean = false,
     rgbImages: Boolean = false,
     binaryOutputs: Set[String] = Set.empty,
-    exampleFeatures: Map[String, String] = Map.empty
+    exampleFeatures: Map[String, String] = Map.empty,
+    packedInputs: Map[String, Seq[String]] = Map.empty
 )
 
 /** The checked mapping between a DataFrame schema and a signature: what `transformSchema` validates. */
@@ -127,7 +137,9 @@ object Plan {
     Plan(inputs, outputs, StructType(schema.fields ++ outFields))
   }
 
-  /** The inputs of `signature` fed from `schema`: every input must have a column (mapped or of its own name). */
+  /** The inputs of `signature` fed from `schema`: every input must have a column (mapped or of its own name), or the
+    * columns packed into it (`options.packedInputs`).
+    */
   def inputsOf(
       schema: StructType,
       signature: SignatureInfo,
@@ -136,21 +148,72 @@ object Plan {
   ): Seq[InputPlan] = {
     val sigName = signature.getName
     val specs = signature.getInputsList.asScala.toSeq
-    val unknown = inputCols.keySet -- specs.map(_.getName)
-    if (unknown.nonEmpty)
-      throw new SpindleModelException(
-        s"signature '$sigName' has no input ${unknown.toSeq.sorted.mkString("'", "', '", "'")} " +
-          s"(its inputs: ${specs.map(_.getName).mkString(", ")})"
+    val packed = options.packedInputs
+    for ((param, names) <- Seq("inputCols" -> inputCols.keySet, "packedInputCols" -> packed.keySet)) {
+      val unknown = names -- specs.map(_.getName)
+      if (unknown.nonEmpty)
+        throw new SpindleModelException(
+          s"signature '$sigName' has no input ${unknown.toSeq.sorted.mkString("'", "', '", "'")} (named in $param; " +
+            s"its inputs: ${specs.map(_.getName).mkString(", ")})"
+        )
+    }
+    for ((input, column) <- inputCols.toSeq.sorted if packed.contains(input))
+      throw new SpindleInputException(
+        s"input '$input' is named in both inputCols (column '$column') and packedInputCols (columns " +
+          s"${packed(input).mkString(", ")}); feed it from one of them"
       )
     val examples = exampleInput(signature, options.exampleFeatures)
-    for (e <- examples; column <- inputCols.get(e.getName))
+    for (e <- examples; column <- inputCols.get(e.getName).orElse(packed.get(e.getName).map(_.mkString(", "))))
       throw new SpindleInputException(
         s"input '${e.getName}' takes the tf.Examples built from exampleFeatures; it cannot also be fed from column '$column'"
       )
     specs.map { spec =>
       if (examples.exists(_.getName == spec.getName)) examplesPlan(schema, spec, options.exampleFeatures)
+      else if (packed.contains(spec.getName)) packedPlan(schema, sigName, spec, packed(spec.getName))
       else inputPlan(schema, sigName, spec, inputCols.getOrElse(spec.getName, spec.getName), options.rgbImages)
     }
+  }
+
+  /** Scalar columns packed into one `[batch, k]` input, k the number of columns (an input of unknown rank or of shape
+    * `[batch, ?]` takes any k). Each column must be of a type the input's dtype takes, as a column of its own would be;
+    * a boolean also packs into a number input, as 1 or 0 (as VectorAssembler has it). Strings are not packed.
+    */
+  private def packedPlan(schema: StructType, sigName: String, spec: TensorSpec, columns: Seq[String]): InputPlan = {
+    val name = spec.getName
+    val dtype = dtypeOf(spec, "input")
+    val k = columns.size
+    if (k == 0) throw new SpindleInputException(s"packedInputCols names no column for input '$name'")
+    if (dtype == TensorType.TString)
+      throw new SpindleInputException(
+        s"input '$name' is a string input; packedInputCols packs numbers and booleans only " +
+          "(feed strings with inputCols)"
+      )
+    val dims = spec.getShapeList.asScala.map(_.longValue).toSeq
+    if (!spec.getUnknownRank) {
+      if (dims.size != 2)
+        throw new SpindleInputException(
+          s"input '$name' of signature '$sigName' has shape ${shapeText(spec)}; packedInputCols feeds a " +
+            "[batch, k] input"
+        )
+      if (dims(1) >= 0 && dims(1) != k)
+        throw new SpindleInputException(
+          s"input '$name' (${dtype.name} ${shapeText(spec)}) takes k = ${dims(1)} values per row, but " +
+            s"packedInputCols packs $k columns into it"
+        )
+    }
+    val planned = columns.map { column =>
+      val ordinal = columnOrdinal(schema, column, s"input '$name' of signature '$sigName', in packedInputCols")
+      val colType = schema(ordinal).dataType
+      val numeric = dtype != TensorType.Bool
+      if (!TensorType.accepts(dtype, colType) && !(colType == BooleanType && numeric))
+        throw new SpindleInputException(
+          s"column '$column' packed into input '$name' (${dtype.name} ${shapeText(spec)}) is " +
+            s"${colType.simpleString}, which ${dtype.name} does not take; packedInputCols packs scalar numbers and " +
+            "booleans of types the dtype takes (no strings, arrays or vectors)"
+        )
+      PackedColumn(column, ordinal, colType)
+    }
+    InputPlan(name, columns.head, planned.head.ordinal, ColumnKind.Packed(planned), dtype, Seq(k.toLong))
   }
 
   /** The input that takes serialized tf.Examples, when features are given: the signature's one string input. */

@@ -15,6 +15,9 @@ import io.spindle.SpindleInputException
   * integer out of the dtype's range is an error naming it). Either way no JVM heap array is made and no JNI call
   * happens per value.
   *
+  * A packed input (`packedInputCols`) takes one value from each of its columns, converted from that column's own type,
+  * value `i` at `address + i * size`: any `InternalRow` will do, an `UnsafeRow` or a columnar batch's row.
+  *
   * Strings and ragged rows put their bytes in the batch's arena of `arenaBytes` for this input, one after another from
   * [[startBatch]], and an (offset, length) pair of uint32 per string, or per ragged row, where a value would go.
   */
@@ -22,6 +25,10 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
   private val dtype = plan.dtype
   private val elements = if (plan.ragged) -1 else plan.rowShape.product.toInt
   private val strings = dtype == TensorType.TString
+  private val packed = plan.kind match {
+    case ColumnKind.Packed(columns) => columns.toArray
+    case _                          => Array.empty[PackedColumn]
+  }
   private var arena = 0L
   private var used = 0L
 
@@ -45,7 +52,7 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
 
   /** The bytes `row` puts in the arena. */
   def need(row: InternalRow): Long =
-    if (row.isNullAt(plan.ordinal)) 0L
+    if (packed.nonEmpty || row.isNullAt(plan.ordinal)) 0L
     else if (strings) plan.kind match {
       case ColumnKind.Array(e) =>
         val a = row.getArray(plan.ordinal)
@@ -74,19 +81,32 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
   private val dims = plan.rowShape.map(_.toInt).toArray
   private val below = dims.indices.map(d => dims.drop(d + 1).map(_.toLong).product).toArray
 
-  private def fail(row: Long, why: String): Nothing =
+  // `column`: the one at fault, which for a packed input is one of its columns.
+  private def fail(row: Long, why: String, column: String = plan.column): Nothing =
     throw new SpindleInputException(
-      s"column '${plan.column}' (input '${plan.tensor}', ${dtype.name}), row $row of partition $partition: $why"
+      s"column '$column' (input '${plan.tensor}', ${dtype.name}), row $row of partition $partition: $why"
     )
 
   /** Writes `row`'s value for this input at `address` (after [[fits]] said it fits); `rowNumber` (within the partition)
     * only names the row in errors.
     */
   def write(row: InternalRow, address: Long, rowNumber: Long): Unit = {
-    if (row.isNullAt(plan.ordinal)) fail(rowNumber, "value is null; every row needs a value")
-    if (plan.ragged) writeRagged(row, address, rowNumber)
+    if (packed.nonEmpty) writePacked(row, address, rowNumber)
+    else if (row.isNullAt(plan.ordinal)) fail(rowNumber, "value is null; every row needs a value")
+    else if (plan.ragged) writeRagged(row, address, rowNumber)
     else if (strings) writeStrings(row, address, rowNumber)
     else writeValues(row, address, rowNumber)
+  }
+
+  // One value per column, each converted from its own type.
+  private def writePacked(row: InternalRow, address: Long, rowNumber: Long): Unit = {
+    var i = 0
+    while (i < packed.length) {
+      val c = packed(i)
+      if (row.isNullAt(c.ordinal)) fail(rowNumber, "value is null; every row needs a value", c.name)
+      putValue(row, c.ordinal, c.sparkType, address + i.toLong * size, rowNumber, c.name)
+      i += 1
+    }
   }
 
   // Values go to the arena; the row's entry says where and how many.
@@ -146,6 +166,7 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
       case ColumnKind.Image(rgb)   => writeImage(row.getStruct(plan.ordinal, 6), rgb, address, rowNumber)
       case ColumnKind.Bytes        => writeBytes(row, address, rowNumber, elements)
       case ColumnKind.Examples(_)  => throw new IllegalStateException("a tf.Example input is written by its features")
+      case ColumnKind.Packed(_)    => throw new IllegalStateException("a packed input is written by writePacked")
     }
   }
 
@@ -247,16 +268,26 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
     }
   }
 
-  /** Writes value `i` of `g` (a row's column or an array's element: both are Spark's `SpecializedGetters`). */
-  private def putValue(g: SpecializedGetters, i: Int, t: DataType, address: Long, rowNumber: Long): Unit = t match {
-    case FloatType   => putDouble(g.getFloat(i), address)
-    case DoubleType  => putDouble(g.getDouble(i), address)
-    case BooleanType => Platform.putByte(null, address, if (g.getBoolean(i)) 1 else 0)
-    case ByteType    => putLong(g.getByte(i), address, rowNumber)
-    case ShortType   => putLong(g.getShort(i), address, rowNumber)
-    case IntegerType => putLong(g.getInt(i), address, rowNumber)
-    case LongType    => putLong(g.getLong(i), address, rowNumber)
-    case other       => throw new IllegalStateException(s"unplanned type $other")
+  /** Writes value `i` of `g` (a row's column or an array's element: both are Spark's `SpecializedGetters`); a boolean
+    * into a number dtype (only a packed input plans one) is 1 or 0. `column` names the value's column in errors.
+    */
+  private def putValue(
+      g: SpecializedGetters,
+      i: Int,
+      t: DataType,
+      address: Long,
+      rowNumber: Long,
+      column: String = plan.column
+  ): Unit = t match {
+    case FloatType                               => putDouble(g.getFloat(i), address)
+    case DoubleType                              => putDouble(g.getDouble(i), address)
+    case BooleanType if dtype == TensorType.Bool => Platform.putByte(null, address, if (g.getBoolean(i)) 1 else 0)
+    case BooleanType                             => putLong(if (g.getBoolean(i)) 1L else 0L, address, rowNumber, column)
+    case ByteType                                => putLong(g.getByte(i), address, rowNumber, column)
+    case ShortType                               => putLong(g.getShort(i), address, rowNumber, column)
+    case IntegerType                             => putLong(g.getInt(i), address, rowNumber, column)
+    case LongType                                => putLong(g.getLong(i), address, rowNumber, column)
+    case other                                   => throw new IllegalStateException(s"unplanned type $other")
   }
 
   private def putDouble(v: Double, address: Long): Unit = dtype match {
@@ -269,11 +300,11 @@ final class RowWriter(plan: InputPlan, val arenaBytes: Long, partition: Int) {
 
   private val (min, max) = dtype.range.getOrElse((Long.MinValue, Long.MaxValue))
 
-  private def putLong(v: Long, address: Long, rowNumber: Long): Unit =
+  private def putLong(v: Long, address: Long, rowNumber: Long, column: String): Unit =
     if (dtype == TensorType.Float32) Platform.putFloat(null, address, v.toFloat)
     else if (dtype.isFloat) putDouble(v.toDouble, address)
     else {
-      if (v < min || v > max) fail(rowNumber, s"value $v does not fit ${dtype.name} ($min to $max)")
+      if (v < min || v > max) fail(rowNumber, s"value $v does not fit ${dtype.name} ($min to $max)", column)
       dtype.bytes match {
         case 1 => Platform.putByte(null, address, v.toByte)
         case 2 => Platform.putShort(null, address, v.toShort)

@@ -5,7 +5,7 @@ import java.nio.file.{Files, Path, Paths}
 
 import org.apache.spark.ml.param._
 
-import io.spindle.{SpindleEstimator, SpindleModel, StringMapParam}
+import io.spindle.{SpindleEstimator, SpindleModel, StringMapParam, StringSeqMapParam}
 
 /** The files generated from the Scala Params, their one source: Python's Params with typed getters and setters
   * (`python/spindle/_params.py`, which `spindle.ml` uses) and the reference page (`docs/params.md`).
@@ -28,6 +28,8 @@ object ParamsReference {
     case _: BooleanParam     => Kind("Boolean", "bool", "TypeConverters.toBoolean")
     case _: StringArrayParam => Kind("Array[String]", "list[str]", "TypeConverters.toListString")
     case _: StringMapParam   => Kind("Map[String, String]", "dict[str, str]", "to_string_map")
+    case _: StringSeqMapParam =>
+      Kind("Map[String, Seq[String]]", "dict[str, list[str]]", "to_string_list_map")
     // Every other Param of Spindle's is a Param[String]; erasure hides the type argument, so a new kind of Param must
     // be added above rather than fall through to the wrong one.
     case _ if p.getClass == classOf[Param[_]] => Kind("String", "str", "TypeConverters.toString")
@@ -111,7 +113,7 @@ object ParamsReference {
        |Their defaults are not here: each stage reads them from its JVM stage, their one source.
        |\"\"\"
        |
-       |from collections.abc import Mapping
+       |from collections.abc import Mapping, Sequence
        |from typing import Any, TypeVar
        |
        |from pyspark.ml.param import Param, Params, TypeConverters
@@ -122,6 +124,17 @@ object ParamsReference {
        |    if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
        |        return dict(value)
        |    raise TypeError(f"expected a dict of str -> str, got {value!r}")
+       |
+       |
+       |def to_string_list_map(value: Any) -> dict[str, list[str]]:
+       |    \"\"\"Type converter of ``StringSeqMapParam``: str -> a sequence of str, as a dict of lists.\"\"\"
+       |
+       |    def strings(v: Any) -> bool:
+       |        return isinstance(v, Sequence) and not isinstance(v, str) and all(isinstance(s, str) for s in v)
+       |
+       |    if isinstance(value, Mapping) and all(isinstance(k, str) and strings(v) for k, v in value.items()):
+       |        return {k: list(v) for k, v in value.items()}
+       |    raise TypeError(f"expected a dict of str -> list of str, got {value!r}")
        |
        |
        |_S = TypeVar("_S", bound="_SpindleParams")
