@@ -168,6 +168,27 @@ class ColumnarSuite extends SpindleTestBase with AdaptiveSparkPlanHelper {
     projected.foreach(r => assert(math.abs(r.getSeq[Float](1).sum - 1f) < 1e-4, s"row ${r.getInt(0)}"))
   }
 
+  test("packed scalar columns, scattered from their vectors or converted, equal the row path; a cached relation too") {
+    val floats = spark
+      .range(0, 300, 1, 3)
+      .selectExpr("cast(id as int) id" +: (0 until 200).map(j => s"cast((id * 7 + $j) % 101 / 8.0 as float) f$j"): _*)
+    val packed = model("packed_model").setPackedInputCols(Map("x" -> (0 until 200).map(j => s"f$j")))
+    // More than 100 fields: Spark's Parquet scan gives column batches only under a larger spark.sql.codegen.maxFields.
+    spark.conf.set("spark.sql.codegen.maxFields", "1000")
+    try same(packed, floats)
+    finally spark.conf.unset("spark.sql.codegen.maxFields")
+    val mixed =
+      spark.range(0, 300, 1, 3).selectExpr("cast(id as int) id", "cast(id as float) a", "id * 2 b", "id % 3 = 0 c")
+    val anyWidth = model("packed_model", "any_width").setPackedInputCols(Map("x" -> Seq("c", "a", "b")))
+    same(anyWidth, mixed)
+    val cached = floats.select("id", (0 until 20).map(j => s"f$j"): _*).cache()
+    try {
+      val twenty = model("packed_model", "any_width").setPackedInputCols(Map("x" -> (0 until 20).map(j => s"f$j")))
+      val rows = run(twenty, cached, columnar = false)
+      assert(run(twenty, cached, columnar = true) == rows)
+    } finally cached.unpersist()
+  }
+
   test("fit reads column batches when its input is columnar, in windows across batches, as it trains on rows") {
     val s = spark
     import s.implicits._

@@ -84,7 +84,7 @@ final class BatchWriter(inputs: Seq[InputPlan], arenaBytes: Seq[Long], layout: F
     var i = 0
     while (i < columns.length) {
       val address = base + offsets(i) + at * rowBytes(i)
-      if (columns(i).supported && !columns(i).write(batch.column(areas(i).ordinal), from, n, address)) {
+      if (columns(i).supported && !columns(i).write(batch, from, n, address)) {
         var r = 0
         while (r < n) {
           writers(i).write(batch.getRow(from + r), address + r * rowBytes(i), rowNumber + r)

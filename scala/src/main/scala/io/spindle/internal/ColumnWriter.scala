@@ -4,12 +4,13 @@ import scala.util.Try
 
 import org.apache.spark.sql.execution.vectorized.{OffHeapColumnVector, OnHeapColumnVector, WritableColumnVector}
 import org.apache.spark.sql.types._
-import org.apache.spark.sql.vectorized.ColumnVector
+import org.apache.spark.sql.vectorized.{ColumnVector, ColumnarBatch}
 import org.apache.spark.unsafe.Platform
 
-/** Writes one input's values for a run of rows straight from a column batch's vector, where they already lie in memory
+/** Writes one input's values for a run of rows straight from a column batch's vectors, where they already lie in memory
   * as the tensor wants them: a scalar column of the dtype's own layout, or fixed-length arrays of it (the vectorized
-  * Parquet reader's offsets and child vector). A run is one `Platform.copyMemory` from the vector to the batch.
+  * Parquet reader's offsets and child vector), as one `Platform.copyMemory` from the vector to the batch; or packed
+  * scalar columns of that layout ([[ColumnKind.Packed]]), each column's run scattered to its place in the rows.
   *
   * Everything else (another kind or layout, a vector that is not Spark's own, a run holding a null or an array of the
   * wrong length) is refused with `false`, and [[BatchWriter]] writes that run through [[RowWriter]] over the batch's
@@ -21,11 +22,47 @@ final class ColumnWriter(plan: InputPlan) {
   private val elementType: Option[DataType] = plan.kind match {
     case ColumnKind.Scalar(t) if plan.dtype.sameLayout.contains(t)                => Some(t)
     case ColumnKind.Array(e) if !plan.ragged && plan.dtype.sameLayout.contains(e) => Some(e)
-    case _                                                                        => None
+    case ColumnKind.Packed(cs) if cs.forall(c => plan.dtype.sameLayout.contains(c.sparkType)) =>
+      plan.dtype.sameLayout
+    case _ => None
   }
 
   /** Whether this input can be copied from vectors at all. */
   def supported: Boolean = elementType.isDefined
+
+  /** Copies rows `[from, from + n)` of the input's vector in `batch` to `address`, row after row; false when the run is
+    * the row path's.
+    */
+  def write(batch: ColumnarBatch, from: Int, n: Int, address: Long): Boolean = plan.kind match {
+    case ColumnKind.Packed(columns) =>
+      elementType.exists { t =>
+        val vectors = columns.map(c => batch.column(c.ordinal))
+        val sources = vectors.map(ColumnWriter.values(_, t))
+        sources.forall(_.isDefined) && !vectors.exists(ColumnWriter.hasNull(_, from, n)) && {
+          sources.flatten.zipWithIndex.foreach { case ((base, offset), c) =>
+            scatter(base, offset + from * size, n, address + c * size, columns.size * size)
+          }
+          true
+        }
+      }
+    case _ => write(batch.column(plan.ordinal), from, n, address)
+  }
+
+  // `n` values of `size` bytes from `base` + `offset`, one every `stride` bytes from `address`.
+  private def scatter(base: AnyRef, offset: Long, n: Int, address: Long, stride: Long): Unit = {
+    var (from, to, r) = (offset, address, 0)
+    while (r < n) {
+      size match {
+        case 1 => Platform.putByte(null, to, Platform.getByte(base, from))
+        case 2 => Platform.putShort(null, to, Platform.getShort(base, from))
+        case 4 => Platform.putInt(null, to, Platform.getInt(base, from))
+        case _ => Platform.putLong(null, to, Platform.getLong(base, from))
+      }
+      from += size
+      to += stride
+      r += 1
+    }
+  }
 
   /** Copies rows `[from, from + n)` of `v` to `address`, row after row; false when the run is the row path's. */
   def write(v: ColumnVector, from: Int, n: Int, address: Long): Boolean = (plan.kind, elementType) match {
