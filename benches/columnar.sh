@@ -64,11 +64,12 @@ echo "load after: $(uptime)" | tee -a "$log"
 echo
 echo "=== columnar.sh --rows $rows --batch $batch --warmups $warmups --repeats $repeats --only $only" \
   "--fit-rows $fit_rows --epochs $epochs --fit-repeats $fit_repeats --threads $threads ($(date -u +%F))"
-python3 - "$log" "$rows" "$fit_rows" "$epochs" <<'PY'
+python3 - "$log" "$rows" "$fit_rows" "$epochs" "$only" <<'PY'
 import re
 import sys
 
 log, rows, fit_rows, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+only = set(sys.argv[5].split(","))
 text = open(log).read()
 line = r"^(?:\[info\] )?BENCH (\S+)\s+best\s+(\S+)\s+median\s+(\S+)"
 fig = {m[1]: (float(m[2]), float(m[3])) for m in re.finditer(line, text, re.M)}
@@ -94,41 +95,45 @@ def ratio(label, num, den, target):
 
 
 print("figures: best / median")
-print(f"(a) Parquet inference: {rows:,} rows x 784 float32, mnist_mlp")
-show("Spark scan of the file -> noop", "a.spark-scan-noop")
-show("transform, probabilities -> noop", "a.transform-select")
-show("transform, every column -> noop", "a.transform-all")
-show("Rust runtime alone, same batches", "rust-runtime")
-ratio("transform (probabilities) / Spark scan", "a.transform-select", "a.spark-scan-noop", ">= 2")
-ratio("transform (probabilities) / runtime alone", "a.transform-select", "rust-runtime", ">= 0.5")
-ratio("transform (every column) / Spark scan", "a.transform-all", "a.spark-scan-noop", "none, reference")
-print(f"(b) 100 float columns -> float32 [None, 100], {rows:,} rows")
-show("packedInputCols, columnar path", "b.packed-columnar")
-show("packedInputCols, row path (columnar off)", "b.packed-row")
-show("array(f0..f99) -> input (no packedInputCols)", "b.array-row")
-ratio("columnar / row", "b.packed-columnar", "b.packed-row", ">= 4")
-ratio("columnar / array(...) (reference)", "b.packed-columnar", "b.array-row", "none, reference")
-print(f"(c) 200 float columns -> float32 [None, 200], {rows:,} rows")
-show("Spindle packedInputCols", "c.packed")
-show("VectorAssembler + Spindle transform", "c.vector-assembler")
-show("array(f0..f199) + Spindle transform", "c.array")
-show("PySpark predict_batch_udf, Python TF", "c.predict-batch-udf")
-ratio("Spindle / VectorAssembler", "c.packed", "c.vector-assembler", ">= 3")
-ratio("Spindle / predict_batch_udf", "c.packed", "c.predict-batch-udf", ">= 3")
-ratio("VectorAssembler / predict_batch_udf (reference)", "c.vector-assembler", "c.predict-batch-udf", "none")
-print(f"(d) fit vs in-process Keras: {fit_rows:,} rows x 784, {epochs} epochs, 1 worker")
-show("SpindleEstimator.fit over Parquet (wall)", "d.fit", "samples/s")
-show("Keras model.fit, numpy in memory (warm)", "d.keras", "samples/s")
-show("Keras model.fit, its first call", "d.keras-first", "samples/s")
-ratio("fit / Keras (warm)", "d.fit", "d.keras", ">= 1.0")
-ratio("fit / Keras (first call)", "d.fit", "d.keras-first", "none, reference")
-s = re.search(r"^(?:\[info\] )?BENCH d\.split (.*) s$", text, re.M)
-if s:
-    v = dict(zip(*[iter(s[1].split())] * 2))
-    wall = float(v["wall"])
-    print(f"  split of fit's best run (s): wall {wall:.3f} = " + " + ".join(
-        f"{k} {float(v[k]):.3f} ({float(v[k]) / wall:.0%})" for k in ("inputWait", "compute", "allReduce", "fixed")
-    ) + f"; the steps sum to {float(v['stepSum']):.3f}")
+if "a" in only:
+    print(f"(a) Parquet inference: {rows:,} rows x 784 float32, mnist_mlp")
+    show("Spark scan of the file -> noop", "a.spark-scan-noop")
+    show("transform, probabilities -> noop", "a.transform-select")
+    show("transform, every column -> noop", "a.transform-all")
+    show("Rust runtime alone, same batches", "rust-runtime")
+    ratio("transform (probabilities) / Spark scan", "a.transform-select", "a.spark-scan-noop", ">= 2")
+    ratio("transform (probabilities) / runtime alone", "a.transform-select", "rust-runtime", ">= 0.5")
+    ratio("transform (every column) / Spark scan", "a.transform-all", "a.spark-scan-noop", "none, reference")
+if "b" in only:
+    print(f"(b) 100 float columns -> float32 [None, 100], {rows:,} rows")
+    show("packedInputCols, columnar path", "b.packed-columnar")
+    show("packedInputCols, row path (columnar off)", "b.packed-row")
+    show("array(f0..f99) -> input (no packedInputCols)", "b.array-row")
+    ratio("columnar / row", "b.packed-columnar", "b.packed-row", ">= 4")
+    ratio("columnar / array(...) (reference)", "b.packed-columnar", "b.array-row", "none, reference")
+if "c" in only:
+    print(f"(c) 200 float columns -> float32 [None, 200], {rows:,} rows")
+    show("Spindle packedInputCols", "c.packed")
+    show("VectorAssembler + Spindle transform", "c.vector-assembler")
+    show("array(f0..f199) + Spindle transform", "c.array")
+    show("PySpark predict_batch_udf, Python TF", "c.predict-batch-udf")
+    ratio("Spindle / VectorAssembler", "c.packed", "c.vector-assembler", ">= 3")
+    ratio("Spindle / predict_batch_udf", "c.packed", "c.predict-batch-udf", ">= 3")
+    ratio("VectorAssembler / predict_batch_udf (reference)", "c.vector-assembler", "c.predict-batch-udf", "none")
+if "d" in only:
+    print(f"(d) fit vs in-process Keras: {fit_rows:,} rows x 784, {epochs} epochs, 1 worker")
+    show("SpindleEstimator.fit over Parquet (wall)", "d.fit", "samples/s")
+    show("Keras model.fit, numpy in memory (warm)", "d.keras", "samples/s")
+    show("Keras model.fit, its first call", "d.keras-first", "samples/s")
+    ratio("fit / Keras (warm)", "d.fit", "d.keras", ">= 1.0")
+    ratio("fit / Keras (first call)", "d.fit", "d.keras-first", "none, reference")
+    s = re.search(r"^(?:\[info\] )?BENCH d\.split (.*) s$", text, re.M)
+    if s:
+        v = dict(zip(*[iter(s[1].split())] * 2))
+        wall = float(v["wall"])
+        print(f"  split of fit's best run (s): wall {wall:.3f} = " + " + ".join(
+            f"{k} {float(v[k]):.3f} ({float(v[k]) / wall:.0%})" for k in ("inputWait", "compute", "allReduce", "fixed")
+        ) + f"; the steps sum to {float(v['stepSum']):.3f}")
 for line in re.findall(r"^load .*$", text, re.M):
     print(line)
 PY
