@@ -122,11 +122,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     (0..repeats).for_each(|_| {
         run_once();
     });
-    let best = (0..repeats)
-        .map(|_| run_once())
-        .fold(f64::INFINITY, f64::min);
+    let mut times: Vec<f64> = (0..repeats).map(|_| run_once()).collect();
+    times.sort_by(f64::total_cmp);
+    let best = times[0];
+    let n = times.len();
+    let median = if n % 2 == 1 {
+        times[n / 2]
+    } else {
+        (times[n / 2 - 1] + times[n / 2]) / 2.0
+    };
     println!(
-        "BENCH rust-runtime {:12.0} rows/s (best of {repeats}: {best:.3} s)",
+        "BENCH rust-runtime {:12.0} rows/s (best of {repeats}: {best:.3} s, median {median:.3} s)",
         rows as f64 / best
     );
     Ok(())

@@ -25,6 +25,34 @@ object Bench {
     rate
   }
 
+  /** Best and median rates of a timed run (`unit`s per second). */
+  final case class Rates(best: Double, median: Double)
+
+  /** Rates of `run` over `units` units (rows, samples): `warmups` untimed runs, then the best and the median of
+    * `repeats` timed ones, printed as `BENCH label best B median M unit/s (...)`, the line benches/columnar.sh reads.
+    */
+  def bestAndMedian(label: String, units: Long, warmups: Int, repeats: Int, unit: String = "rows")(
+      run: => Unit
+  ): Rates = {
+    (0 until warmups).foreach(_ => run)
+    val times = (0 until repeats).map { _ =>
+      val t0 = System.nanoTime(); run; (System.nanoTime() - t0) / 1e9
+    }.sorted
+    val median = Bench.median(times)
+    val rates = Rates(units / times.head, units / median)
+    println(
+      f"BENCH $label%-24s best ${rates.best}%12.0f median ${rates.median}%12.0f $unit/s " +
+        f"($repeats runs after $warmups untimed: best ${times.head}%.3f s, median $median%.3f s)"
+    )
+    rates
+  }
+
+  /** The median of `xs` (the mean of the middle two when their number is even). */
+  def median(xs: Seq[Double]): Double = {
+    val s = xs.sorted
+    if (s.size % 2 == 1) s(s.size / 2) else (s(s.size / 2 - 1) + s(s.size / 2)) / 2
+  }
+
   def spark(name: String): SparkSession = {
     val spark = SparkSession
       .builder()
