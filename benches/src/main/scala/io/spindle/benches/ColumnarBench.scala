@@ -87,6 +87,8 @@ object ColumnarBench {
     }
 
     if (only("c")) {
+      // Over 100 fields Spark's Parquet scan gives column batches only under a larger maxFields (docs/user-guide.md).
+      spark.conf.set("spark.sql.codegen.maxFields", "1000")
       val path = s"$data/flat200-$rows.parquet"
       write(path)(flat(spark, rows, 200))
       val cols = names(200)
@@ -172,7 +174,10 @@ object ColumnarBench {
       .setBatchSize(batch)
       .setIntraOpThreads(threads)
       .setInterOpThreads(threads)
-    // fit repartitions a DataFrame of other than numWorkers (1) partitions: a shuffle of the whole file, part of wall.
+    // The file read as one partition, one per worker: fit then reads its column batches. (Another number of partitions
+    // is repartitioned to numWorkers, a shuffle of the whole file.)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "16g")
+    spark.conf.set("spark.sql.files.minPartitionNum", "1")
     println(s"  fit input: ${spark.read.parquet(path).rdd.getNumPartitions} partitions of Parquet")
     remove(estimator(1).fit(spark.read.parquet(path)).summary.exportPath) // warm executors, the file in page cache
     val runs = (0 until repeats).map { i =>
