@@ -82,11 +82,13 @@ class SpindleModel(override val uid: String)
       Option(TaskContext.get()).foreach(_.addTaskCompletionListener[Unit](_ => scored.close()))
       scored
     }
+    val reads = thePlan.inputs.flatMap(_.ordinals).distinct
     SpindleSqlShim.scoreInPlan(
       df,
+      reads,
       added,
-      it => closedWithTask(new InferenceIterator(it, scoring())),
-      if (columnar) Some(it => closedWithTask(new ColumnarInference(it, scoring()))) else None
+      (passed, it) => closedWithTask(new InferenceIterator(it, scoring(), passed)),
+      if (columnar) Some((passed, it) => closedWithTask(new ColumnarInference(it, scoring(), passed))) else None
     )
   }
 

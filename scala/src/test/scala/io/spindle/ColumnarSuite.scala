@@ -157,12 +157,22 @@ class ColumnarSuite extends SpindleTestBase with AdaptiveSparkPlanHelper {
     assert(wrong == failure(short, columnar = false))
   }
 
-  test("only the columns a query reads are read from the batches: a projection of the output") {
+  test("a projection of the output hands on only the columns it reads, on both paths") {
     val s = spark
     import s.implicits._
     val df = parquet((0 until 500).map(i => (i, Seq.tabulate(784)(k => (k % 13) * i / 500f))).toDF("id", "features"))
     val m = model("mnist_mlp").setOutputCols(Map("probabilities" -> "p"))
-    val projected = m.transform(df).select("id", "p").collect().sortBy(_.getInt(0))
+    val selected = m.transform(df).select("id", "p")
+    val projected = selected.collect().sortBy(_.getInt(0))
+    val passed = collect(selected.queryExecution.executedPlan) { case s: SpindleScoreExec => s.passed.map(_.name) }
+    assert(passed == Seq(Seq("id")), "the features column is not handed on")
+    val rowPath = m.setColumnar(false).transform(df).select("p", "id")
+    assert(
+      rowPath.collect().sortBy(_.getInt(1)).map(_.getSeq[Float](0)).toSeq == projected.map(_.getSeq[Float](1)).toSeq
+    )
+    assert(collect(rowPath.queryExecution.executedPlan) { case s: SpindleScoreExec =>
+      s.passed.map(_.name)
+    } == Seq(Seq("id")))
     val full = m.setColumnar(false).transform(df).collect().sortBy(_.getInt(0))
     assert(projected.map(_.getSeq[Float](1)).toSeq == full.map(_.getSeq[Float](2)).toSeq)
     projected.foreach(r => assert(math.abs(r.getSeq[Float](1).sum - 1f) < 1e-4, s"row ${r.getInt(0)}"))

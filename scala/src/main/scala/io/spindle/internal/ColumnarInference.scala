@@ -7,9 +7,9 @@ import org.apache.spark.sql.vectorized.{ColumnVector, ColumnarBatch}
 
 /** Scores one partition a column batch at a time: each batch's input vectors go into the ring of slots (copied a run of
   * rows at a time where they lie as the tensors want them, [[BatchWriter.fillColumns]]), and the batch handed on is the
-  * input's own vectors with the output vectors after them. Nothing is turned into rows, so a plan that reads only some
-  * of the columns (Spark's generated code over column batches reads a column only when it is used) never touches the
-  * others.
+  * input's own vectors of the `passed` columns (their ordinals) with the output vectors after them. Nothing is turned
+  * into rows, so a plan that reads only some of the columns (Spark's generated code over column batches reads a column
+  * only when it is used) never touches the others.
   *
   * Pipelining is within a batch (a column batch holds thousands of rows; a slot `batchSize`): every free slot is filled
   * and submitted before the oldest is awaited, so TensorFlow runs one slot while the JVM fills the next and copies the
@@ -17,11 +17,10 @@ import org.apache.spark.sql.vectorized.{ColumnVector, ColumnarBatch}
   *
   * Owns its native feeder and output vectors: `close()` releases both, idempotently.
   */
-final class ColumnarInference(input: Iterator[ColumnarBatch], scoring: Scoring)
+final class ColumnarInference(input: Iterator[ColumnarBatch], scoring: Scoring, passed: Seq[Int])
     extends Iterator[ColumnarBatch]
     with AutoCloseable {
 
-  private val inputColumns = scoring.plan.schema.length - scoring.plan.outputs.length
   private val partition = Option(TaskContext.get()).map(_.partitionId()).getOrElse(0)
   private val outputs = new ColumnOutputs(scoring.plan.outputs)
   private val free = mutable.Queue.range(0, scoring.numSlots)
@@ -61,7 +60,7 @@ final class ColumnarInference(input: Iterator[ColumnarBatch], scoring: Scoring)
       feeder.releaseSlot(slot)
       free.enqueue(slot)
     }
-    val columns: Array[ColumnVector] = Array.tabulate(inputColumns)(batch.column) ++ outputs.vectors
+    val columns: Array[ColumnVector] = passed.map(batch.column).toArray ++ outputs.vectors
     new ColumnarBatch(columns, rows)
   }
 

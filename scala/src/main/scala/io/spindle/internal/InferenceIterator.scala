@@ -7,7 +7,7 @@ import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.expressions.{BoundReference, GenericInternalRow, JoinedRow, UnsafeProjection}
 
 /** Scores one partition: rows go into a ring of memory-mapped slots, TensorFlow runs each full slot on the feeder's
-  * native thread, and output rows are the input rows joined with the output columns.
+  * native thread, and output rows are the input rows' `passed` columns (their ordinals) joined with the output columns.
   *
   * Pipelining: every free slot is filled and submitted before the oldest result is awaited, so TensorFlow runs slot B
   * while the JVM hands out the rows of slot A; A is refilled as soon as its last row is out. Memory is bounded by
@@ -15,7 +15,7 @@ import org.apache.spark.sql.catalyst.expressions.{BoundReference, GenericInterna
   *
   * Owns its native feeder: `close()` releases it, idempotently, and the task's completion listener calls it.
   */
-final class InferenceIterator(input: Iterator[InternalRow], scoring: Scoring)
+final class InferenceIterator(input: Iterator[InternalRow], scoring: Scoring, passed: Seq[Int])
     extends Iterator[InternalRow]
     with AutoCloseable {
 
@@ -38,9 +38,12 @@ final class InferenceIterator(input: Iterator[InternalRow], scoring: Scoring)
   private var outputs: SlotOutputs = _
   private val values = new GenericInternalRow(plan.outputs.length)
   private val joined = new JoinedRow()
-  private val projection = UnsafeProjection.create(plan.schema.fields.toSeq.zipWithIndex.map { case (f, i) =>
-    BoundReference(i, f.dataType, f.nullable)
-  })
+  // An output row: the passed columns of the input row, then the outputs (after the input's columns in `joined`).
+  private val projection = UnsafeProjection.create(
+    (passed ++ (plan.schema.length - plan.outputs.length until plan.schema.length)).map { i =>
+      BoundReference(i, plan.schema(i).dataType, plan.schema(i).nullable)
+    }
+  )
 
   override def hasNext: Boolean = cursor < batch.length || {
     advance()

@@ -76,6 +76,13 @@ final case class InputPlan(
     case ColumnKind.Examples(features) => features
     case _                             => Seq(this)
   }
+
+  /** The ordinals of the columns this input reads. */
+  def ordinals: Seq[Int] = kind match {
+    case ColumnKind.Examples(features) => features.flatMap(_.ordinals)
+    case ColumnKind.Packed(columns)    => columns.map(_.ordinal)
+    case _                             => Seq(ordinal)
+  }
 }
 
 /** One signature output written to one new column: a value per row (`scalar`), a flat array, or (`nested`, for outputs

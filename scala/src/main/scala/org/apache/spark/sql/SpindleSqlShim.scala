@@ -15,23 +15,26 @@ object SpindleSqlShim {
 
   /** `df` with the columns of `added` appended by `score`, one partition's internal rows at a time, or by
     * `scoreColumns`, a column batch at a time, as a node of its plan ([[SpindleScore]]): batch and streaming Datasets
-    * alike.
+    * alike. `reads` are the ordinals of the columns the model reads; each function gets those of the columns to hand
+    * on.
     */
   def scoreInPlan(
       df: DataFrame,
+      reads: Seq[Int],
       added: StructType,
-      score: Iterator[InternalRow] => Iterator[InternalRow],
-      scoreColumns: Option[Iterator[ColumnarBatch] => Iterator[ColumnarBatch]]
+      score: (Seq[Int], Iterator[InternalRow]) => Iterator[InternalRow],
+      scoreColumns: Option[(Seq[Int], Iterator[ColumnarBatch]) => Iterator[ColumnarBatch]]
   ): DataFrame = {
     val session = SpindleDatasets.session(df)
     val experimental = session.experimental
     if (!experimental.extraStrategies.contains(SpindleScoreStrategy))
       experimental.extraStrategies = experimental.extraStrategies :+ SpindleScoreStrategy
+    if (!experimental.extraOptimizations.contains(SpindlePrunePassed))
+      experimental.extraOptimizations = experimental.extraOptimizations :+ SpindlePrunePassed
     val plan = SpindleDatasets.logicalPlan(df)
-    SpindleDatasets.ofRows(
-      session,
-      SpindleScore(plan.output, DataTypeUtils.toAttributes(added), score, scoreColumns, plan)
-    )
+    val node =
+      SpindleScore(plan.output, reads.map(plan.output), DataTypeUtils.toAttributes(added), score, scoreColumns, plan)
+    SpindleDatasets.ofRows(session, node)
   }
 
   /** The DataFrame's rows in Spark's internal (mostly UnsafeRow) form. */
