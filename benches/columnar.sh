@@ -108,8 +108,12 @@ if "b" in only:
     print(f"(b) 100 float columns -> float32 [None, 100], {rows:,} rows")
     show("packedInputCols, columnar path", "b.packed-columnar")
     show("packedInputCols, row path (columnar off)", "b.packed-row")
+    show("row path, every column handed on (as before)", "b.packed-row-all")
     show("array(f0..f99) -> input (no packedInputCols)", "b.array-row")
+    show("Spark scan of the file -> noop", "b.spark-scan-noop")
     ratio("columnar / row", "b.packed-columnar", "b.packed-row", ">= 4")
+    ratio("columnar / row as before (every column)", "b.packed-columnar", "b.packed-row-all", "reference")
+    ratio("columnar / Spark scan (reference)", "b.packed-columnar", "b.spark-scan-noop", "none, reference")
     ratio("columnar / array(...) (reference)", "b.packed-columnar", "b.array-row", "none, reference")
 if "c" in only:
     print(f"(c) 200 float columns -> float32 [None, 200], {rows:,} rows")

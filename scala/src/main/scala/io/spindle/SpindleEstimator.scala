@@ -222,10 +222,11 @@ class SpindleEstimator(override val uid: String)
     * fewer workers after a loss ([[Elastic]]).
     */
   private def parts(train: DataFrame, validation: Option[DataFrame], workers: Int): BarrierTraining.Parts = {
-    def feeds(df: DataFrame) = SpindleSqlShim.columnarBatches(df, getNumWorkers) match {
-      case Some(batches) if getColumnar && workers == getNumWorkers =>
-        batches.mapPartitions(b => Iterator.single(PartitionFeed.batches(b)))
-      case _ =>
+    def batches(df: DataFrame) =
+      if (getColumnar && workers == getNumWorkers) SpindleSqlShim.columnarBatches(df, workers) else None
+    def feeds(df: DataFrame) = batches(df) match {
+      case Some(b) => b.mapPartitions(it => Iterator.single(PartitionFeed.batches(it)))
+      case None =>
         val first = SpindleSqlShim.internalRows(df, getNumWorkers)
         val rows = if (workers == getNumWorkers) first else Elastic.regroup(first, workers)
         rows.mapPartitions(r => Iterator.single(PartitionFeed.rows(r)))

@@ -84,6 +84,9 @@ object ColumnarBench {
       timed("b.packed-row") {
         noop(packed(model(), cols, columnar = false).transform(spark.read.parquet(path)).select("y"))
       }
+      // The row path as it was before the node dropped unread columns: every input column copied into every row.
+      timed("b.packed-row-all")(noop(packed(model(), cols, columnar = false).transform(spark.read.parquet(path))))
+      timed("b.spark-scan-noop")(noop(spark.read.parquet(path)))
     }
 
     if (only("c")) {

@@ -72,8 +72,10 @@ final case class Scoring(
 }
 
 /** A run slot's outputs in TensorFlow's memory (valid until the slot is released), read a row's value at a time. */
-final class SlotOutputs(outputs: Array[OutputPlan], tensors: BatchOutputs, perRow: Array[Int]) {
-  private val addresses = tensors.getOutputsList.asScala.map(_.getAddress).toArray
+final class SlotOutputs(outputs: Array[OutputPlan], tensors: BatchOutputs, val perRow: Array[Int]) {
+
+  /** Where each output's values lie, row after row. */
+  val addresses: Array[Long] = tensors.getOutputsList.asScala.map(_.getAddress).toArray
   // Each output's dimensions after the batch, for nested outputs.
   private val dims = tensors.getOutputsList.asScala.map(_.getShapeList.asScala.tail.map(_.intValue).toArray).toArray
 
