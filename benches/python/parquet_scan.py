@@ -83,11 +83,13 @@ for i in range(REPEATS + 1):
     if NATIVE:
         out = subprocess.run(
             [NATIVE, "--width", str(WIDTH), "--repeats", "1", "--warmup", "0", *files],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         if i == 0:
             print("[native] " + out.stderr.strip().replace("\n", "\n[native] "), flush=True)
-            print("[native] " + next(l for l in out.stdout.splitlines() if l.startswith("LAYOUT")), flush=True)
+            print("[native] " + next(s for s in out.stdout.splitlines() if s.startswith("LAYOUT")), flush=True)
         if i > 0:
             for line in out.stdout.splitlines():
                 m = re.match(r"TIMES (native .*) rows=\d+ groups=\d+ ms (\S+)$", line)
