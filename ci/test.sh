@@ -10,6 +10,7 @@ cd "$root"
 export TF_CPP_MIN_LOG_LEVEL=2 SBT_NOFORMAT=true SPARK_LOCAL_IP=127.0.0.1 SPARK_LOCAL_HOSTNAME=127.0.0.1
 rm -rf target/ci {scala,tests}/target/test-reports {scala,tests}/target/spark-*/test-reports && mkdir -p target/ci
 failed=()
+durations=()
 n=0
 # step NAME COMMAND...: runs COMMAND with its output both shown and kept in target/ci/NN.log; on failure, remembers
 # NAME and the first line of the output that looks like an error.
@@ -18,9 +19,13 @@ step() {
   shift
   n=$((n + 1))
   local log="target/ci/$(printf %02d $n).log"
+  local started=$SECONDS
   echo "==== $name"
   "$@" 2>&1 | tee "$log"
-  if [[ ${PIPESTATUS[0]} -ne 0 ]]; then
+  local status=${PIPESTATUS[0]}
+  # Each step's time, listed at the end: the whole run must stay under 45 minutes on 2 cores.
+  durations+=("$(printf '%5d s  %s' $((SECONDS - started)) "$name")")
+  if [[ $status -ne 0 ]]; then
     local first
     first="$(grep -m1 -E '\[error\]|^error|error:|FAILED|panicked|Exception|Traceback|^E ' "$log" | cut -c1-300)"
     echo "==== FAILED: $name"
@@ -61,6 +66,9 @@ step "Spark 3.5 / Scala 2.13 (smoke, local-cluster)" env SPINDLE_SPARK=3.5 ./sbt
   "tests/testOnly io.spindle.cluster.LocalClusterSuite" \
   "tests/testOnly io.spindle.cluster.TrainingClusterSuite -- -z \"two workers on two executor JVMs learn\""
 
+echo "==== time per step"
+printf '%s\n' "${durations[@]}"
+echo "total $SECONDS s"
 echo "==== summary"
 for f in "${failed[@]}"; do echo "FAILED STEP $f"; done
 status=0
